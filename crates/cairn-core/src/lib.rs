@@ -1,0 +1,27 @@
+//! # cairn-core
+//!
+//! The part of cairn every other crate stands on, with no I/O of its own, so that it builds
+//! for `wasm32-unknown-unknown` as well as natively:
+//!
+//! - [`Hash`], [`PublicKey`], [`Signature`]: fixed-size byte strings with a hex form;
+//! - [`Node`]: a signed merkle-DAG node, its canonical versioned encoding
+//!   ([`Node::encode`], [`Node::decode`]) and its key (the BLAKE3 hash of that encoding,
+//!   which covers the format version, the author, the links and the value);
+//! - signing hooks ([`Signer`], [`Verify`]) with ed25519 as the ready default
+//!   ([`Keypair`], [`Ed25519Verifier`]).
+//!
+//! The byte-level format is documented in `docs/FORMAT.md` at the repository root; the
+//! encoder and decoder here are its reference implementation.
+#![deny(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+mod bytes;
+mod error;
+mod node;
+mod sign;
+pub mod varint;
+
+pub use bytes::{Hash, ParseHexError, PublicKey, Signature};
+pub use error::{BuildError, DecodeError, VerifyError};
+pub use node::{Draft, Limits, Node, FORMAT_VERSION, HASH_CONTEXT};
+pub use sign::{Ed25519Verifier, Keypair, KeygenError, Signer, Verify};
