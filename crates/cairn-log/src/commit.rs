@@ -1,0 +1,200 @@
+//! Group commit: concurrent writers share one storage commit.
+//!
+//! A writer queues its request and waits. If no commit is running, it becomes the leader:
+//! it takes every queued request, writes them all in one redb transaction (each request
+//! checked and applied all-or-nothing on its own), commits once (one `fsync` for the whole
+//! group), posts every request's result, and hands leadership on. Writers that queued while
+//! it committed form the next group. Signing and verification happen before queueing, in
+//! each writer's own thread, so they run in parallel with each other and with the commit.
+//!
+//! With one thread (the browser) every writer is its own leader and nothing ever waits.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+
+use cairn_core::{Hash, Node};
+use redb::ReadableTable;
+
+use crate::error::{AddError, StorageError};
+use crate::log::{Entry, Log};
+use crate::tables::{HEADS, KEYS, META, META_LEN, NODES};
+
+#[derive(Default)]
+pub(crate) struct Committer {
+    queue: Mutex<Queue>,
+    done: Condvar,
+}
+
+#[derive(Default)]
+struct Queue {
+    next_ticket: u64,
+    pending: Vec<Request>,
+    leader: bool,
+    results: HashMap<u64, Result<Vec<Entry>, AddError>>,
+}
+
+struct Request {
+    ticket: u64,
+    nodes: Vec<Node>,
+}
+
+type Outcome = (u64, Result<Vec<Entry>, AddError>);
+
+impl Committer {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // The queue holds no invariant a panicking thread could break half-way.
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Stores `nodes` atomically (in order, each linking only to stored or earlier nodes) and
+    /// returns once the commit that holds them is durable.
+    pub(crate) fn submit(&self, log: &Log, nodes: Vec<Node>) -> Result<Vec<Entry>, AddError> {
+        let mut q = self.lock();
+        let ticket = q.next_ticket;
+        q.next_ticket += 1;
+        q.pending.push(Request { ticket, nodes });
+        loop {
+            if let Some(result) = q.results.remove(&ticket) {
+                return result;
+            }
+            if !q.leader {
+                q.leader = true;
+                let group = std::mem::take(&mut q.pending);
+                drop(q);
+                // If the commit panics, step down so the other writers are not stuck.
+                let guard = StepDown(self);
+                let results = commit_group(log, group);
+                std::mem::forget(guard);
+                q = self.lock();
+                q.results.extend(results);
+                q.leader = false;
+                self.done.notify_all();
+                continue;
+            }
+            q = self.done.wait(q).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+struct StepDown<'a>(&'a Committer);
+impl Drop for StepDown<'_> {
+    fn drop(&mut self) {
+        let mut q = self.0.lock();
+        q.leader = false;
+        self.0.done.notify_all();
+    }
+}
+
+fn commit_group(log: &Log, group: Vec<Request>) -> Vec<Outcome> {
+    let tickets: Vec<u64> = group.iter().map(|r| r.ticket).collect();
+    match write_group(log, group) {
+        Ok((outcomes, new_len)) => {
+            if let Some(len) = new_len {
+                log.inner.len.store(len, Ordering::Release);
+                log.inner.added.notify(usize::MAX);
+            }
+            outcomes
+        }
+        Err(e) => {
+            // The transaction did not commit: no request of the group was stored.
+            let msg = e.to_string();
+            let mut first = Some(e);
+            tickets
+                .into_iter()
+                .map(|t| {
+                    let err = first.take().unwrap_or_else(|| {
+                        StorageError(redb::Error::Io(std::io::Error::other(msg.clone())))
+                    });
+                    (t, Err(AddError::Storage(err)))
+                })
+                .collect()
+        }
+    }
+}
+
+/// Writes the group in one transaction. Returns each request's outcome and the new length if
+/// anything was added.
+fn write_group(log: &Log, group: Vec<Request>) -> Result<(Vec<Outcome>, Option<u64>), StorageError> {
+    let mut txn = log.inner.db.begin_write()?;
+    // Save the allocator state with each commit so that reopening after a crash is quick
+    // (this also turns on two-phase commit, which tolerates any subset of unsynced writes).
+    txn.set_quick_repair(true);
+    let mut outcomes = Vec::with_capacity(group.len());
+    let start_len;
+    let mut len;
+    {
+        let mut nodes_t = txn.open_table(NODES)?;
+        let mut keys_t = txn.open_table(KEYS)?;
+        let mut heads_t = txn.open_table(HEADS)?;
+        let mut meta_t = txn.open_table(META)?;
+        start_len = meta_t.get(META_LEN)?.map(|v| v.value()).unwrap_or(0);
+        len = start_len;
+        // Keys added by earlier requests of this group.
+        let mut group_keys: HashMap<Hash, u64> = HashMap::new();
+        let mut buf = Vec::new();
+        for req in group {
+            // Check the whole request before writing any of it.
+            let mut req_keys: HashMap<Hash, u64> = HashMap::new();
+            let mut changes = Vec::with_capacity(req.nodes.len());
+            let mut next = len;
+            let mut failure = None;
+            'nodes: for node in &req.nodes {
+                let key = node.key();
+                let known = match req_keys.get(&key).or_else(|| group_keys.get(&key)) {
+                    Some(c) => Some(*c),
+                    None => keys_t.get(&key.0)?.map(|v| v.value()),
+                };
+                if let Some(c) = known {
+                    changes.push((c, false));
+                    continue;
+                }
+                for link in node.links() {
+                    let present = req_keys.contains_key(link)
+                        || group_keys.contains_key(link)
+                        || keys_t.get(&link.0)?.is_some();
+                    if !present {
+                        failure = Some(AddError::MissingLink {
+                            node: key,
+                            link: *link,
+                        });
+                        break 'nodes;
+                    }
+                }
+                next += 1;
+                req_keys.insert(key, next);
+                changes.push((next, true));
+            }
+            if let Some(e) = failure {
+                outcomes.push((req.ticket, Err(e)));
+                continue;
+            }
+            let mut entries = Vec::with_capacity(req.nodes.len());
+            for (node, (change, new)) in req.nodes.into_iter().zip(changes) {
+                if new {
+                    buf.clear();
+                    node.encode_into(&mut buf);
+                    nodes_t.insert(change, buf.as_slice())?;
+                    keys_t.insert(&node.key().0, change)?;
+                    for link in node.links() {
+                        heads_t.remove(&link.0)?;
+                    }
+                    heads_t.insert(&node.key().0, ())?;
+                }
+                entries.push(Entry { change, node });
+            }
+            len = next;
+            group_keys.extend(req_keys);
+            outcomes.push((req.ticket, Ok(entries)));
+        }
+        if len != start_len {
+            meta_t.insert(META_LEN, len)?;
+        }
+    }
+    if len == start_len {
+        txn.abort()?;
+        return Ok((outcomes, None));
+    }
+    txn.commit()?;
+    Ok((outcomes, Some(len)))
+}

@@ -1,0 +1,453 @@
+//! The log handle and its operations.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use cairn_core::{Draft, Ed25519Verifier, Hash, Limits, Node, Signer, Verify};
+use event_listener::Event;
+use redb::{Database, ReadableDatabase, ReadableTable, StorageBackend};
+
+use crate::commit::Committer;
+use crate::error::{AddError, OpenError, ReadError, StorageError};
+use crate::tables::{HEADS, KEYS, META, META_FORMAT, META_LEN, NODES, STORE_FORMAT};
+
+/// A stored node and its local change number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The node's place in this log's changes feed (1 for the first node).
+    pub change: u64,
+    /// The node.
+    pub node: Node,
+}
+
+/// How a log is set up.
+#[derive(Clone)]
+pub struct LogOptions {
+    signer: Option<Arc<dyn Signer>>,
+    verifier: Arc<dyn Verify>,
+    limits: Limits,
+    cache_bytes: usize,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            signer: None,
+            verifier: Arc::new(Ed25519Verifier::permissive()),
+            limits: Limits::default(),
+            cache_bytes: 64 << 20,
+        }
+    }
+}
+
+impl fmt::Debug for LogOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LogOptions")
+            .field("identity", &self.signer.as_ref().map(|s| s.identity()))
+            .field("limits", &self.limits)
+            .field("cache_bytes", &self.cache_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LogOptions {
+    /// Signs every node this log writes with `signer` (without one, writes are unsigned).
+    pub fn signer(mut self, signer: impl Signer + 'static) -> Self {
+        self.signer = Some(Arc::new(signer));
+        self
+    }
+    /// The policy received nodes must pass (default: [`Ed25519Verifier::permissive`]).
+    pub fn verifier(mut self, verifier: impl Verify + 'static) -> Self {
+        self.verifier = Arc::new(verifier);
+        self
+    }
+    /// Size limits for nodes written and received.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+    /// The storage engine's page cache size (default 64 MiB); it bounds the log's memory.
+    pub fn cache_bytes(mut self, bytes: usize) -> Self {
+        self.cache_bytes = bytes;
+        self
+    }
+}
+
+/// A link of a [`BatchEntry`]: a node already in the log, or an earlier entry of the batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    /// A node by key.
+    Node(Hash),
+    /// The entry at this index in the same batch; it must come before the linking entry.
+    Earlier(usize),
+}
+
+impl From<Hash> for Link {
+    fn from(h: Hash) -> Self {
+        Link::Node(h)
+    }
+}
+
+/// One node to write in a [`Log::batch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchEntry {
+    /// What the node links to.
+    pub links: Vec<Link>,
+    /// Its value.
+    pub value: Vec<u8>,
+}
+
+impl BatchEntry {
+    /// An entry with `links` and `value`.
+    pub fn new(links: impl IntoIterator<Item = Link>, value: impl Into<Vec<u8>>) -> Self {
+        BatchEntry {
+            links: links.into_iter().collect(),
+            value: value.into(),
+        }
+    }
+}
+
+/// An open log. Cheap to clone; clones share the store.
+#[derive(Clone)]
+pub struct Log {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) db: Database,
+    pub(crate) opts: LogOptions,
+    /// Number of committed nodes, published after each commit.
+    pub(crate) len: AtomicU64,
+    /// Notified after each commit that added nodes.
+    pub(crate) added: Event,
+    pub(crate) committer: Committer,
+}
+
+impl fmt::Debug for Log {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Log")
+            .field("len", &self.len())
+            .field("opts", &self.inner.opts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Log {
+    /// Opens the log stored in the file at `path`, creating it if needed.
+    #[cfg(not(target_family = "wasm"))]
+    pub fn open(path: impl AsRef<Path>, opts: LogOptions) -> Result<Log, OpenError> {
+        let db = redb::Builder::new()
+            .set_cache_size(opts.cache_bytes)
+            .create(path.as_ref())
+            .map_err(StorageError::from)?;
+        Log::from_db(db, opts)
+    }
+
+    /// A log kept in memory only.
+    pub fn memory(opts: LogOptions) -> Result<Log, OpenError> {
+        Log::with_backend(redb::backends::InMemoryBackend::new(), opts)
+    }
+
+    /// A log over any redb storage backend.
+    pub fn with_backend(backend: impl StorageBackend, opts: LogOptions) -> Result<Log, OpenError> {
+        let db = redb::Builder::new()
+            .set_cache_size(opts.cache_bytes)
+            .create_with_backend(backend)
+            .map_err(StorageError::from)?;
+        Log::from_db(db, opts)
+    }
+
+    fn from_db(db: Database, opts: LogOptions) -> Result<Log, OpenError> {
+        let txn = db.begin_write().map_err(StorageError::from)?;
+        let len = {
+            let mut meta = txn.open_table(META).map_err(StorageError::from)?;
+            let format = meta
+                .get(META_FORMAT)
+                .map_err(StorageError::from)?
+                .map(|v| v.value());
+            match format {
+                None => {
+                    meta.insert(META_FORMAT, STORE_FORMAT)
+                        .map_err(StorageError::from)?;
+                }
+                Some(STORE_FORMAT) => {}
+                Some(found) => {
+                    return Err(OpenError::UnsupportedFormat {
+                        found,
+                        supported: STORE_FORMAT,
+                    });
+                }
+            }
+            let len = meta
+                .get(META_LEN)
+                .map_err(StorageError::from)?
+                .map(|v| v.value())
+                .unwrap_or(0);
+            txn.open_table(NODES).map_err(StorageError::from)?;
+            txn.open_table(KEYS).map_err(StorageError::from)?;
+            txn.open_table(HEADS).map_err(StorageError::from)?;
+            len
+        };
+        txn.commit().map_err(StorageError::from)?;
+        Ok(Log {
+            inner: Arc::new(Inner {
+                db,
+                opts,
+                len: AtomicU64::new(len),
+                added: Event::new(),
+                committer: Committer::default(),
+            }),
+        })
+    }
+
+    /// The public key this log signs with, if it has one.
+    pub fn identity(&self) -> Option<cairn_core::PublicKey> {
+        self.inner.opts.signer.as_ref().map(|s| s.identity())
+    }
+
+    /// The size limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.inner.opts.limits
+    }
+
+    /// Number of nodes in the log, which is also the last change number.
+    pub fn len(&self) -> u64 {
+        self.inner.len.load(Ordering::Acquire)
+    }
+
+    /// Whether the log has no nodes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The underlying redb database, for views that keep their tables next to the log's (so
+    /// that their writes and the log's can share transactions). Do not write the log's own
+    /// tables (`log.*`).
+    pub fn database(&self) -> &Database {
+        &self.inner.db
+    }
+
+    /// Builds a node with the log's signer (or unsigned without one), before storing it.
+    fn draft(&self, links: Vec<Hash>, value: Vec<u8>) -> Result<Draft, AddError> {
+        let author = self.inner.opts.signer.as_ref().map(|s| s.identity());
+        Ok(Draft::new(links, author, value, &self.inner.opts.limits)?)
+    }
+
+    fn finish(&self, draft: Draft) -> Result<Node, AddError> {
+        Ok(match &self.inner.opts.signer {
+            Some(s) => draft.sign(s.as_ref())?,
+            None => draft.finish(None)?,
+        })
+    }
+
+    /// Adds a node linking `links` with `value`; returns it with its change number. Every link
+    /// must already be in the log. Adding a node that is already there returns the stored one.
+    pub fn add(
+        &self,
+        links: impl IntoIterator<Item = Hash>,
+        value: impl Into<Vec<u8>>,
+    ) -> Result<Entry, AddError> {
+        let draft = self.draft(links.into_iter().collect(), value.into())?;
+        let node = self.finish(draft)?;
+        let mut out = self.inner.committer.submit(self, vec![node])?;
+        Ok(out.remove(0))
+    }
+
+    /// Adds a node linking every current head (hyperlog's `append`). Concurrent appends may
+    /// read the same heads and so fork; the next append merges them again.
+    pub fn append(&self, value: impl Into<Vec<u8>>) -> Result<Entry, AddError> {
+        let heads = self.heads()?;
+        self.add(heads, value)
+    }
+
+    /// Adds all `entries` atomically: all are stored, or none. An entry may link to an earlier
+    /// entry of the batch ([`Link::Earlier`]). Signing runs on all cores.
+    pub fn batch(&self, entries: Vec<BatchEntry>) -> Result<Vec<Entry>, AddError> {
+        let mut drafts: Vec<Draft> = Vec::with_capacity(entries.len());
+        for (i, e) in entries.into_iter().enumerate() {
+            let mut links = Vec::with_capacity(e.links.len());
+            for l in e.links {
+                links.push(match l {
+                    Link::Node(h) => h,
+                    Link::Earlier(j) if j < i => drafts[j].key(),
+                    Link::Earlier(j) => {
+                        return Err(AddError::BadBatchLink {
+                            entry: i,
+                            target: j,
+                        });
+                    }
+                });
+            }
+            drafts.push(self.draft(links, e.value)?);
+        }
+        let nodes = match &self.inner.opts.signer {
+            Some(s) => sign_parallel(drafts, s.as_ref())?,
+            None => drafts
+                .into_iter()
+                .map(|d| d.finish(None))
+                .collect::<Result<_, _>>()?,
+        };
+        self.inner.committer.submit(self, nodes)
+    }
+
+    /// Stores nodes received from elsewhere (replication, import), atomically: each is checked
+    /// against the limits and the verification policy, and must link only to nodes already in
+    /// the log or earlier in `nodes`. Nodes already present are returned as stored.
+    pub fn insert(&self, nodes: Vec<Node>) -> Result<Vec<Entry>, AddError> {
+        let limits = &self.inner.opts.limits;
+        for n in &nodes {
+            if n.value().len() > limits.max_value_len {
+                return Err(cairn_core::BuildError::ValueTooLarge {
+                    len: n.value().len(),
+                    max: limits.max_value_len,
+                }
+                .into());
+            }
+            if n.links().len() > limits.max_links {
+                return Err(cairn_core::BuildError::TooManyLinks {
+                    count: n.links().len(),
+                    max: limits.max_links,
+                }
+                .into());
+            }
+        }
+        verify_parallel(&nodes, self.inner.opts.verifier.as_ref())?;
+        self.inner.committer.submit(self, nodes)
+    }
+
+    /// The node with key `key` and its change number, if the log has it.
+    pub fn get(&self, key: &Hash) -> Result<Option<Entry>, ReadError> {
+        let txn = self.inner.db.begin_read().map_err(StorageError::from)?;
+        let keys = txn.open_table(KEYS).map_err(StorageError::from)?;
+        let Some(change) = keys.get(&key.0).map_err(StorageError::from)? else {
+            return Ok(None);
+        };
+        let change = change.value();
+        let nodes = txn.open_table(NODES).map_err(StorageError::from)?;
+        let bytes = nodes
+            .get(change)
+            .map_err(StorageError::from)?
+            .ok_or(ReadError::Corrupt {
+                change,
+                source: cairn_core::DecodeError::Truncated {
+                    offset: 0,
+                    needed: 1,
+                },
+            })?;
+        let node = decode_stored(change, bytes.value(), key)?;
+        Ok(Some(Entry { change, node }))
+    }
+
+    /// Whether the log has the node `key`.
+    pub fn has(&self, key: &Hash) -> Result<bool, ReadError> {
+        let txn = self.inner.db.begin_read().map_err(StorageError::from)?;
+        let keys = txn.open_table(KEYS).map_err(StorageError::from)?;
+        Ok(keys.get(&key.0).map_err(StorageError::from)?.is_some())
+    }
+
+    /// The change number of node `key`, if the log has it.
+    pub fn change_of(&self, key: &Hash) -> Result<Option<u64>, ReadError> {
+        let txn = self.inner.db.begin_read().map_err(StorageError::from)?;
+        let keys = txn.open_table(KEYS).map_err(StorageError::from)?;
+        Ok(keys.get(&key.0).map_err(StorageError::from)?.map(|v| v.value()))
+    }
+
+    /// The keys of the nodes that no node links to, in key order. Read from an index of
+    /// heads, not by scanning the log.
+    pub fn heads(&self) -> Result<Vec<Hash>, StorageError> {
+        let txn = self.inner.db.begin_read()?;
+        let heads = txn.open_table(HEADS)?;
+        let mut out = Vec::new();
+        for row in heads.iter()? {
+            let (k, _) = row?;
+            out.push(Hash(*k.value()));
+        }
+        Ok(out)
+    }
+}
+
+pub(crate) fn decode_stored(change: u64, bytes: &[u8], key: &Hash) -> Result<Node, ReadError> {
+    // Stored nodes were checked on the way in; decode with the format's ceiling so a log
+    // opened with smaller limits still reads what it holds.
+    Node::decode_expecting(bytes, key, &Limits::FORMAT)
+        .map_err(|source| ReadError::Corrupt { change, source })
+}
+
+pub(crate) fn decode_stored_any(change: u64, bytes: &[u8]) -> Result<Node, ReadError> {
+    Node::decode(bytes, &Limits::FORMAT).map_err(|source| ReadError::Corrupt { change, source })
+}
+
+/// Below this many nodes, threads cost more than they save.
+const PARALLEL_MIN: usize = 256;
+
+fn threads() -> usize {
+    #[cfg(target_family = "wasm")]
+    {
+        1
+    }
+    #[cfg(not(target_family = "wasm"))]
+    {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+}
+
+fn sign_parallel(drafts: Vec<Draft>, signer: &dyn Signer) -> Result<Vec<Node>, AddError> {
+    let threads = threads();
+    if threads == 1 || drafts.len() < PARALLEL_MIN {
+        return drafts
+            .into_iter()
+            .map(|d| d.sign(signer).map_err(AddError::from))
+            .collect();
+    }
+    let chunk = drafts.len().div_ceil(threads);
+    let mut chunks: Vec<Vec<Draft>> = Vec::with_capacity(threads);
+    let mut rest = drafts;
+    while rest.len() > chunk {
+        let tail = rest.split_off(chunk);
+        chunks.push(rest);
+        rest = tail;
+    }
+    chunks.push(rest);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|c| {
+                s.spawn(move || {
+                    c.into_iter()
+                        .map(|d| d.sign(signer))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for h in handles {
+            match h.join() {
+                Ok(r) => out.extend(r?),
+                Err(p) => std::panic::resume_unwind(p),
+            }
+        }
+        Ok(out)
+    })
+}
+
+fn verify_parallel(nodes: &[Node], verifier: &dyn Verify) -> Result<(), AddError> {
+    let threads = threads();
+    if threads == 1 || nodes.len() < PARALLEL_MIN {
+        return Ok(verifier.verify_batch(nodes)?);
+    }
+    let chunk = nodes.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = nodes
+            .chunks(chunk)
+            .map(|c| s.spawn(move || verifier.verify_batch(c)))
+            .collect();
+        // Join all, then report the first failure in node order.
+        let results: Vec<_> = handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect();
+        results.into_iter().try_for_each(|r| r.map_err(AddError::from))
+    })
+}
