@@ -23,5 +23,5 @@ pub mod varint;
 
 pub use bytes::{Hash, ParseHexError, PublicKey, Signature};
 pub use error::{BuildError, DecodeError, VerifyError};
-pub use node::{Draft, Limits, Node, FORMAT_VERSION, HASH_CONTEXT};
-pub use sign::{Ed25519Verifier, Keypair, KeygenError, Signer, Verify};
+pub use node::{Draft, FORMAT_VERSION, HASH_CONTEXT, Limits, Node};
+pub use sign::{Ed25519Verifier, KeygenError, Keypair, Signer, Verify};

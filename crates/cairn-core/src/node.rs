@@ -367,7 +367,7 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Keypair, Verify, Ed25519Verifier};
+    use crate::{Ed25519Verifier, Keypair, Verify};
     use proptest::prelude::*;
 
     fn lim() -> Limits {
@@ -428,7 +428,10 @@ mod tests {
         );
         let mut trailing = good.clone();
         trailing.push(0);
-        assert_eq!(Node::decode(&trailing, &l), Err(DecodeError::TrailingBytes(1)));
+        assert_eq!(
+            Node::decode(&trailing, &l),
+            Err(DecodeError::TrailingBytes(1))
+        );
         assert!(matches!(
             Node::decode(&good[..good.len() - 1], &l),
             Err(DecodeError::Truncated { .. })
@@ -438,7 +441,10 @@ mod tests {
         assert_eq!(Node::decode(&v2, &l), Err(DecodeError::UnknownVersion(2)));
         let mut kind = good;
         kind[1] = 7;
-        assert_eq!(Node::decode(&kind, &l), Err(DecodeError::UnknownAuthorKind(7)));
+        assert_eq!(
+            Node::decode(&kind, &l),
+            Err(DecodeError::UnknownAuthorKind(7))
+        );
         assert!(matches!(
             Node::decode_expecting(&n.encode(), &Hash([0; 32]), &l),
             Err(DecodeError::WrongHash { .. })

@@ -120,13 +120,13 @@ impl Ed25519Verifier {
                 Ok(None)
             };
         };
-        if let Some(allowed) = &self.allowed {
-            if !allowed.contains(author) {
-                return Err(VerifyError::UnknownAuthor {
-                    key: node.key(),
-                    author: *author,
-                });
-            }
+        if let Some(allowed) = &self.allowed
+            && !allowed.contains(author)
+        {
+            return Err(VerifyError::UnknownAuthor {
+                key: node.key(),
+                author: *author,
+            });
         }
         let vk = VerifyingKey::from_bytes(&author.0)
             .ok()
@@ -136,7 +136,11 @@ impl Ed25519Verifier {
                 author: *author,
             })?;
         let key = node_key_ref(node);
-        Ok(Some((vk, ed25519_dalek::Signature::from_bytes(&sig.0), key)))
+        Ok(Some((
+            vk,
+            ed25519_dalek::Signature::from_bytes(&sig.0),
+            key,
+        )))
     }
 }
 
@@ -149,12 +153,13 @@ impl Verify for Ed25519Verifier {
     fn verify(&self, node: &Node) -> Result<(), VerifyError> {
         match self.prepare(node)? {
             None => Ok(()),
-            Some((vk, sig, key)) => vk.verify_strict(&key.0, &sig).map_err(|_| {
-                VerifyError::BadSignature {
-                    key: node.key(),
-                    author: vk.to_bytes().into(),
-                }
-            }),
+            Some((vk, sig, key)) => {
+                vk.verify_strict(&key.0, &sig)
+                    .map_err(|_| VerifyError::BadSignature {
+                        key: node.key(),
+                        author: vk.to_bytes().into(),
+                    })
+            }
         }
     }
 

@@ -115,12 +115,14 @@ impl Cursor {
 
     /// The next entry if one can be had without waiting; `Ok(None)` means wait (live) or end.
     fn step(&mut self) -> Option<Result<Entry, ReadError>> {
-        if self.buf.is_empty() && self.available() && self.next <= self.last {
-            if let Err(e) = self.fill() {
-                self.next = u64::MAX; // stop after reporting
-                self.last = 0;
-                return Some(Err(e));
-            }
+        if self.buf.is_empty()
+            && self.available()
+            && self.next <= self.last
+            && let Err(e) = self.fill()
+        {
+            self.next = u64::MAX; // stop after reporting
+            self.last = 0;
+            return Some(Err(e));
         }
         self.buf.pop_front().map(Ok)
     }

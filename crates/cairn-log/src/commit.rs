@@ -115,7 +115,10 @@ fn commit_group(log: &Log, group: Vec<Request>) -> Vec<Outcome> {
 
 /// Writes the group in one transaction. Returns each request's outcome and the new length if
 /// anything was added.
-fn write_group(log: &Log, group: Vec<Request>) -> Result<(Vec<Outcome>, Option<u64>), StorageError> {
+fn write_group(
+    log: &Log,
+    group: Vec<Request>,
+) -> Result<(Vec<Outcome>, Option<u64>), StorageError> {
     let mut txn = log.inner.db.begin_write()?;
     // Save the allocator state with each commit so that reopening after a crash is quick
     // (this also turns on two-phase commit, which tolerates any subset of unsynced writes).

@@ -49,7 +49,6 @@ pub enum OpenError {
     },
 }
 
-
 /// Why nodes were not added. Nothing of the failed call was stored.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

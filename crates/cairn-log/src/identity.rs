@@ -15,7 +15,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use cairn_core::{Keypair, KeygenError, PublicKey};
+use cairn_core::{KeygenError, Keypair, PublicKey};
 
 /// Why an identity could not be loaded or created.
 #[derive(Debug, thiserror::Error)]
@@ -38,7 +38,9 @@ pub enum IdentityError {
         reason: &'static str,
     },
     /// Group or others can read the file.
-    #[error("{path}: permissions {mode:o} are too open; the key file must be readable by its owner only (chmod 600)")]
+    #[error(
+        "{path}: permissions {mode:o} are too open; the key file must be readable by its owner only (chmod 600)"
+    )]
     InsecurePermissions {
         /// The key file.
         path: PathBuf,
@@ -91,7 +93,9 @@ pub fn create(path: &Path) -> Result<Keypair, IdentityError> {
     f.sync_all().map_err(io(path))?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         // Make the new directory entry durable too.
-        fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
+        fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(dir))?;
     }
     Ok(kp)
 }
@@ -154,7 +158,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
             fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
             assert!(matches!(
                 load(&p),
@@ -166,7 +173,13 @@ mod tests {
         let other = Keypair::from_seed([5; 32]).public().to_hex();
         let bad = text
             .lines()
-            .map(|l| if l.starts_with("public:") { format!("public: {other}") } else { l.to_string() })
+            .map(|l| {
+                if l.starts_with("public:") {
+                    format!("public: {other}")
+                } else {
+                    l.to_string()
+                }
+            })
             .collect::<Vec<_>>()
             .join("\n");
         fs::write(&p, bad).unwrap();

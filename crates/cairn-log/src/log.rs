@@ -351,7 +351,10 @@ impl Log {
     pub fn change_of(&self, key: &Hash) -> Result<Option<u64>, ReadError> {
         let txn = self.inner.db.begin_read().map_err(StorageError::from)?;
         let keys = txn.open_table(KEYS).map_err(StorageError::from)?;
-        Ok(keys.get(&key.0).map_err(StorageError::from)?.map(|v| v.value()))
+        Ok(keys
+            .get(&key.0)
+            .map_err(StorageError::from)?
+            .map(|v| v.value()))
     }
 
     /// The keys of the nodes that no node links to, in key order. Read from an index of
@@ -448,6 +451,8 @@ fn verify_parallel(nodes: &[Node], verifier: &dyn Verify) -> Result<(), AddError
             .into_iter()
             .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
             .collect();
-        results.into_iter().try_for_each(|r| r.map_err(AddError::from))
+        results
+            .into_iter()
+            .try_for_each(|r| r.map_err(AddError::from))
     })
 }

@@ -29,7 +29,10 @@ fn add_append_get_heads_len() {
     assert_eq!(log.len(), 4);
     let got = log.get(&c.node.key()).unwrap().unwrap();
     assert_eq!(got, c);
-    assert_eq!(got.node.author(), Some(&Keypair::from_seed([1; 32]).public()));
+    assert_eq!(
+        got.node.author(),
+        Some(&Keypair::from_seed([1; 32]).public())
+    );
     assert!(log.has(&a.node.key()).unwrap());
     assert!(log.get(&Hash([0; 32])).unwrap().is_none());
     // Adding the same node again is idempotent.
@@ -81,7 +84,10 @@ fn batch_links_earlier_entries_and_is_all_or_nothing() {
     let forward = vec![BatchEntry::new([Link::Earlier(0)], "self")];
     assert!(matches!(
         log.batch(forward),
-        Err(AddError::BadBatchLink { entry: 0, target: 0 })
+        Err(AddError::BadBatchLink {
+            entry: 0,
+            target: 0
+        })
     ));
     assert_eq!(log.len(), 601);
 }
@@ -116,7 +122,10 @@ fn verifying_log_rejects_bad_nodes_with_typed_errors() {
     let unsigned = Node::unsigned([], b"u".to_vec(), &l).unwrap();
     let by_stranger = Node::signed([], b"s".to_vec(), &stranger, &l).unwrap();
     let draft = Draft::new([], Some(writer.public()), b"forged".to_vec(), &l).unwrap();
-    let forged = draft.clone().finish(Some(stranger.sign(&draft.key()))).unwrap();
+    let forged = draft
+        .clone()
+        .finish(Some(stranger.sign(&draft.key())))
+        .unwrap();
     let big = Node::signed([], vec![0; 101], &writer, &l).unwrap();
     let orphan = Node::signed([Hash([1; 32])], b"o".to_vec(), &writer, &l).unwrap();
 
@@ -134,7 +143,10 @@ fn verifying_log_rejects_bad_nodes_with_typed_errors() {
     ));
     assert!(matches!(
         log.insert(vec![good.clone(), big]),
-        Err(AddError::Build(cairn_core::BuildError::ValueTooLarge { len: 101, max: 100 }))
+        Err(AddError::Build(cairn_core::BuildError::ValueTooLarge {
+            len: 101,
+            max: 100
+        }))
     ));
     assert!(matches!(
         log.insert(vec![good.clone(), orphan]),
@@ -166,9 +178,18 @@ fn changes_ranges() {
     }
     let changes = |q| -> Vec<u64> { log.changes(q).map(|e| e.unwrap().change).collect() };
     assert_eq!(changes(ChangesQuery::all()), (1..=2000).collect::<Vec<_>>());
-    assert_eq!(changes(ChangesQuery::all().since(1990)), (1991..=2000).collect::<Vec<_>>());
-    assert_eq!(changes(ChangesQuery::all().since(10).until(20)), (11..=20).collect::<Vec<_>>());
-    assert_eq!(changes(ChangesQuery::all().since(600).limit(3)), vec![601, 602, 603]);
+    assert_eq!(
+        changes(ChangesQuery::all().since(1990)),
+        (1991..=2000).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        changes(ChangesQuery::all().since(10).until(20)),
+        (11..=20).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        changes(ChangesQuery::all().since(600).limit(3)),
+        vec![601, 602, 603]
+    );
     assert_eq!(changes(ChangesQuery::all().since(2000)), Vec::<u64>::new());
     assert_eq!(changes(ChangesQuery::all().limit(0)), Vec::<u64>::new());
 }
@@ -194,20 +215,26 @@ fn live_tail_blocking_and_async() {
             writer.append(vec![i]).unwrap();
         }
     });
-    let got: Vec<u64> = futures_lite::future::block_on(
-        stream.map(|e| e.unwrap().change).collect::<Vec<_>>(),
-    );
+    let got: Vec<u64> =
+        futures_lite::future::block_on(stream.map(|e| e.unwrap().change).collect::<Vec<_>>());
     assert_eq!(got, vec![1, 2, 3, 4, 5]);
     assert_eq!(blocking.join().unwrap(), vec![1, 2, 3, 4, 5]);
     let first_sub = futures_lite::future::block_on(sub.next()).unwrap().unwrap();
-    assert_eq!(first_sub.change, 2, "subscribers see nodes added after subscribing");
+    assert_eq!(
+        first_sub.change, 2,
+        "subscribers see nodes added after subscribing"
+    );
     w.join().unwrap();
 }
 
 #[test]
 fn concurrent_appenders_share_commits_and_all_land() {
     let dir = tempdir("concurrent");
-    let log = Log::open(dir.join("log.redb"), LogOptions::default().signer(Keypair::from_seed([8; 32]))).unwrap();
+    let log = Log::open(
+        dir.join("log.redb"),
+        LogOptions::default().signer(Keypair::from_seed([8; 32])),
+    )
+    .unwrap();
     let threads: Vec<_> = (0..16)
         .map(|t| {
             let log = log.clone();
@@ -218,12 +245,18 @@ fn concurrent_appenders_share_commits_and_all_land() {
             })
         })
         .collect();
-    let keys: Vec<Hash> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    let keys: Vec<Hash> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
     assert_eq!(log.len(), 800);
     for k in &keys {
         assert!(log.has(k).unwrap());
     }
-    let changes: Vec<u64> = log.changes(ChangesQuery::all()).map(|e| e.unwrap().change).collect();
+    let changes: Vec<u64> = log
+        .changes(ChangesQuery::all())
+        .map(|e| e.unwrap().change)
+        .collect();
     assert_eq!(changes, (1..=800).collect::<Vec<_>>(), "gap-free feed");
     drop(log);
     let reopened = Log::open(dir.join("log.redb"), LogOptions::default()).unwrap();
@@ -248,7 +281,10 @@ pub fn check_invariants(log: &Log) -> Vec<Hash> {
         let e = e.unwrap();
         assert_eq!(e.change, i as u64 + 1, "gap-free");
         for l in e.node.links() {
-            assert!(seen.contains_key(l), "link stored before the node that links it");
+            assert!(
+                seen.contains_key(l),
+                "link stored before the node that links it"
+            );
             linked.insert(*l);
         }
         seen.insert(e.node.key(), e.change);
@@ -256,9 +292,17 @@ pub fn check_invariants(log: &Log) -> Vec<Hash> {
         order.push(e.node.key());
     }
     assert_eq!(seen.len() as u64, log.len());
-    let mut heads: Vec<Hash> = seen.keys().filter(|k| !linked.contains(k)).copied().collect();
+    let mut heads: Vec<Hash> = seen
+        .keys()
+        .filter(|k| !linked.contains(k))
+        .copied()
+        .collect();
     heads.sort();
-    assert_eq!(log.heads().unwrap(), heads, "heads are exactly the unlinked nodes");
+    assert_eq!(
+        log.heads().unwrap(),
+        heads,
+        "heads are exactly the unlinked nodes"
+    );
     order
 }
 
