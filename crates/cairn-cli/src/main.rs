@@ -1,0 +1,193 @@
+//! The `cairn` command. A thin shell over the library crates: parse arguments, open the
+//! store, call one operation, print JSON or hashes. Errors are one line on stderr and a
+//! non-zero exit status.
+
+mod store;
+
+use std::io::{self, BufRead, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use cairn_core::Hash;
+use cairn_log::{ChangesQuery, Entry};
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "cairn",
+    version,
+    about = "A signed merkle-DAG log store and its views, for peer-to-peer software"
+)]
+struct Cli {
+    /// The store's directory.
+    #[arg(
+        long,
+        global = true,
+        env = "CAIRN_DATA",
+        default_value = "./cairn-data"
+    )]
+    data: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the store and an ed25519 identity; print the public key (hex).
+    Init,
+    /// Read and write the log.
+    #[command(subcommand)]
+    Log(LogCommand),
+}
+
+#[derive(Subcommand)]
+enum LogCommand {
+    /// Add a node linking the given nodes; print its hash.
+    Add {
+        /// A node to link (64 hex digits); repeat for several.
+        #[arg(long = "link", value_name = "HASH")]
+        links: Vec<Hash>,
+        /// The node's value (UTF-8 text).
+        value: String,
+    },
+    /// Add a node linking every current head; print its hash.
+    Append {
+        /// The node's value (UTF-8 text).
+        #[arg(required_unless_present = "stdin", conflicts_with = "stdin")]
+        value: Option<String>,
+        /// Append each line of standard input as a node, printing each hash once it is durable.
+        #[arg(long)]
+        stdin: bool,
+    },
+    /// Print a node as JSON: key, links, value, author, signature, change.
+    Get {
+        /// The node's hash.
+        hash: Hash,
+    },
+    /// Print the heads (nodes nothing links to), one hash per line.
+    Heads,
+    /// Print the changes feed as JSON lines, oldest first.
+    Changes(ChangesArgs),
+}
+
+#[derive(Args)]
+struct ChangesArgs {
+    /// Only changes after this change number.
+    #[arg(long, default_value_t = 0)]
+    since: u64,
+    /// Only changes up to and including this change number.
+    #[arg(long)]
+    until: Option<u64>,
+    /// At most this many nodes.
+    #[arg(long)]
+    limit: Option<u64>,
+    /// Keep running and print new nodes as they are added.
+    #[arg(long)]
+    live: bool,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        if is_broken_pipe(&e) {
+            std::process::exit(0);
+        }
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let out = io::stdout();
+    let mut out = out.lock();
+    match cli.command {
+        Command::Init => {
+            let (public, created) = store::init(&cli.data)?;
+            if !created {
+                eprintln!("cairn: store at {} already initialized", cli.data.display());
+            }
+            writeln!(out, "{public}")?;
+        }
+        Command::Log(cmd) => run_log(&cli.data, cmd, &mut out)?,
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn run_log(data: &std::path::Path, cmd: LogCommand, out: &mut impl Write) -> Result<()> {
+    match cmd {
+        LogCommand::Add { links, value } => {
+            let log = store::open_writer(data)?;
+            let e = log.add(links, value.into_bytes())?;
+            writeln!(out, "{}", e.node.key())?;
+        }
+        LogCommand::Append { value: Some(v), .. } => {
+            let log = store::open_writer(data)?;
+            let e = log.append(v.into_bytes())?;
+            writeln!(out, "{}", e.node.key())?;
+        }
+        LogCommand::Append { value: None, .. } => {
+            let log = store::open_writer(data)?;
+            for line in io::stdin().lock().lines() {
+                let line = line.context("reading standard input")?;
+                let e = log.append(line.into_bytes())?;
+                writeln!(out, "{}", e.node.key())?;
+                out.flush()?;
+            }
+        }
+        LogCommand::Get { hash } => {
+            let log = store::open_reader(data)?;
+            let e = log
+                .get(&hash)?
+                .with_context(|| format!("no node {hash} in the log"))?;
+            writeln!(out, "{}", entry_json(&e))?;
+        }
+        LogCommand::Heads => {
+            let log = store::open_reader(data)?;
+            for h in log.heads()? {
+                writeln!(out, "{h}")?;
+            }
+        }
+        LogCommand::Changes(a) => {
+            let log = store::open_reader(data)?;
+            let q = ChangesQuery {
+                since: a.since,
+                until: a.until,
+                limit: a.limit,
+                live: a.live,
+            };
+            for e in log.changes(q) {
+                writeln!(out, "{}", entry_json(&e?))?;
+                if a.live {
+                    out.flush()?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A node as JSON. `value` is the value as text when it is valid UTF-8; otherwise the
+/// object has `value_hex` instead.
+fn entry_json(e: &Entry) -> serde_json::Value {
+    let n = &e.node;
+    let mut o = serde_json::json!({
+        "key": n.key().to_hex(),
+        "links": n.links().iter().map(|l| l.to_hex()).collect::<Vec<_>>(),
+        "author": n.author().map(|a| a.to_hex()),
+        "signature": n.signature().map(|s| s.to_hex()),
+        "change": e.change,
+    });
+    match std::str::from_utf8(n.value()) {
+        Ok(s) => o["value"] = s.into(),
+        Err(_) => o["value_hex"] = hex::encode(n.value()).into(),
+    }
+    o
+}

@@ -1,0 +1,65 @@
+//! The store directory: `log.redb` (the log) and `identity` (the ed25519 key file).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use cairn_core::{Ed25519Verifier, PublicKey};
+use cairn_log::{Log, LogOptions, identity};
+
+fn log_path(data: &Path) -> PathBuf {
+    data.join("log.redb")
+}
+
+fn identity_path(data: &Path) -> PathBuf {
+    data.join("identity")
+}
+
+/// Creates the directory, identity and log if they are missing. Returns the public key and
+/// whether anything was created.
+pub(crate) fn init(data: &Path) -> Result<(PublicKey, bool)> {
+    std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
+    let id_path = identity_path(data);
+    let (kp, created) = if id_path.exists() {
+        (identity::load(&id_path)?, false)
+    } else {
+        (identity::create(&id_path)?, true)
+    };
+    let log_existed = log_path(data).exists();
+    Log::open(log_path(data), LogOptions::default())
+        .with_context(|| format!("creating the log in {}", data.display()))?;
+    Ok((kp.public(), created || !log_existed))
+}
+
+fn require_store(data: &Path) -> Result<()> {
+    if !log_path(data).exists() {
+        bail!(
+            "no cairn store at {} (run `cairn init`, or pass --data DIR)",
+            data.display()
+        );
+    }
+    Ok(())
+}
+
+/// Policy for nodes received from peers: every node must be validly signed.
+fn verifier() -> Ed25519Verifier {
+    Ed25519Verifier::strict()
+}
+
+/// Opens the log to read it.
+pub(crate) fn open_reader(data: &Path) -> Result<Log> {
+    require_store(data)?;
+    Ok(Log::open(
+        log_path(data),
+        LogOptions::default().verifier(verifier()),
+    )?)
+}
+
+/// Opens the log with the store's identity, to write signed nodes.
+pub(crate) fn open_writer(data: &Path) -> Result<Log> {
+    require_store(data)?;
+    let kp = identity::load(&identity_path(data))?;
+    Ok(Log::open(
+        log_path(data),
+        LogOptions::default().signer(kp).verifier(verifier()),
+    )?)
+}

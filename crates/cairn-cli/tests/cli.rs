@@ -1,0 +1,93 @@
+//! The `cairn` command as a user runs it.
+
+use std::process::{Command, Output};
+
+struct Store(std::path::PathBuf);
+
+impl Store {
+    fn new(name: &str) -> Store {
+        let d = std::env::temp_dir().join(format!("cairn-cli-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        Store(d)
+    }
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .env("CAIRN_DATA", &self.0)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap().trim_end().to_string()
+    }
+    fn err(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(!o.status.success(), "{args:?} should fail");
+        assert!(o.stdout.is_empty(), "no output on error");
+        let e = String::from_utf8(o.stderr).unwrap();
+        assert!(e.starts_with("error:"), "{e}");
+        e
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn is_hash(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+#[test]
+fn a_session_with_the_log() {
+    let s = Store::new("session");
+    assert!(s.err(&["log", "heads"]).contains("cairn init"));
+    let public = s.ok(&["init"]);
+    assert!(is_hash(&public));
+    assert_eq!(s.ok(&["init"]), public, "init is idempotent");
+
+    let a = s.ok(&["log", "append", "hello"]);
+    assert!(is_hash(&a));
+    let b = s.ok(&["log", "add", "--link", &a, "left"]);
+    let c = s.ok(&["log", "add", "--link", &a, "right"]);
+    let mut heads: Vec<&str> = vec![&b, &c];
+    heads.sort();
+    assert_eq!(s.ok(&["log", "heads"]), heads.join("\n"));
+    let m = s.ok(&["log", "append", "merge"]);
+    assert_eq!(s.ok(&["log", "heads"]), m);
+
+    let got: serde_json::Value = serde_json::from_str(&s.ok(&["log", "get", &m])).unwrap();
+    assert_eq!(got["key"], m.as_str());
+    assert_eq!(got["value"], "merge");
+    assert_eq!(got["change"], 4);
+    assert_eq!(got["author"], public.as_str());
+    assert_eq!(got["signature"].as_str().unwrap().len(), 128);
+    assert_eq!(got["links"], serde_json::json!(heads));
+
+    let lines: Vec<serde_json::Value> = s
+        .ok(&["log", "changes", "--since", "1", "--limit", "2"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["change"], 2);
+    assert_eq!(lines[1]["value"], "right");
+
+    let missing = "00".repeat(32);
+    assert!(s.err(&["log", "get", &missing]).contains("no node"));
+    assert!(
+        s.err(&["log", "add", "--link", &missing, "x"])
+            .contains("not in the log")
+    );
+    assert_eq!(s.ok(&["log", "changes", "--since", "4"]), "");
+}

@@ -1,0 +1,90 @@
+//! A real `kill -9` of a process appending in a loop, many times: every append the process
+//! acknowledged (printed) is in the store afterwards, and the store opens.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cairn_core::Hash;
+use cairn_log::{ChangesQuery, Log, LogOptions};
+
+fn cairn() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_cairn"))
+}
+
+#[test]
+fn kill_minus_nine_loses_no_acknowledged_append() {
+    let dir = std::env::temp_dir().join(format!("cairn-kill9-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let st = cairn()
+        .arg("--data")
+        .arg(&dir)
+        .arg("init")
+        .output()
+        .unwrap();
+    assert!(st.status.success());
+
+    let rounds = if std::env::var_os("CI").is_some() {
+        25
+    } else {
+        12
+    };
+    let mut acked: Vec<Hash> = Vec::new();
+    for round in 0..rounds {
+        let mut child = cairn()
+            .arg("--data")
+            .arg(&dir)
+            .args(["log", "append", "--stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let feeder = std::thread::spawn(move || {
+            for i in 0.. {
+                if writeln!(stdin, "round {round} value {i}").is_err() {
+                    break;
+                }
+            }
+        });
+        // Let it run a varying while (the kill lands at a different point of a commit each
+        // time), reading acknowledgements as they come.
+        let run_for = Duration::from_millis(30 + (round as u64 * 37) % 150);
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .map(|l| l.parse::<Hash>().unwrap())
+                .collect::<Vec<_>>()
+        });
+        let start = Instant::now();
+        while start.elapsed() < run_for {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // SIGKILL: no destructors, no flush, no clean shutdown.
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let got = reader.join().unwrap();
+        feeder.join().unwrap();
+        acked.extend(got);
+
+        let log = Log::open(dir.join("log.redb"), LogOptions::default())
+            .unwrap_or_else(|e| panic!("store does not open after kill -9 in round {round}: {e}"));
+        for k in &acked {
+            assert!(
+                log.has(k).unwrap(),
+                "acknowledged append {k} lost (round {round})"
+            );
+        }
+        let n = log.changes(ChangesQuery::all()).map(|e| e.unwrap()).count() as u64;
+        assert_eq!(n, log.len());
+    }
+    assert!(
+        acked.len() > rounds,
+        "the appender made progress ({} appends)",
+        acked.len()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
