@@ -1,0 +1,66 @@
+//! # cairn-kv
+//!
+//! A peer-to-peer key/value store with a **multi-value register** conflict strategy —
+//! hyperkv, in Rust — kept as a [view](cairn_view) over a cairn [`Log`](cairn_log::Log).
+//!
+//! Every write is a log node whose value is a JSON document in hyperkv's shape:
+//!
+//! ```text
+//! put:    {...fields, "k": key, "v": value}
+//! delete: {...fields, "d": key}
+//! ```
+//!
+//! and whose links name the versions of the key it supersedes. [`Kv::get`] returns every
+//! current head of the key — a map from node hash to `{"value": v}` or `{"deleted": true}` —
+//! so concurrent writes made on different peers are all kept and shown.
+//!
+//! ## The supersede rule
+//!
+//! A *kv node* is a log node whose value [`parse_doc`] accepts: a JSON object with a string
+//! `"k"` (a put; `"k"` wins if `"d"` is also there; a missing `"v"` puts `null`) or a string
+//! `"d"` (a delete). Other nodes are ignored by the store. For a kv node `n`, `key(n)` is that
+//! string and `links(n)` the node's links.
+//!
+//! > **A kv node `n` is a current head of `key(n)` if and only if the log holds no kv node
+//! > `m` with `key(m) = key(n)` and `n ∈ links(m)`.**
+//!
+//! So: only *direct* links supersede; a link supersedes only a node **of the same key** (a
+//! link to another key's node, or to a non-kv node, supersedes nothing); a delete is a node
+//! like any other — it becomes a head itself (a tombstone, shown as `{"deleted": true}`) and
+//! removes exactly what it links, so a write concurrent with a delete survives it and the key
+//! shows both (the deleted key "reappears", by design, as in hyperkv); a later write without
+//! explicit links links every head, tombstones included, and so merges them all.
+//!
+//! The rule depends only on the *set* of nodes a log holds, not on their order, so any two
+//! replicas holding the same nodes show the same heads. The view computes it incrementally in
+//! change order (a topological order): applying `n` removes `(key(n), l)` for each
+//! `l ∈ links(n)` from the heads table and adds `(key(n), n)`; since every `m` that links `n`
+//! is applied after `n`, the result is the rule above. `tests/model.rs` checks it against a
+//! direct evaluation of the rule on random DAGs replicated in random orders.
+//!
+//! Writes: [`Kv::put`] / [`Kv::del`] without links link the key's current heads (read after
+//! bringing the view up to date; local writes to one key are serialized so they never fork);
+//! [`WriteOptions::links`] gives explicit links; [`WriteOptions::fields`] adds document fields.
+//! [`Kv::batch`] writes many atomically.
+//!
+//! Reads bring the view up to date with the log first (unless the indexer is paused), so a
+//! read sees every write that returned before it. `get` is one short range read of the
+//! `(key, head)` table: a point lookup whatever the number of keys.
+#![deny(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+mod doc;
+mod error;
+mod kv;
+mod types;
+mod view;
+
+pub use doc::{Doc, DocOp, parse_doc};
+pub use error::{
+    GetError, HistoryError, IndexStopped, ListError, OpenError, UpdatesError, WriteError,
+};
+pub use kv::{Kv, List, Updates};
+pub use types::{BatchOp, Head, HistoryEntry, ListOptions, Row, Update, Values, WriteOptions};
+pub use view::{KvView, KvViewError};
+
+pub use cairn_view;

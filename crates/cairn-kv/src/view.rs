@@ -1,0 +1,123 @@
+//! The kv view: applies the supersede rule to the heads table, and records each key's nodes.
+
+use cairn_log::Entry;
+use cairn_view::View;
+use redb::{TableDefinition, WriteTransaction};
+
+use crate::doc::{DocOp, parse_doc};
+
+/// Head record tag: a put, followed by the value's JSON.
+pub(crate) const TAG_PUT: u8 = 0;
+/// Head record tag: a delete (nothing follows).
+pub(crate) const TAG_DEL: u8 = 1;
+
+/// Names of a kv store's tables (`view.<name>.heads`, `view.<name>.history`).
+#[derive(Debug, Clone)]
+pub(crate) struct Tables {
+    heads: String,
+    history: String,
+}
+
+/// `(key, head node hash)` → tag byte, then the value's JSON for a put.
+pub(crate) type HeadsDef<'a> =
+    TableDefinition<'a, (&'static str, &'static [u8; 32]), &'static [u8]>;
+/// `(key, change number)` → node hash, for every kv node of the key.
+pub(crate) type HistoryDef<'a> = TableDefinition<'a, (&'static str, u64), &'static [u8; 32]>;
+
+impl Tables {
+    pub(crate) fn new(name: &str) -> Tables {
+        Tables {
+            heads: format!("view.{name}.heads"),
+            history: format!("view.{name}.history"),
+        }
+    }
+    pub(crate) fn heads(&self) -> HeadsDef<'_> {
+        TableDefinition::new(&self.heads)
+    }
+    pub(crate) fn history(&self) -> HistoryDef<'_> {
+        TableDefinition::new(&self.history)
+    }
+}
+
+/// The view behind [`Kv`](crate::Kv). Version 1 of its tables:
+///
+/// - `view.<name>.heads`: `(key: &str, node: [u8; 32])` → record (`0` + value JSON for a put,
+///   `1` for a delete): exactly the current heads of each key, so `get` is one short range
+///   read and `list` one scan;
+/// - `view.<name>.history`: `(key: &str, change: u64)` → node hash, every kv node of the key.
+///
+/// Applying a node `n` with document key `k` and links `L`: remove `(k, l)` from the heads for
+/// every `l` in `L` (a no-op for links that are not heads of `k`), insert `(k, n)`, and insert
+/// `(k, change(n))` into the history. Nodes that are not kv documents are skipped.
+#[derive(Debug)]
+pub struct KvView {
+    name: String,
+    tables: Tables,
+    record: Vec<u8>,
+}
+
+impl KvView {
+    /// The view of a kv store named `name` (its tables are `view.<name>.*`).
+    pub fn new(name: &str) -> KvView {
+        KvView {
+            name: name.to_owned(),
+            tables: Tables::new(name),
+            record: Vec::new(),
+        }
+    }
+}
+
+/// The kv view failed to write its tables.
+#[derive(Debug, thiserror::Error)]
+#[error("kv view storage: {0}")]
+pub struct KvViewError(#[from] pub redb::Error);
+
+fn se(e: impl Into<redb::Error>) -> KvViewError {
+    KvViewError(e.into())
+}
+
+impl View for KvView {
+    type Error = KvViewError;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn version(&self) -> u64 {
+        1
+    }
+
+    fn apply(&mut self, txn: &WriteTransaction, entries: &[Entry]) -> Result<(), KvViewError> {
+        let mut heads = txn.open_table(self.tables.heads()).map_err(se)?;
+        let mut history = txn.open_table(self.tables.history()).map_err(se)?;
+        for e in entries {
+            let Some(doc) = parse_doc(e.node.value()) else {
+                continue;
+            };
+            let key: &str = &doc.key;
+            for link in e.node.links() {
+                heads.remove((key, &link.0)).map_err(se)?;
+            }
+            self.record.clear();
+            match doc.op {
+                DocOp::Put(v) => {
+                    self.record.push(TAG_PUT);
+                    self.record.extend_from_slice(v.get().as_bytes());
+                }
+                DocOp::Del => self.record.push(TAG_DEL),
+            }
+            let hash = e.node.key();
+            heads
+                .insert((key, &hash.0), self.record.as_slice())
+                .map_err(se)?;
+            history.insert((key, e.change), &hash.0).map_err(se)?;
+        }
+        Ok(())
+    }
+
+    fn clear(&mut self, txn: &WriteTransaction) -> Result<(), KvViewError> {
+        txn.delete_table(self.tables.heads()).map_err(se)?;
+        txn.delete_table(self.tables.history()).map_err(se)?;
+        Ok(())
+    }
+}
