@@ -10,8 +10,8 @@
 //! With one thread (the browser) every writer is its own leader and nothing ever waits.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use cairn_core::{Hash, Node};
 use redb::ReadableTable;
@@ -23,71 +23,128 @@ use crate::tables::{HEADS, KEYS, META, META_LEN, NODES};
 #[derive(Default)]
 pub(crate) struct Committer {
     queue: Mutex<Queue>,
-    done: Condvar,
+    /// Storage commits made, and write requests they carried (for [`Log::commit_stats`]).
+    pub(crate) commits: AtomicU64,
+    pub(crate) requests: AtomicU64,
+    pub(crate) commit_nanos: AtomicU64,
 }
 
 #[derive(Default)]
 struct Queue {
-    next_ticket: u64,
     pending: Vec<Request>,
+    /// Whether a writer is committing (or has been handed the lead and is about to).
     leader: bool,
-    results: HashMap<u64, Result<Vec<Entry>, AddError>>,
 }
 
 struct Request {
-    ticket: u64,
     nodes: Vec<Node>,
+    slot: Arc<Slot>,
 }
 
-type Outcome = (u64, Result<Vec<Entry>, AddError>);
+/// Where a waiting writer learns its outcome, or that it is to lead the next commit. Each
+/// writer waits on its own slot, so a commit wakes exactly the writers it served plus the
+/// next leader — not every writer in the queue.
+#[derive(Default)]
+struct Slot {
+    state: Mutex<SlotState>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+enum SlotState {
+    #[default]
+    Waiting,
+    Lead,
+    Done(Result<Vec<Entry>, AddError>),
+}
+
+impl Slot {
+    fn set(&self, new: SlotState) {
+        *lock(&self.state) = new;
+        self.wake.notify_one();
+    }
+}
+
+/// Locks a mutex whose data no panicking thread can leave half-updated.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+type Outcome = (Arc<Slot>, Result<Vec<Entry>, AddError>);
 
 impl Committer {
-    fn lock(&self) -> MutexGuard<'_, Queue> {
-        // The queue holds no invariant a panicking thread could break half-way.
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// Stores `nodes` atomically (in order, each linking only to stored or earlier nodes) and
     /// returns once the commit that holds them is durable.
     pub(crate) fn submit(&self, log: &Log, nodes: Vec<Node>) -> Result<Vec<Entry>, AddError> {
-        let mut q = self.lock();
-        let ticket = q.next_ticket;
-        q.next_ticket += 1;
-        q.pending.push(Request { ticket, nodes });
+        let slot = Arc::new(Slot::default());
+        let mut lead = {
+            let mut q = lock(&self.queue);
+            q.pending.push(Request {
+                nodes,
+                slot: slot.clone(),
+            });
+            !std::mem::replace(&mut q.leader, true)
+        };
         loop {
-            if let Some(result) = q.results.remove(&ticket) {
-                return result;
+            if lead {
+                self.lead(log);
             }
-            if !q.leader {
-                q.leader = true;
-                let group = std::mem::take(&mut q.pending);
-                drop(q);
-                // If the commit panics, step down so the other writers are not stuck.
-                let guard = StepDown(self);
-                let results = commit_group(log, group);
-                std::mem::forget(guard);
-                q = self.lock();
-                q.results.extend(results);
-                q.leader = false;
-                self.done.notify_all();
-                continue;
+            let mut st = lock(&slot.state);
+            loop {
+                match std::mem::take(&mut *st) {
+                    SlotState::Waiting => {
+                        st = slot.wake.wait(st).unwrap_or_else(PoisonError::into_inner);
+                    }
+                    SlotState::Lead => {
+                        lead = true;
+                        break;
+                    }
+                    SlotState::Done(result) => return result,
+                }
             }
-            q = self.done.wait(q).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Commits everything queued as one group, posts the outcomes, hands the lead on.
+    fn lead(&self, log: &Log) {
+        let group = std::mem::take(&mut lock(&self.queue).pending);
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.requests
+            .fetch_add(group.len() as u64, Ordering::Relaxed);
+        let slots: Vec<Arc<Slot>> = group.iter().map(|r| r.slot.clone()).collect();
+        #[cfg(not(target_family = "wasm"))]
+        let started = std::time::Instant::now();
+        // A panic inside the storage engine must not leave the group's writers waiting forever.
+        let outcomes =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| commit_group(log, group)))
+                .unwrap_or_else(|_| {
+                    slots
+                        .iter()
+                        .map(|s| {
+                            let e = std::io::Error::other("the storage commit panicked");
+                            (
+                                s.clone(),
+                                Err(AddError::Storage(StorageError(redb::Error::Io(e)))),
+                            )
+                        })
+                        .collect()
+                });
+        #[cfg(not(target_family = "wasm"))]
+        self.commit_nanos
+            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        for (slot, result) in outcomes {
+            slot.set(SlotState::Done(result));
+        }
+        let mut q = lock(&self.queue);
+        match q.pending.first() {
+            Some(next) => next.slot.set(SlotState::Lead),
+            None => q.leader = false,
         }
     }
 }
 
-struct StepDown<'a>(&'a Committer);
-impl Drop for StepDown<'_> {
-    fn drop(&mut self) {
-        let mut q = self.0.lock();
-        q.leader = false;
-        self.0.done.notify_all();
-    }
-}
-
 fn commit_group(log: &Log, group: Vec<Request>) -> Vec<Outcome> {
-    let tickets: Vec<u64> = group.iter().map(|r| r.ticket).collect();
+    let tickets: Vec<Arc<Slot>> = group.iter().map(|r| r.slot.clone()).collect();
     match write_group(log, group) {
         Ok((outcomes, new_len)) => {
             if let Some(len) = new_len {
@@ -122,7 +179,7 @@ fn write_group(
     let mut txn = log.inner.db.begin_write()?;
     // Save the allocator state with each commit so that reopening after a crash is quick
     // (this also turns on two-phase commit, which tolerates any subset of unsynced writes).
-    txn.set_quick_repair(true);
+    txn.set_quick_repair(std::env::var_os("CAIRN_NO_QR").is_none());
     let mut outcomes = Vec::with_capacity(group.len());
     let start_len;
     let mut len;
@@ -169,7 +226,7 @@ fn write_group(
                 changes.push((next, true));
             }
             if let Some(e) = failure {
-                outcomes.push((req.ticket, Err(e)));
+                outcomes.push((req.slot.clone(), Err(e)));
                 continue;
             }
             let mut entries = Vec::with_capacity(req.nodes.len());
@@ -188,7 +245,7 @@ fn write_group(
             }
             len = next;
             group_keys.extend(req_keys);
-            outcomes.push((req.ticket, Ok(entries)));
+            outcomes.push((req.slot.clone(), Ok(entries)));
         }
         if len != start_len {
             meta_t.insert(META_LEN, len)?;

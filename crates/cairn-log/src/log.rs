@@ -222,6 +222,21 @@ impl Log {
         self.len() == 0
     }
 
+    /// How many storage commits this handle's writes took, and how many write calls they
+    /// carried: the ratio is the average group-commit size.
+    pub fn commit_stats(&self) -> (u64, u64) {
+        let c = &self.inner.committer;
+        (
+            c.commits.load(Ordering::Relaxed),
+            c.requests.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Total time spent inside storage commits (native only; zero in wasm).
+    pub fn commit_busy(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.inner.committer.commit_nanos.load(Ordering::Relaxed))
+    }
+
     /// The underlying redb database, for views that keep their tables next to the log's (so
     /// that their writes and the log's can share transactions). Do not write the log's own
     /// tables (`log.*`).
@@ -256,9 +271,18 @@ impl Log {
     }
 
     /// Adds a node linking every current head (hyperlog's `append`). Concurrent appends may
-    /// read the same heads and so fork; the next append merges them again.
+    /// read the same heads and so fork; the next append merges them again. With more heads
+    /// than a node may link ([`Limits::max_links`]), it links the first `max_links` in key
+    /// order and the rest stay heads for the next append to take.
     pub fn append(&self, value: impl Into<Vec<u8>>) -> Result<Entry, AddError> {
-        let heads = self.heads()?;
+        let mut heads = self.heads()?;
+        heads.truncate(
+            self.inner
+                .opts
+                .limits
+                .max_links
+                .min(Limits::FORMAT.max_links),
+        );
         self.add(heads, value)
     }
 

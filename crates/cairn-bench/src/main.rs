@@ -1,0 +1,321 @@
+//! `cairn-bench log --n N --dir DIR`: the log store's figures on disk.
+//!
+//! Each phase resets the kernel's peak-RSS mark (`/proc/self/clear_refs`) and reads `VmHWM`
+//! at its end, as the JS anchor does, so "peak MB" is the true high-water mark of that phase.
+//! Values are 32 bytes, as in the JS anchor. Prints a markdown table and one JSON line.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use cairn_core::{Hash, Keypair};
+use cairn_log::{BatchEntry, ChangesQuery, Link, Log, LogOptions};
+use serde_json::json;
+
+struct Args {
+    n: u64,
+    dir: PathBuf,
+    concurrent_total: u64,
+    sequential: u64,
+}
+
+fn parse() -> Result<Args> {
+    let mut a = Args {
+        n: 100_000,
+        dir: std::env::temp_dir().join("cairn-bench"),
+        concurrent_total: 100_000,
+        sequential: 5_000,
+    };
+    let mut it = std::env::args().skip(1);
+    match it.next().as_deref() {
+        Some("log") => {}
+        other => bail!(
+            "usage: cairn-bench log [--n N] [--dir DIR] [--concurrent N] [--sequential N] (got {other:?})"
+        ),
+    }
+    while let Some(flag) = it.next() {
+        let v = it.next().with_context(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--n" => a.n = v.parse()?,
+            "--dir" => a.dir = v.into(),
+            "--concurrent" => a.concurrent_total = v.parse()?,
+            "--sequential" => a.sequential = v.parse()?,
+            _ => bail!("unknown flag {flag}"),
+        }
+    }
+    Ok(a)
+}
+
+fn value(i: u64) -> Vec<u8> {
+    let mut v = format!("value-{i}").into_bytes();
+    v.resize(32, b'.');
+    v
+}
+
+/// Peak resident memory since the last reset, in MB.
+fn peak_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+struct Report {
+    rows: Vec<(String, String, String)>,
+    json: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Report {
+    fn add(&mut self, id: &str, figure: &str, value: f64, unit: &str, notes: String) {
+        let shown = if value >= 100.0 {
+            format!("{:.0}", value)
+        } else {
+            format!("{:.2}", value)
+        };
+        self.rows
+            .push((figure.to_string(), format!("{shown} {unit}"), notes));
+        self.json.insert(id.to_string(), json!(value));
+    }
+}
+
+fn main() -> Result<()> {
+    let a = parse()?;
+    let _ = std::fs::remove_dir_all(&a.dir);
+    std::fs::create_dir_all(&a.dir)?;
+    let path = a.dir.join("log.redb");
+    let kp = Keypair::from_seed([42; 32]);
+    let opts = || LogOptions::default().signer(kp.clone());
+    let log = Log::open(&path, opts())?;
+    let mut r = Report {
+        rows: Vec::new(),
+        json: serde_json::Map::new(),
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    eprintln!(
+        "[cairn-bench] N={} on {} cores, dir {}",
+        a.n,
+        threads,
+        a.dir.display()
+    );
+
+    let batch_size: u64 = std::env::var("BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    // 1. Batch signed append: batches of 1000, node j of batch k links node j of batch k-1
+    //    (1000 parallel chains, as the JS anchor's log.batch job).
+    reset_peak();
+    let t = Instant::now();
+    let mut prev: Vec<Hash> = Vec::new();
+    let mut i = 0u64;
+    while i < a.n {
+        let size = batch_size.min(a.n - i) as usize;
+        let entries = (0..size)
+            .map(|j| {
+                let links = prev.get(j).map(|h| Link::Node(*h)).into_iter();
+                BatchEntry::new(links, value(i + j as u64))
+            })
+            .collect();
+        let stored = log.batch(entries)?;
+        prev = stored.iter().map(|e| e.node.key()).collect();
+        i += size as u64;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    r.add(
+        "batch_append_per_s",
+        "batch signed append (1000 per batch, durable)",
+        a.n as f64 / secs,
+        "nodes/s",
+        format!("{} nodes in {:.2} s; peak {:.0} MB", a.n, secs, peak_mb()),
+    );
+    let disk = std::fs::metadata(&path)?.len();
+    r.add(
+        "disk_bytes_per_node",
+        "disk after batch append",
+        disk as f64 / a.n as f64,
+        "B/node",
+        format!("{:.1} MB file", disk as f64 / 1e6),
+    );
+
+    // 2. Single durable appends from 100 concurrent callers (group commit). Each caller
+    //    chains its own nodes with add([its previous], v).
+    reset_peak();
+    let callers = 100u64;
+    let per = a.concurrent_total / callers;
+    let (c0, r0) = log.commit_stats();
+    let t = Instant::now();
+    let handles: Vec<_> = (0..callers)
+        .map(|c| {
+            let log = log.clone();
+            std::thread::spawn(move || -> Result<Vec<Duration>> {
+                let mut prev: Option<Hash> = None;
+                let mut lat = Vec::with_capacity(per as usize);
+                for k in 0..per {
+                    let s = Instant::now();
+                    let e = log.add(prev, value(1_000_000_000 + c * per + k))?;
+                    lat.push(s.elapsed());
+                    prev = Some(e.node.key());
+                }
+                Ok(lat)
+            })
+        })
+        .collect();
+    let mut lat: Vec<Duration> = Vec::new();
+    for h in handles {
+        lat.extend(h.join().map_err(|_| anyhow::anyhow!("caller panicked"))??);
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let (c1, r1) = log.commit_stats();
+    eprintln!(
+        "commit busy {:.2} s of {:.2}",
+        log.commit_busy().as_secs_f64(),
+        secs
+    );
+    let group = (r1 - r0) as f64 / (c1 - c0).max(1) as f64;
+    lat.sort();
+    let pct =
+        |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1e3;
+    r.add(
+        "concurrent_append_per_s",
+        "single durable appends, 100 concurrent callers",
+        (callers * per) as f64 / secs,
+        "nodes/s",
+        format!(
+            "{} appends in {:.2} s, {:.1} appends per commit; latency p50 {:.1} ms, p99 {:.1} ms; peak {:.0} MB",
+            callers * per,
+            secs,
+            group,
+            pct(0.5),
+            pct(0.99),
+            peak_mb()
+        ),
+    );
+
+    // 3. Single durable appends, one caller, one after another (no sharing possible).
+    reset_peak();
+    let t = Instant::now();
+    for k in 0..a.sequential {
+        log.append(value(2_000_000_000 + k))?;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    r.add(
+        "sequential_append_per_s",
+        "single durable append, one caller (log.append)",
+        a.sequential as f64 / secs,
+        "nodes/s",
+        format!(
+            "{} appends in {:.2} s; peak {:.0} MB",
+            a.sequential,
+            secs,
+            peak_mb()
+        ),
+    );
+
+    let total = log.len();
+    drop(log);
+    // Reopen, as a reader would after a restart: nothing is preloaded.
+    reset_peak();
+    let t = Instant::now();
+    let log = Log::open(&path, opts())?;
+    let open_ms = t.elapsed().as_secs_f64() * 1e3;
+    r.add(
+        "open_ms",
+        "reopen the store",
+        open_ms,
+        "ms",
+        format!("{} nodes; peak {:.0} MB", total, peak_mb()),
+    );
+
+    // 4. get of random existing keys, from the changes feed's keys, in random order.
+    let sample: Vec<Hash> = {
+        let mut keys = Vec::with_capacity(100_000);
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let step = (total / 100_000).max(1);
+        for e in log
+            .changes(ChangesQuery::all())
+            .step_by(step as usize)
+            .take(100_000)
+        {
+            keys.push(e?.node.key());
+        }
+        for i in (1..keys.len()).rev() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            keys.swap(i, (x % (i as u64 + 1)) as usize);
+        }
+        keys
+    };
+    reset_peak();
+    let mut lat = Vec::with_capacity(sample.len());
+    let t = Instant::now();
+    for k in &sample {
+        let s = Instant::now();
+        let e = log.get(k)?.context("sampled key missing")?;
+        lat.push(s.elapsed());
+        std::hint::black_box(e);
+    }
+    let secs = t.elapsed().as_secs_f64();
+    lat.sort();
+    let us = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1e6;
+    r.add(
+        "get_mean_us",
+        "get of a random node (mean)",
+        secs * 1e6 / sample.len() as f64,
+        "µs",
+        format!(
+            "p50 {:.1} µs, p99 {:.1} µs over {} gets on {} nodes; peak {:.0} MB",
+            us(0.5),
+            us(0.99),
+            sample.len(),
+            total,
+            peak_mb()
+        ),
+    );
+
+    // 5. heads.
+    reset_peak();
+    let t = Instant::now();
+    let heads = log.heads()?;
+    r.add(
+        "heads_ms",
+        "heads",
+        t.elapsed().as_secs_f64() * 1e3,
+        "ms",
+        format!("{} heads; peak {:.0} MB", heads.len(), peak_mb()),
+    );
+
+    // 6. The whole changes feed, decoded.
+    reset_peak();
+    let t = Instant::now();
+    let mut n = 0u64;
+    for e in log.changes(ChangesQuery::all()) {
+        std::hint::black_box(e?);
+        n += 1;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    r.add(
+        "feed_per_s",
+        "read the whole changes feed",
+        n as f64 / secs,
+        "nodes/s",
+        format!("{} nodes in {:.2} s; peak {:.0} MB", n, secs, peak_mb()),
+    );
+
+    let _ = Arc::new(());
+    println!("| figure | cairn, N = {} | notes |\n|---|---|---|", a.n);
+    for (f, v, n) in &r.rows {
+        println!("| {f} | {v} | {n} |");
+    }
+    r.json.insert("n".into(), json!(a.n));
+    println!("\nJSON {}", serde_json::Value::Object(r.json));
+    std::fs::remove_dir_all(&a.dir)?;
+    Ok(())
+}
