@@ -53,7 +53,7 @@ fn run_case(seed: u64, fail_after: u64, keep_mode: u8) {
     // Write until the fault stops us: single appends and batches, some threads at once.
     'outer: for round in 0..1000u32 {
         let r = rng.next();
-        let res = if r % 4 == 0 {
+        let res = if r.is_multiple_of(4) {
             let n = 1 + (r >> 8) as usize % 40;
             let entries = (0..n)
                 .map(|i| {
