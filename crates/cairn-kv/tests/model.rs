@@ -1,0 +1,200 @@
+//! Property tests: random puts and deletes with random links on several replicas, exchanged
+//! by union in random orders, give the same kv state everywhere — the state the supersede
+//! rule (crate docs) gives when evaluated directly on the set of nodes; and a view rebuilt from
+//! scratch equals the incrementally built one.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use cairn_kv::{DocOp, Head, Kv, ListOptions, Values, WriteOptions, parse_doc};
+use cairn_log::core::Hash;
+use cairn_log::{ChangesQuery, Log, LogOptions};
+use cairn_view::IndexerOptions;
+use proptest::prelude::*;
+use proptest::sample::Index;
+use serde_json::Value;
+
+const KEYS: [&str; 3] = ["a", "b", "c"];
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// A write on a replica: put (or delete) a key with default or random explicit links.
+    Write {
+        replica: Index,
+        key: usize,
+        del: bool,
+        links: Option<Vec<Index>>,
+    },
+    /// Sends `count` of the nodes `from` has and `to` lacks, in `from`'s changes order.
+    Push { from: Index, to: Index, count: usize },
+    /// A node that is not a kv document.
+    Noise { replica: Index },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        5 => (any::<Index>(), 0..KEYS.len(), prop::bool::weighted(0.25),
+              prop::option::weighted(0.4, prop::collection::vec(any::<Index>(), 0..4)))
+            .prop_map(|(replica, key, del, links)| Op::Write { replica, key, del, links }),
+        2 => (any::<Index>(), any::<Index>(), 1usize..8)
+            .prop_map(|(from, to, count)| Op::Push { from, to, count }),
+        1 => any::<Index>().prop_map(|replica| Op::Noise { replica }),
+    ]
+}
+
+struct Replica {
+    log: Log,
+    kv: Kv,
+}
+
+fn replica() -> Replica {
+    let log = Log::memory(LogOptions::default()).unwrap();
+    let kv = Kv::open_with(&log, "kv", IndexerOptions::default().background(false).batch(3))
+        .unwrap();
+    Replica { log, kv }
+}
+
+fn nodes(log: &Log) -> Vec<cairn_log::core::Node> {
+    log.changes(ChangesQuery::all())
+        .map(|e| e.unwrap().node)
+        .collect()
+}
+
+fn push(from: &Log, to: &Log, count: usize) {
+    let missing: Vec<_> = nodes(from)
+        .into_iter()
+        .filter(|n| !to.has(&n.key()).unwrap())
+        .take(count)
+        .collect();
+    to.insert(missing).unwrap();
+}
+
+/// The supersede rule evaluated directly on a set of nodes: a kv node is a head of its key
+/// iff no kv node of the same key links it.
+fn model(all: &[cairn_log::core::Node]) -> BTreeMap<String, Values> {
+    let docs: Vec<_> = all
+        .iter()
+        .filter_map(|n| parse_doc(n.value()).map(|d| (n, d)))
+        .collect();
+    let mut out: BTreeMap<String, Values> = BTreeMap::new();
+    for (n, d) in &docs {
+        let superseded = docs
+            .iter()
+            .any(|(m, e)| e.key == d.key && m.links().contains(&n.key()));
+        if superseded {
+            continue;
+        }
+        let head = match &d.op {
+            DocOp::Put(v) => Head::Value(serde_json::from_str::<Value>(v.get()).unwrap()),
+            DocOp::Del => Head::Deleted,
+        };
+        out.entry(d.key.to_string())
+            .or_default()
+            .insert(n.key(), head);
+    }
+    out
+}
+
+type State = (BTreeMap<String, Values>, BTreeMap<String, BTreeSet<Hash>>);
+
+/// A replica's whole kv state: list() and the history of every key.
+fn state(kv: &Kv) -> State {
+    let list: BTreeMap<String, Values> = kv
+        .list(ListOptions::default())
+        .unwrap()
+        .map(|r| {
+            let r = r.unwrap();
+            assert_eq!(r.links, r.values.keys().copied().collect::<Vec<_>>());
+            (r.key, r.values)
+        })
+        .collect();
+    let history = KEYS
+        .iter()
+        .map(|k| {
+            let h = kv.history(k).unwrap();
+            // Newest first: a node never comes after a node it links to.
+            for (i, e) in h.iter().enumerate() {
+                for later in &h[i + 1..] {
+                    assert!(!later.links.contains(&e.link));
+                }
+            }
+            (k.to_string(), h.into_iter().map(|e| e.link).collect())
+        })
+        .collect();
+    (list, history)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn replicas_converge_to_the_model(n in 2usize..5, ops in prop::collection::vec(op(), 1..60)) {
+        let rs: Vec<Replica> = (0..n).map(|_| replica()).collect();
+        let mut serial = 0u64;
+        for op in ops {
+            match op {
+                Op::Write { replica, key, del, links } => {
+                    let r = &rs[replica.index(n)];
+                    let known = nodes(&r.log);
+                    let links = links.map(|ix| {
+                        if known.is_empty() {
+                            Vec::new()
+                        } else {
+                            ix.iter().map(|i| known[i.index(known.len())].key()).collect()
+                        }
+                    });
+                    let opts = WriteOptions { links, fields: None };
+                    serial += 1;
+                    if del {
+                        r.kv.del_with(KEYS[key], &opts).unwrap();
+                    } else {
+                        r.kv.put_with(KEYS[key], &serial, &opts).unwrap();
+                    }
+                }
+                Op::Push { from, to, count } => {
+                    let (f, t) = (from.index(n), to.index(n));
+                    if f != t {
+                        push(&rs[f].log, &rs[t].log, count);
+                    }
+                }
+                Op::Noise { replica } => {
+                    serial += 1;
+                    rs[replica.index(n)].log.append(format!("noise {serial}")).unwrap();
+                }
+            }
+            // Reads in between exercise incremental application.
+            if serial % 5 == 0 {
+                rs[0].kv.get("a").unwrap();
+            }
+        }
+        // Exchange everything.
+        for _ in 0..2 {
+            for i in 0..n {
+                for j in 0..n {
+                    if i != j {
+                        push(&rs[i].log, &rs[j].log, usize::MAX);
+                    }
+                }
+            }
+        }
+        let all = nodes(&rs[0].log);
+        let expected = model(&all);
+        let first = state(&rs[0].kv);
+        prop_assert_eq!(&first.0, &expected);
+        for r in &rs[1..] {
+            prop_assert_eq!(r.log.len(), rs[0].log.len());
+            let s = state(&r.kv);
+            prop_assert_eq!(&s, &first);
+            for k in KEYS {
+                prop_assert_eq!(r.kv.get(k).unwrap(), expected.get(k).cloned().unwrap_or_default());
+            }
+        }
+        // History holds every kv node of the key.
+        for k in KEYS {
+            let count = all.iter().filter(|n| parse_doc(n.value()).is_some_and(|d| d.key == k)).count();
+            prop_assert_eq!(first.1[k].len(), count);
+        }
+        // A rebuilt view equals the incrementally built one.
+        rs[1].kv.indexer().rebuild().unwrap();
+        prop_assert_eq!(state(&rs[1].kv), first);
+    }
+}
