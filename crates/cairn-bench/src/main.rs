@@ -18,6 +18,7 @@ struct Args {
     dir: PathBuf,
     concurrent_total: u64,
     sequential: u64,
+    quick_repair: bool,
 }
 
 fn parse() -> Result<Args> {
@@ -26,12 +27,13 @@ fn parse() -> Result<Args> {
         dir: std::env::temp_dir().join("cairn-bench"),
         concurrent_total: 100_000,
         sequential: 5_000,
+        quick_repair: true,
     };
     let mut it = std::env::args().skip(1);
     match it.next().as_deref() {
         Some("log") => {}
         other => bail!(
-            "usage: cairn-bench log [--n N] [--dir DIR] [--concurrent N] [--sequential N] (got {other:?})"
+            "usage: cairn-bench log [--n N] [--dir DIR] [--concurrent N] [--sequential N] [--quick-repair on|off] (got {other:?})"
         ),
     }
     while let Some(flag) = it.next() {
@@ -41,6 +43,7 @@ fn parse() -> Result<Args> {
             "--dir" => a.dir = v.into(),
             "--concurrent" => a.concurrent_total = v.parse()?,
             "--sequential" => a.sequential = v.parse()?,
+            "--quick-repair" => a.quick_repair = v == "on",
             _ => bail!("unknown flag {flag}"),
         }
     }
@@ -91,7 +94,11 @@ fn main() -> Result<()> {
     std::fs::create_dir_all(&a.dir)?;
     let path = a.dir.join("log.redb");
     let kp = Keypair::from_seed([42; 32]);
-    let opts = || LogOptions::default().signer(kp.clone());
+    let unsigned = std::env::var_os("UNSIGNED").is_some();
+    let opts = || {
+        let o = LogOptions::default().quick_repair(a.quick_repair);
+        if unsigned { o } else { o.signer(kp.clone()) }
+    };
     let log = Log::open(&path, opts())?;
     let mut r = Report {
         rows: Vec::new(),
@@ -173,11 +180,6 @@ fn main() -> Result<()> {
     }
     let secs = t.elapsed().as_secs_f64();
     let (c1, r1) = log.commit_stats();
-    eprintln!(
-        "commit busy {:.2} s of {:.2}",
-        log.commit_busy().as_secs_f64(),
-        secs
-    );
     let group = (r1 - r0) as f64 / (c1 - c0).max(1) as f64;
     lat.sort();
     let pct =

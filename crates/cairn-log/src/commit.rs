@@ -177,9 +177,8 @@ fn write_group(
     group: Vec<Request>,
 ) -> Result<(Vec<Outcome>, Option<u64>), StorageError> {
     let mut txn = log.inner.db.begin_write()?;
-    // Save the allocator state with each commit so that reopening after a crash is quick
-    // (this also turns on two-phase commit, which tolerates any subset of unsynced writes).
-    txn.set_quick_repair(std::env::var_os("CAIRN_NO_QR").is_none());
+    // See LogOptions::quick_repair.
+    txn.set_quick_repair(log.inner.opts.quick_repair);
     let mut outcomes = Vec::with_capacity(group.len());
     let start_len;
     let mut len;

@@ -29,6 +29,7 @@ pub struct LogOptions {
     verifier: Arc<dyn Verify>,
     limits: Limits,
     cache_bytes: usize,
+    pub(crate) quick_repair: bool,
 }
 
 impl Default for LogOptions {
@@ -38,6 +39,7 @@ impl Default for LogOptions {
             verifier: Arc::new(Ed25519Verifier::permissive()),
             limits: Limits::default(),
             cache_bytes: 64 << 20,
+            quick_repair: true,
         }
     }
 }
@@ -48,6 +50,7 @@ impl fmt::Debug for LogOptions {
             .field("identity", &self.signer.as_ref().map(|s| s.identity()))
             .field("limits", &self.limits)
             .field("cache_bytes", &self.cache_bytes)
+            .field("quick_repair", &self.quick_repair)
             .finish_non_exhaustive()
     }
 }
@@ -66,6 +69,14 @@ impl LogOptions {
     /// Size limits for nodes written and received.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+    /// Whether each commit saves the allocator state and commits in two phases (two `fsync`s)
+    /// so that reopening after a crash is immediate, whatever the store's size (default: on).
+    /// Off, a commit is one `fsync` and still crash-safe (checksummed commit slots), but the
+    /// first open after a crash walks the whole store to rebuild the allocator state.
+    pub fn quick_repair(mut self, on: bool) -> Self {
+        self.quick_repair = on;
         self
     }
     /// The storage engine's page cache size (default 64 MiB); it bounds the log's memory.
