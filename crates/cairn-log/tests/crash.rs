@@ -7,8 +7,10 @@ use cairn_log::testing::CrashBackend;
 use cairn_log::{BatchEntry, ChangesQuery, Link, Log, LogOptions};
 use proptest::prelude::*;
 
-fn opts() -> LogOptions {
-    LogOptions::default().signer(Keypair::from_seed([11; 32]))
+fn opts(quick_repair: bool) -> LogOptions {
+    LogOptions::default()
+        .signer(Keypair::from_seed([11; 32]))
+        .quick_repair(quick_repair)
 }
 
 /// Small deterministic generator so each case is reproducible from its seed.
@@ -47,7 +49,9 @@ fn check_whole(log: &Log, acked: &[Hash]) {
 fn run_case(seed: u64, fail_after: u64, keep_mode: u8) {
     let mut rng = Rng(seed | 1);
     let (backend, handle) = CrashBackend::new();
-    let log = Log::with_backend(backend, opts()).unwrap();
+    // Both commit protocols: two-phase with saved allocator state, and one-phase with checksums.
+    let quick_repair = seed % 2 == 0;
+    let log = Log::with_backend(backend, opts(quick_repair)).unwrap();
     let mut acked: Vec<Hash> = Vec::new();
     handle.fail_after(fail_after);
     // Write until the fault stops us: single appends and batches, some threads at once.
@@ -103,7 +107,7 @@ fn run_case(seed: u64, fail_after: u64, keep_mode: u8) {
         _ => (seed >> (i % 61)) & 1 == 1, // an arbitrary subset
     });
     let (backend, _h) = CrashBackend::from_image(image);
-    let log = Log::with_backend(backend, opts()).unwrap_or_else(|e| {
+    let log = Log::with_backend(backend, opts(quick_repair)).unwrap_or_else(|e| {
         panic!("store does not open after crash (seed {seed}, unsynced {unsynced}): {e}")
     });
     check_whole(&log, &acked);
