@@ -8,7 +8,13 @@ fn fixture_nodes() -> Vec<Node> {
     let kp = Keypair::from_seed([1; 32]);
     let a = Node::unsigned([], b"hello".to_vec(), &l).unwrap();
     let b = Node::signed([a.key()], b"world".to_vec(), &kp, &l).unwrap();
-    let c = Node::signed([a.key(), b.key(), Hash([0xff; 32])], vec![0u8; 200], &kp, &l).unwrap();
+    let c = Node::signed(
+        [a.key(), b.key(), Hash([0xff; 32])],
+        vec![0u8; 200],
+        &kp,
+        &l,
+    )
+    .unwrap();
     vec![a, b, c]
 }
 

@@ -8,7 +8,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use event_listener::{EventListener, Listener};
+use event_listener::EventListener;
 use redb::ReadableDatabase;
 
 use crate::error::{ReadError, StorageError};
@@ -130,6 +130,8 @@ impl Cursor {
 
 /// The changes feed as a blocking iterator (see [`Log::changes`]). In live mode
 /// [`Iterator::next`] blocks until a node arrives; use it from a thread, not an async task.
+/// (In wasm32, where blocking would freeze the page, a live iterator ends at the end of the
+/// log; [`ChangesStream`] waits there.)
 #[derive(Debug)]
 pub struct Changes {
     cursor: Cursor,
@@ -146,12 +148,20 @@ impl Iterator for Changes {
             if self.cursor.finished() || !self.cursor.live {
                 return None;
             }
-            // Register before checking, so a commit between the check and the wait is seen.
-            let listener = self.cursor.log.inner.added.listen();
-            if self.cursor.available() {
-                continue;
+            #[cfg(not(target_family = "wasm"))]
+            {
+                use event_listener::Listener;
+                // Register before checking, so a commit between the check and the wait is seen.
+                let listener = self.cursor.log.inner.added.listen();
+                if self.cursor.available() {
+                    continue;
+                }
+                listener.wait();
             }
-            listener.wait();
+            // In the browser nothing else can run while this blocks: a live iterator stops at
+            // the end of the log there; use `ChangesStream` to wait.
+            #[cfg(target_family = "wasm")]
+            return None;
         }
     }
 }

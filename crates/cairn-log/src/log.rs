@@ -1,7 +1,6 @@
 //! The log handle and its operations.
 
 use std::fmt;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -148,7 +147,7 @@ impl fmt::Debug for Log {
 impl Log {
     /// Opens the log stored in the file at `path`, creating it if needed.
     #[cfg(not(target_family = "wasm"))]
-    pub fn open(path: impl AsRef<Path>, opts: LogOptions) -> Result<Log, OpenError> {
+    pub fn open(path: impl AsRef<std::path::Path>, opts: LogOptions) -> Result<Log, OpenError> {
         let db = redb::Builder::new()
             .set_cache_size(opts.cache_bytes)
             .create(path.as_ref())

@@ -50,7 +50,7 @@ fn run_case(seed: u64, fail_after: u64, keep_mode: u8) {
     let mut rng = Rng(seed | 1);
     let (backend, handle) = CrashBackend::new();
     // Both commit protocols: two-phase with saved allocator state, and one-phase with checksums.
-    let quick_repair = seed % 2 == 0;
+    let quick_repair = seed.is_multiple_of(2);
     let log = Log::with_backend(backend, opts(quick_repair)).unwrap();
     let mut acked: Vec<Hash> = Vec::new();
     handle.fail_after(fail_after);

@@ -18,7 +18,11 @@ fn expected() -> Vec<String> {
 fn committed_store_opens_and_reads() {
     if std::env::var_os("CAIRN_WRITE_FIXTURES").is_some() {
         let _ = std::fs::remove_file(FIXTURE);
-        let log = Log::open(FIXTURE, LogOptions::default().signer(Keypair::from_seed([3; 32]))).unwrap();
+        let log = Log::open(
+            FIXTURE,
+            LogOptions::default().signer(Keypair::from_seed([3; 32])),
+        )
+        .unwrap();
         let root = log.append(b"root".to_vec()).unwrap();
         for i in 0..20 {
             log.add([root.node.key()], format!("n{i}")).unwrap();
@@ -42,6 +46,9 @@ fn committed_store_opens_and_reads() {
     let head = log.get(&heads[0]).unwrap().unwrap();
     assert_eq!(head.node.value(), b"merge");
     assert_eq!(head.node.links().len(), 20);
-    assert_eq!(head.node.author(), Some(&Keypair::from_seed([3; 32]).public()));
+    assert_eq!(
+        head.node.author(),
+        Some(&Keypair::from_seed([3; 32]).public())
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
