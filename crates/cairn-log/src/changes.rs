@@ -145,7 +145,9 @@ impl Iterator for Changes {
             if let Some(item) = self.cursor.step() {
                 return Some(item);
             }
-            if self.cursor.finished() || !self.cursor.live {
+            // In the browser nothing else can run while this blocks: a live iterator stops at
+            // the end of the log there; use `ChangesStream` to wait.
+            if self.cursor.finished() || !self.cursor.live || cfg!(target_family = "wasm") {
                 return None;
             }
             #[cfg(not(target_family = "wasm"))]
@@ -153,15 +155,10 @@ impl Iterator for Changes {
                 use event_listener::Listener;
                 // Register before checking, so a commit between the check and the wait is seen.
                 let listener = self.cursor.log.inner.added.listen();
-                if self.cursor.available() {
-                    continue;
+                if !self.cursor.available() {
+                    listener.wait();
                 }
-                listener.wait();
             }
-            // In the browser nothing else can run while this blocks: a live iterator stops at
-            // the end of the log there; use `ChangesStream` to wait.
-            #[cfg(target_family = "wasm")]
-            return None;
         }
     }
 }
