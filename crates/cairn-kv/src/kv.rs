@@ -22,7 +22,7 @@ use crate::view::{HeadsDef, KvView, TAG_DEL, TAG_PUT, Tables};
 
 /// Writes without explicit links to keys in the same stripe are serialized, so that local
 /// writes to one key never fork (as hyperkv's lock); writes to other keys run concurrently.
-const STRIPES: usize = 64;
+const STRIPES: usize = 4096;
 
 /// Keys listed per read transaction.
 const LIST_PAGE: usize = 256;
@@ -399,7 +399,8 @@ impl Kv {
 
     /// The kv nodes applied by the view after change `since`, as an iterator; `live` keeps it
     /// waiting for new ones (it then needs the background indexer, or another thread writing
-    /// or reading the store, to make progress).
+    /// or reading the store, to make progress; on wasm, where nothing may block, a live
+    /// iterator ends where the log ends — use [`Kv::next_updates`] there).
     pub fn updates(&self, since: u64, live: bool) -> Updates {
         Updates {
             kv: self.clone(),
@@ -559,10 +560,15 @@ impl Iterator for Updates {
             let upto = if ix.applied() > self.pos {
                 ix.applied()
             } else if self.live {
+                #[cfg(not(target_family = "wasm"))]
                 match ix.wait_applied(self.pos + 1) {
                     Ok(a) => a,
                     Err(e) => return Some(Err(e.into())),
                 }
+                // Nothing may block on wasm: a live iterator ends where the log ends (use
+                // `Kv::next_updates` to wait).
+                #[cfg(target_family = "wasm")]
+                return None;
             } else {
                 return None;
             };

@@ -25,7 +25,11 @@ enum Op {
         links: Option<Vec<Index>>,
     },
     /// Sends `count` of the nodes `from` has and `to` lacks, in `from`'s changes order.
-    Push { from: Index, to: Index, count: usize },
+    Push {
+        from: Index,
+        to: Index,
+        count: usize,
+    },
     /// A node that is not a kv document.
     Noise { replica: Index },
 }
@@ -48,8 +52,12 @@ struct Replica {
 
 fn replica() -> Replica {
     let log = Log::memory(LogOptions::default()).unwrap();
-    let kv = Kv::open_with(&log, "kv", IndexerOptions::default().background(false).batch(3))
-        .unwrap();
+    let kv = Kv::open_with(
+        &log,
+        "kv",
+        IndexerOptions::default().background(false).batch(3),
+    )
+    .unwrap();
     Replica { log, kv }
 }
 

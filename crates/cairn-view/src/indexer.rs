@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use cairn_log::{ChangesQuery, Entry, Log, StorageError};
-use event_listener::{Event, Listener};
+use event_listener::Event;
+#[cfg(not(target_family = "wasm"))]
+use event_listener::Listener;
 use redb::{Durability, ReadableTable, TableDefinition};
 
 use crate::error::{CatchUpError, IndexError, OpenError, RebuildError, storage};
@@ -18,17 +20,17 @@ pub const PROGRESS: TableDefinition<&str, (u64, u64)> = TableDefinition::new("vi
 #[derive(Debug, Clone)]
 pub struct IndexerOptions {
     batch: u64,
-    sync_every: u32,
+    sync_every: u64,
     background: bool,
 }
 
 impl Default for IndexerOptions {
-    /// Batches of 16 384 nodes, a synced commit every 8 batches, and (natively) a background
-    /// thread.
+    /// Batches of 16 384 nodes, a synced view commit once 131 072 nodes were applied since
+    /// the last one, and (natively) a background thread.
     fn default() -> Self {
         IndexerOptions {
             batch: 16_384,
-            sync_every: 8,
+            sync_every: 131_072,
             background: cfg!(not(target_family = "wasm")),
         }
     }
@@ -40,10 +42,13 @@ impl IndexerOptions {
         self.batch = nodes.max(1);
         self
     }
-    /// Sync every `n`th view commit (1: every commit is durable on its own). Commits in
-    /// between are made durable by the next synced commit of anyone on the database (the log's
-    /// are always synced); a crash before that only loses view progress, which is redone.
-    pub fn sync_every(mut self, n: u32) -> Self {
+    /// Sync the view commit that brings the nodes applied since the last synced one to `n` or
+    /// more (1: every view commit is durable on its own). Unsynced commits are made durable by
+    /// the next synced commit of anyone on the database — the log's commits always are, so
+    /// while the log is being written the view costs no `fsync` of its own; a crash before
+    /// that only loses view progress, which is redone. The bound keeps what redb holds in
+    /// memory for unsynced commits small during a long rebuild.
+    pub fn sync_every(mut self, n: u64) -> Self {
         self.sync_every = n.max(1);
         self
     }
@@ -57,8 +62,8 @@ impl IndexerOptions {
 
 struct Applier<V> {
     view: V,
-    /// View commits since the last synced one.
-    unsynced: u32,
+    /// Nodes applied by view commits since the last synced one.
+    unsynced: u64,
 }
 
 struct Control<E> {
@@ -128,7 +133,8 @@ impl<V: View> Shared<V> {
             .database()
             .begin_write()
             .map_err(|e| BatchFailure::Storage(storage(e)))?;
-        let sync = a.unsynced + 1 >= self.opts.sync_every;
+        let applied = entries.len() as u64;
+        let sync = a.unsynced + applied >= self.opts.sync_every;
         if sync {
             txn.set_quick_repair(true);
         } else if txn.set_durability(Durability::None).is_err() {
@@ -152,7 +158,7 @@ impl<V: View> Shared<V> {
             a.view.rolled_back();
             return Err(BatchFailure::Storage(e));
         }
-        a.unsynced = if sync { 0 } else { a.unsynced + 1 };
+        a.unsynced = if sync { 0 } else { a.unsynced + applied };
         self.applied.store(last, Ordering::Release);
         a.view.committed();
         self.event.notify(usize::MAX);
@@ -420,6 +426,8 @@ impl<V: View> Indexer<V> {
 
     /// Blocks until the view has applied every node that was in the log when called. It
     /// applies nodes in the caller's thread as needed, and waits while the view is paused.
+    /// Not on wasm, where nothing may block: use [`Indexer::catch_up`] or [`Indexer::ready`].
+    #[cfg(not(target_family = "wasm"))]
     pub fn ready_blocking(&self) -> Result<(), CatchUpError<V::Error>> {
         let s = self.shared();
         let target = s.log.len();
@@ -464,7 +472,8 @@ impl<V: View> Indexer<V> {
 
     /// Waits (blocking) until the view has applied change `change` or stopped; returns the
     /// change number applied. Unlike [`Indexer::ready_blocking`] it does not apply anything
-    /// itself, so it needs the background thread or another caller of `catch_up`.
+    /// itself, so it needs the background thread or another caller of `catch_up`. Not on wasm.
+    #[cfg(not(target_family = "wasm"))]
     pub fn wait_applied(&self, change: u64) -> Result<u64, CatchUpError<V::Error>> {
         let s = self.shared();
         loop {

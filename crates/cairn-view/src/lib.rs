@@ -16,9 +16,10 @@
 //!   together or not at all, so after a crash at any instant the view resumes right after the
 //!   last node it durably applied: no node is skipped, none is applied twice.
 //! - **Batching.** Many nodes go into one transaction ([`IndexerOptions::batch`]), and most
-//!   view commits are not synced on their own ([`IndexerOptions::sync_every`]): a crash can
-//!   lose view progress (which is then simply redone), never log data, because redb commits
-//!   are ordered and the log's own commits are durable.
+//!   view commits are not synced on their own ([`IndexerOptions::sync_every`]): they become
+//!   durable with the next synced commit on the database (every log commit is one). A crash
+//!   can lose view progress, which is then simply redone, never log data, because redb
+//!   commits are ordered and the log's own commits are durable.
 //! - **Live.** Views follow the log as it grows, from local writes and from replication
 //!   ([`Log::insert`](cairn_log::Log::insert)) alike. Natively each indexer has a background
 //!   thread that tails the changes feed; [`Indexer::catch_up`] drives the view synchronously

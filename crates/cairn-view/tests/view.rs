@@ -278,7 +278,7 @@ fn crash_during_indexing_never_skips_or_doubles() {
         let log = Log::with_backend(backend, LogOptions::default()).unwrap();
         let opts = manual()
             .batch(rng.random_range(1..40))
-            .sync_every(rng.random_range(1..4) as u32);
+            .sync_every(rng.random_range(1..100));
         let ix = Indexer::open(&log, Count::new("a"), opts.clone()).unwrap();
         // After reopening, the view is consistent with the surviving log once caught up.
         ix.catch_up().unwrap();
