@@ -1,6 +1,6 @@
 //! The store's API.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -357,35 +357,27 @@ impl Kv {
     /// Every kv node of `key` (puts and deletes), newest first: a node always comes before the
     /// nodes it links to. Empty for an unknown key.
     pub fn history(&self, key: &str) -> Result<Vec<HistoryEntry>, HistoryError> {
-        self.current()?;
-        let links: Vec<Hash> = {
-            let txn = self.inner.log.database().begin_read().map_err(storage)?;
-            match txn.open_table(self.inner.tables.history()) {
-                Ok(t) => {
-                    let mut out = Vec::new();
-                    for row in t.range((key, 0u64)..=(key, u64::MAX)).map_err(storage)? {
-                        let (_, v) = row.map_err(storage)?;
-                        out.push(Hash(*v.value()));
-                    }
-                    out
-                }
-                Err(TableError::TableDoesNotExist(_)) => Vec::new(),
-                Err(e) => return Err(storage(e).into()),
-            }
-        };
-        let mut out = Vec::with_capacity(links.len());
-        for link in links.into_iter().rev() {
+        // Walk back from the heads through links to kv nodes of the same key.
+        let mut queue = self.heads(key)?;
+        let mut seen: HashSet<Hash> = queue.iter().copied().collect();
+        let mut out = Vec::new();
+        while let Some(link) = queue.pop() {
             let entry = self
                 .inner
                 .log
                 .get(&link)?
                 .ok_or(GetError::MissingNode(link))?;
             let Some(u) = update_of(entry.change, link, &entry.node) else {
-                return Err(GetError::Decode {
-                    link,
-                    source: serde::de::Error::custom("not a kv document"),
-                });
+                continue;
             };
+            if u.key != key {
+                continue;
+            }
+            for l in &u.links {
+                if seen.insert(*l) {
+                    queue.push(*l);
+                }
+            }
             out.push(HistoryEntry {
                 key: u.key,
                 link,
@@ -394,6 +386,7 @@ impl Kv {
                 change: entry.change,
             });
         }
+        out.sort_unstable_by(|a, b| b.change.cmp(&a.change));
         Ok(out)
     }
 

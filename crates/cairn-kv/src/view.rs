@@ -11,7 +11,7 @@ pub(crate) const TAG_PUT: u8 = 0;
 /// Head record tag: a delete (nothing follows).
 pub(crate) const TAG_DEL: u8 = 1;
 
-/// Names of a kv store's tables (`view.<name>.heads`, `view.<name>.history`).
+/// Names of a kv store's tables (`view.<name>.heads`; `view.<name>.history` was version 1's).
 #[derive(Debug, Clone)]
 pub(crate) struct Tables {
     heads: String,
@@ -21,7 +21,7 @@ pub(crate) struct Tables {
 /// `(key, head node hash)` → tag byte, then the value's JSON for a put.
 pub(crate) type HeadsDef<'a> =
     TableDefinition<'a, (&'static str, &'static [u8; 32]), &'static [u8]>;
-/// `(key, change number)` → node hash, for every kv node of the key.
+/// Version 1's `(key, change number)` → node hash; deleted when clearing.
 pub(crate) type HistoryDef<'a> = TableDefinition<'a, (&'static str, u64), &'static [u8; 32]>;
 
 impl Tables {
@@ -39,16 +39,18 @@ impl Tables {
     }
 }
 
-/// The view behind [`Kv`](crate::Kv). Version 1 of its tables:
+/// The view behind [`Kv`](crate::Kv). Version 2 of its table:
 ///
 /// - `view.<name>.heads`: `(key: &str, node: [u8; 32])` → record (`0` + value JSON for a put,
 ///   `1` for a delete): exactly the current heads of each key, so `get` is one short range
-///   read and `list` one scan;
-/// - `view.<name>.history`: `(key: &str, change: u64)` → node hash, every kv node of the key.
+///   read and `list` one scan.
 ///
 /// Applying a node `n` with document key `k` and links `L`: remove `(k, l)` from the heads for
-/// every `l` in `L` (a no-op for links that are not heads of `k`), insert `(k, n)`, and insert
-/// `(k, change(n))` into the history. Nodes that are not kv documents are skipped.
+/// every `l` in `L` (a no-op for links that are not heads of `k`) and insert `(k, n)`. Nodes
+/// that are not kv documents are skipped. One B-tree insert per node keeps rebuilds fast;
+/// history is read from the log by walking links back from the heads (as hyperkv does), which
+/// reaches every kv node of the key: each one that is not a head is linked by a later kv node
+/// of the same key. (Version 1 also kept a `(key, change)` history table.)
 #[derive(Debug)]
 pub struct KvView {
     name: String,
@@ -84,12 +86,11 @@ impl View for KvView {
     }
 
     fn version(&self) -> u64 {
-        1
+        2
     }
 
     fn apply(&mut self, txn: &WriteTransaction, entries: &[Entry]) -> Result<(), KvViewError> {
         let mut heads = txn.open_table(self.tables.heads()).map_err(se)?;
-        let mut history = txn.open_table(self.tables.history()).map_err(se)?;
         for e in entries {
             let Some(doc) = parse_doc(e.node.value()) else {
                 continue;
@@ -110,7 +111,6 @@ impl View for KvView {
             heads
                 .insert((key, &hash.0), self.record.as_slice())
                 .map_err(se)?;
-            history.insert((key, e.change), &hash.0).map_err(se)?;
         }
         Ok(())
     }
