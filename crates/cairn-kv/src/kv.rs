@@ -386,7 +386,7 @@ impl Kv {
                 change: entry.change,
             });
         }
-        out.sort_unstable_by(|a, b| b.change.cmp(&a.change));
+        out.sort_unstable_by_key(|e| std::cmp::Reverse(e.change));
         Ok(out)
     }
 

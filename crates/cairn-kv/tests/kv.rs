@@ -123,7 +123,7 @@ fn forks_from_explicit_links() {
     assert_eq!(kv.get("Z").unwrap(), values(&[(n["I"], v(json!(3000)))]));
     // A put without links merges the fork.
     let m = kv.put("X", &1).unwrap();
-    let mut links = vec![n["D"], n["E"]];
+    let mut links = [n["D"], n["E"]];
     links.sort();
     assert_eq!(log.get(&m).unwrap().unwrap().node.links(), &links[..]);
     assert_eq!(kv.get("X").unwrap(), values(&[(m, v(json!(1)))]));

@@ -170,7 +170,7 @@ proptest! {
                 }
             }
             // Reads in between exercise incremental application.
-            if serial % 5 == 0 {
+            if serial.is_multiple_of(5) {
                 rs[0].kv.get("a").unwrap();
             }
         }

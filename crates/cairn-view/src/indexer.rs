@@ -589,7 +589,7 @@ mod worker {
     use std::pin::Pin;
     use std::sync::Arc;
     use std::sync::atomic::Ordering;
-    use std::task::{Context, Poll, Wake, Waker};
+    use std::task::{Context, Wake, Waker};
     use std::thread::Thread;
 
     use cairn_log::ChangesQuery;
@@ -628,7 +628,7 @@ mod worker {
             let mut feed = s
                 .log
                 .changes_stream(ChangesQuery::all().since(seen).limit(1).live());
-            if let Poll::Ready(_) = Pin::new(&mut feed).poll_next(&mut cx) {
+            if Pin::new(&mut feed).poll_next(&mut cx).is_ready() {
                 continue;
             }
             if s.stop.load(Ordering::Acquire) {
