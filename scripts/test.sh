@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Every test cairn has, the way CI runs them: formatting, lints (native and wasm32), the
+# wasm32 build of the core crates, all unit/property/crash/CLI tests, and a timed fuzz run.
+# Set FUZZ_SECONDS (default 30) to fuzz longer, or 0 to skip fuzzing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+
+# Crates that must build for the browser (no I/O of their own, no tokio).
+WASM_CRATES=(-p cairn-core -p cairn-log)
+for c in crates/cairn-view crates/cairn-kv; do
+  [ -f "$c/Cargo.toml" ] && WASM_CRATES+=(-p "$(basename "$c")")
+done
+
+echo "== fmt"
+cargo fmt --all --check
+cargo fmt --manifest-path fuzz/Cargo.toml --check
+
+echo "== clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --target wasm32-unknown-unknown "${WASM_CRATES[@]}" --locked -- -D warnings
+
+echo "== wasm32 build"
+cargo build --target wasm32-unknown-unknown "${WASM_CRATES[@]}" --locked
+
+echo "== tests"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+CI=${CI:-} cargo test --workspace --locked 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+[ "$status" -eq 0 ] || exit "$status"
+
+fuzz_seconds=${FUZZ_SECONDS:-30}
+if [ "$fuzz_seconds" -gt 0 ]; then
+  echo "== fuzz (${fuzz_seconds}s per target)"
+  # cargo-fuzz needs nightly flags; RUSTC_BOOTSTRAP lets the stable toolchain accept them.
+  # No sanitizer: the targets are safe Rust, and the sanitizer runtimes need nightly.
+  for target in $(cd fuzz && cargo fuzz list); do
+    (cd fuzz && RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=../target/fuzz \
+      cargo fuzz run "$target" --sanitizer none -- \
+      -max_total_time="$fuzz_seconds" 2>&1 | tail -n 2)
+  done
+fi
+
+# One closing line over all the cargo test runs above.
+awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, i }' "$log"
