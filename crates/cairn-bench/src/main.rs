@@ -85,6 +85,8 @@ impl Report {
         self.rows
             .push((figure.to_string(), format!("{shown} {unit}"), notes));
         self.json.insert(id.to_string(), json!(value));
+        // Called right after each phase: the high-water mark is that phase's.
+        self.json.insert(format!("{id}_peak_mb"), json!(peak_mb()));
     }
 }
 
