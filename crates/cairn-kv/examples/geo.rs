@@ -112,7 +112,10 @@ impl View for GeoView {
     }
 
     fn rolled_back(&mut self) {
+        // The table may differ from the tree now (another indexer may have written it):
+        // reload on the next query.
         self.pending.clear();
+        self.tree = None;
     }
 }
 

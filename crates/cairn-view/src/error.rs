@@ -23,6 +23,12 @@ pub enum IndexError<E> {
     /// Committing the view's transaction failed.
     #[error("committing the view: {0}")]
     Storage(#[source] StorageError),
+    /// Another indexer of a different version (or none) now owns the view's stored state.
+    #[error("the view's stored state now belongs to version {version:?}")]
+    Replaced {
+        /// The version found in the progress table.
+        version: Option<u64>,
+    },
 }
 
 /// Why an indexer could not be opened.

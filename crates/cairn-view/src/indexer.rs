@@ -94,6 +94,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 enum BatchFailure<E> {
     View(E),
     Storage(StorageError),
+    /// The stored progress is not where this indexer left it: another indexer of the same
+    /// view moved it (version, change), or removed it.
+    Moved(Option<(u64, u64)>),
 }
 
 impl<V: View> Shared<V> {
@@ -139,6 +142,22 @@ impl<V: View> Shared<V> {
             txn.set_quick_repair(true);
         } else if txn.set_durability(Durability::None).is_err() {
             // Not allowed in this database mode: commit durably instead.
+        }
+        // Check-and-set of the progress: another indexer of this view (a second handle on
+        // the same database) may have applied these nodes already.
+        let expected = entries[0].change - 1;
+        let stored = txn
+            .open_table(PROGRESS)
+            .map_err(storage)
+            .and_then(|t| {
+                t.get(self.name.as_str())
+                    .map(|g| g.map(|v| v.value()))
+                    .map_err(storage)
+            })
+            .map_err(BatchFailure::Storage)?;
+        if stored != Some((self.version, expected)) {
+            drop(txn);
+            return Err(BatchFailure::Moved(stored));
         }
         if let Err(e) = a.view.apply(&txn, entries) {
             drop(txn);
@@ -192,6 +211,7 @@ impl<V: View> Shared<V> {
         };
         match self.commit_batch(&mut a, &entries) {
             Ok(()) => Ok(true),
+            Err(BatchFailure::Moved(stored)) => self.moved(&mut a, stored),
             Err(BatchFailure::Storage(e)) => Err(self.fail(IndexError::Storage(e))),
             Err(BatchFailure::View(e)) if entries.len() == 1 => Err(self.fail(IndexError::View {
                 change: entries[0].change,
@@ -202,6 +222,7 @@ impl<V: View> Shared<V> {
                 for entry in entries.chunks(1) {
                     match self.commit_batch(&mut a, entry) {
                         Ok(()) => {}
+                        Err(BatchFailure::Moved(stored)) => return self.moved(&mut a, stored),
                         Err(BatchFailure::Storage(e)) => {
                             return Err(self.fail(IndexError::Storage(e)));
                         }
@@ -216,6 +237,27 @@ impl<V: View> Shared<V> {
                 // Deterministic views fail again; one that did not has now applied all.
                 Ok(true)
             }
+        }
+    }
+
+    /// Follows progress moved by another indexer of the same view, or stops if it now
+    /// belongs to another version.
+    fn moved(
+        &self,
+        a: &mut Applier<V>,
+        stored: Option<(u64, u64)>,
+    ) -> Result<bool, Arc<IndexError<V::Error>>> {
+        match stored {
+            Some((v, change)) if v == self.version && change <= self.log.len() => {
+                // The view's tables are as that indexer left them: drop any cached state.
+                a.view.rolled_back();
+                self.applied.store(change, Ordering::Release);
+                self.event.notify(usize::MAX);
+                Ok(true)
+            }
+            other => Err(self.fail(IndexError::Replaced {
+                version: other.map(|(v, _)| v),
+            })),
         }
     }
 

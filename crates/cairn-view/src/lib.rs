@@ -14,7 +14,11 @@
 //!   transaction, and the indexer records the view's progress (the last change number applied)
 //!   in the *same* transaction (table `view.progress`). The batch and the progress commit
 //!   together or not at all, so after a crash at any instant the view resumes right after the
-//!   last node it durably applied: no node is skipped, none is applied twice.
+//!   last node it durably applied: no node is skipped, none is applied twice. The progress
+//!   is checked-and-set in that transaction, so even two indexers of the same view over one
+//!   database (two handles by mistake) never apply a node twice: the one that finds the
+//!   progress moved follows it (and stops with [`IndexError::Replaced`] if the view now
+//!   belongs to another version). One indexer per view is still the intended use.
 //! - **Batching.** Many nodes go into one transaction ([`IndexerOptions::batch`]), and most
 //!   view commits are not synced on their own ([`IndexerOptions::sync_every`]): they become
 //!   durable with the next synced commit on the database (every log commit is one). A crash

@@ -264,6 +264,51 @@ fn concurrent_catch_up_callers_apply_each_node_once() {
     assert_eq!(dump(&log, &Count::new("a")), expected(&log));
 }
 
+#[test]
+fn two_indexers_of_one_view_never_double_apply() {
+    let log = Log::memory(LogOptions::default()).unwrap();
+    let a = Indexer::open(&log, Count::new("a"), manual().batch(4)).unwrap();
+    let b = Indexer::open(&log, Count::new("a"), IndexerOptions::default().batch(3)).unwrap();
+    std::thread::scope(|s| {
+        for t in 0..3 {
+            let (log, a, b) = (log.clone(), a.clone(), b.clone());
+            s.spawn(move || {
+                for i in 0..40 {
+                    log.append(format!("t{t} {}", i % 4)).unwrap();
+                    if i % 2 == 0 {
+                        a.catch_up().unwrap();
+                    } else {
+                        b.catch_up().unwrap();
+                    }
+                }
+            });
+        }
+    });
+    a.ready_blocking().unwrap();
+    b.ready_blocking().unwrap();
+    assert_eq!(dump(&log, &Count::new("a")), expected(&log));
+    // A rebuild through one handle is followed by the other.
+    a.rebuild().unwrap();
+    b.ready_blocking().unwrap();
+    a.ready_blocking().unwrap();
+    assert_eq!(dump(&log, &Count::new("a")), expected(&log));
+    // A handle of another version takes the view over; the old one stops.
+    drop(b);
+    let mut v2 = Count::new("a");
+    v2.version = 2;
+    let c = Indexer::open(&log, v2, manual()).unwrap();
+    c.catch_up().unwrap();
+    log.append(b"more".to_vec()).unwrap();
+    match a.catch_up() {
+        Err(CatchUpError::Stopped(e)) => {
+            assert!(matches!(*e, IndexError::Replaced { version: Some(2) }))
+        }
+        other => panic!("expected Replaced, got {other:?}"),
+    }
+    c.catch_up().unwrap();
+    assert_eq!(dump(&log, &Count::new("a")), expected(&log));
+}
+
 /// Crashes (every I/O call fails after a random count, then power loss keeps a random subset
 /// of the unsynced writes) while nodes are being added and indexed; after each reopen the
 /// view must equal the exact counts of the log that survived.
