@@ -14,6 +14,7 @@ use cairn_log::{BatchEntry, ChangesQuery, Link, Log, LogOptions};
 use serde_json::json;
 
 struct Args {
+    mode: Mode,
     n: u64,
     dir: PathBuf,
     concurrent_total: u64,
@@ -23,19 +24,22 @@ struct Args {
 
 fn parse() -> Result<Args> {
     let mut a = Args {
+        mode: Mode::Log,
         n: 100_000,
         dir: std::env::temp_dir().join("cairn-bench"),
         concurrent_total: 100_000,
         sequential: 5_000,
-        quick_repair: true,
+        quick_repair: false,
     };
     let mut it = std::env::args().skip(1);
-    match it.next().as_deref() {
-        Some("log") => {}
+    a.mode = match it.next().as_deref() {
+        Some("log") => Mode::Log,
+        Some("recovery") => Mode::Recovery,
+        Some("recovery-child") => Mode::RecoveryChild,
         other => bail!(
-            "usage: cairn-bench log [--n N] [--dir DIR] [--concurrent N] [--sequential N] [--quick-repair on|off] (got {other:?})"
+            "usage: cairn-bench log|recovery [--n N] [--dir DIR] [--concurrent N] [--sequential N] [--quick-repair on|off] (got {other:?})"
         ),
-    }
+    };
     while let Some(flag) = it.next() {
         let v = it.next().with_context(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
@@ -90,8 +94,89 @@ impl Report {
     }
 }
 
+#[derive(PartialEq)]
+enum Mode {
+    Log,
+    Recovery,
+    RecoveryChild,
+}
+
+/// Batch-appends `n` nodes of 32 bytes (1000 per batch, each linking the previous batch's).
+fn fill(log: &Log, n: u64) -> Result<()> {
+    let mut prev: Vec<Hash> = Vec::new();
+    let mut i = 0u64;
+    while i < n {
+        let size = 1000.min(n - i) as usize;
+        let entries = (0..size)
+            .map(|j| BatchEntry::new(prev.get(j).map(|h| Link::Node(*h)), value(i + j as u64)))
+            .collect();
+        prev = log.batch(entries)?.iter().map(|e| e.node.key()).collect();
+        i += size as u64;
+    }
+    Ok(())
+}
+
+/// `recovery`: a child process fills a store and keeps appending until it is killed with
+/// SIGKILL; then this process times the first open (which repairs the store).
+fn recovery(a: &Args) -> Result<()> {
+    use std::io::BufRead;
+    let _ = std::fs::remove_dir_all(&a.dir);
+    std::fs::create_dir_all(&a.dir)?;
+    let qr = if a.quick_repair { "on" } else { "off" };
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .args([
+            "recovery-child",
+            "--n",
+            &a.n.to_string(),
+            "--quick-repair",
+            qr,
+        ])
+        .arg("--dir")
+        .arg(&a.dir)
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let mut lines = std::io::BufReader::new(child.stdout.take().context("child stdout")?).lines();
+    let _filled = lines.next().context("child ended early")??;
+    std::thread::sleep(Duration::from_millis(200));
+    child.kill()?;
+    child.wait()?;
+    let t = Instant::now();
+    let log = Log::open(
+        a.dir.join("log.redb"),
+        LogOptions::default().quick_repair(a.quick_repair),
+    )?;
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    println!(
+        "| first open after kill -9, quick repair {qr} | {ms:.0} ms | {} nodes, {:.0} MB file |",
+        log.len(),
+        std::fs::metadata(a.dir.join("log.redb"))?.len() as f64 / 1e6
+    );
+    std::fs::remove_dir_all(&a.dir)?;
+    Ok(())
+}
+
+fn recovery_child(a: &Args) -> Result<()> {
+    let log = Log::open(
+        a.dir.join("log.redb"),
+        LogOptions::default()
+            .signer(Keypair::from_seed([42; 32]))
+            .quick_repair(a.quick_repair),
+    )?;
+    fill(&log, a.n)?;
+    println!("filled");
+    for i in 0.. {
+        log.append(value(i))?;
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let a = parse()?;
+    match a.mode {
+        Mode::Recovery => return recovery(&a),
+        Mode::RecoveryChild => return recovery_child(&a),
+        Mode::Log => {}
+    }
     let _ = std::fs::remove_dir_all(&a.dir);
     std::fs::create_dir_all(&a.dir)?;
     let path = a.dir.join("log.redb");

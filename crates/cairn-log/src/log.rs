@@ -38,7 +38,7 @@ impl Default for LogOptions {
             verifier: Arc::new(Ed25519Verifier::permissive()),
             limits: Limits::default(),
             cache_bytes: 64 << 20,
-            quick_repair: true,
+            quick_repair: false,
         }
     }
 }
@@ -70,10 +70,11 @@ impl LogOptions {
         self.limits = limits;
         self
     }
-    /// Whether each commit saves the allocator state and commits in two phases (two `fsync`s)
-    /// so that reopening after a crash is immediate, whatever the store's size (default: on).
-    /// Off, a commit is one `fsync` and still crash-safe (checksummed commit slots), but the
-    /// first open after a crash walks the whole store to rebuild the allocator state.
+    /// Whether each commit saves redb's allocator state and commits in two phases (two
+    /// `fsync`s), so that the first open after a crash needs no repair at all. Off (the
+    /// default), a commit is one `fsync` and just as crash-safe (checksummed commit slots), and
+    /// the first open after a crash walks the store to rebuild the allocator state: measured
+    /// 65 ms at 200 k nodes and 0.46 s at 1 M nodes (`cairn-bench recovery`).
     pub fn quick_repair(mut self, on: bool) -> Self {
         self.quick_repair = on;
         self
