@@ -46,6 +46,29 @@
 //! Reads bring the view up to date with the log first (unless the indexer is paused), so a
 //! read sees every write that returned before it. `get` is one short range read of the
 //! `(key, head)` table: a point lookup whatever the number of keys.
+//!
+//! ## Example
+//!
+//! ```
+//! use cairn_kv::{Head, Kv, WriteOptions};
+//! use cairn_log::{Log, LogOptions};
+//! use serde_json::json;
+//!
+//! let log = Log::memory(LogOptions::default())?;
+//! let kv = Kv::open(&log)?;
+//! let first = kv.put("greeting", "hello")?;
+//! // A concurrent version (as if from another peer): it links nothing, so both are heads.
+//! let fork = kv.put_with("greeting", "hi", &WriteOptions::default().links([]))?;
+//! assert_eq!(kv.get("greeting")?.len(), 2);
+//! // A write without links supersedes every current head: the fork is merged.
+//! let merged = kv.put("greeting", &json!({"text": "hello, hi"}))?;
+//! let values = kv.get("greeting")?;
+//! assert_eq!(values.get(&merged), Some(&Head::Value(json!({"text": "hello, hi"}))));
+//! assert_eq!(values.to_json(), json!({ merged.to_hex(): {"value": {"text": "hello, hi"}} }));
+//! assert_eq!(kv.history("greeting")?.len(), 3);
+//! # let _ = (first, fork);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
@@ -63,4 +86,5 @@ pub use kv::{Kv, List, Updates};
 pub use types::{BatchOp, Head, HistoryEntry, ListOptions, Row, Update, Values, WriteOptions};
 pub use view::{KvView, KvViewError};
 
+pub use cairn_log;
 pub use cairn_view;

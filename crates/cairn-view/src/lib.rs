@@ -44,6 +44,45 @@
 //!   unaffected; [`Indexer::error`] reports it, `ready`/`catch_up` return it, and
 //!   [`Indexer::retry`] or [`Indexer::rebuild`] start the view again.
 //!
+//! ## Example
+//!
+//! ```
+//! use cairn_log::{Entry, Log, LogOptions};
+//! use cairn_view::redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+//! use cairn_view::{Indexer, IndexerOptions, View};
+//!
+//! const SIZES: TableDefinition<&str, u64> = TableDefinition::new("view.bytes.total");
+//!
+//! /// Total value bytes in the log.
+//! struct Bytes;
+//!
+//! impl View for Bytes {
+//!     type Error = cairn_view::redb::Error;
+//!     fn name(&self) -> &str { "bytes" }
+//!     fn version(&self) -> u64 { 1 }
+//!     fn apply(&mut self, txn: &WriteTransaction, entries: &[Entry]) -> Result<(), Self::Error> {
+//!         let mut t = txn.open_table(SIZES)?;
+//!         let old = t.get("total")?.map_or(0, |v| v.value());
+//!         let add: u64 = entries.iter().map(|e| e.node.value().len() as u64).sum();
+//!         t.insert("total", old + add)?;
+//!         Ok(())
+//!     }
+//!     fn clear(&mut self, txn: &WriteTransaction) -> Result<(), Self::Error> {
+//!         txn.delete_table(SIZES)?;
+//!         Ok(())
+//!     }
+//! }
+//!
+//! let log = Log::memory(LogOptions::default())?;
+//! let bytes = Indexer::open(&log, Bytes, IndexerOptions::default())?;
+//! log.append(b"hello".to_vec())?;
+//! log.append(b"world!".to_vec())?;
+//! bytes.ready_blocking()?;
+//! let txn = log.database().begin_read()?;
+//! assert_eq!(txn.open_table(SIZES)?.get("total")?.map(|v| v.value()), Some(11));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! ## Table names
 //!
 //! A view's tables should be named `view.<name>.<table>`; `view.progress` belongs to the
