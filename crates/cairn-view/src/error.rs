@@ -17,6 +17,15 @@ pub enum IndexError<E> {
         /// The view's error.
         source: E,
     },
+    /// The view's logic panicked on the node with change number `change` (caught, so the
+    /// view stops like a failing view instead of taking its thread down).
+    #[error("view panicked at change {change}: {message}")]
+    Panicked {
+        /// Change number of the node the view panicked on.
+        change: u64,
+        /// The panic message.
+        message: String,
+    },
     /// Reading the log failed.
     #[error("reading the log: {0}")]
     Read(#[source] ReadError),

@@ -1,6 +1,7 @@
 //! The indexer: runs one view over one log.
 
 use std::fmt;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -97,6 +98,15 @@ enum BatchFailure<E> {
     /// The stored progress is not where this indexer left it: another indexer of the same
     /// view moved it (version, change), or removed it.
     Moved(Option<(u64, u64)>),
+    /// The view panicked.
+    Panicked(String),
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic with a non-string payload".to_owned())
 }
 
 impl<V: View> Shared<V> {
@@ -159,10 +169,19 @@ impl<V: View> Shared<V> {
             drop(txn);
             return Err(BatchFailure::Moved(stored));
         }
-        if let Err(e) = a.view.apply(&txn, entries) {
-            drop(txn);
-            a.view.rolled_back();
-            return Err(BatchFailure::View(e));
+        let view = &mut a.view;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| view.apply(&txn, entries))) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                drop(txn);
+                a.view.rolled_back();
+                return Err(BatchFailure::View(e));
+            }
+            Err(panic) => {
+                drop(txn);
+                a.view.rolled_back();
+                return Err(BatchFailure::Panicked(panic_message(&*panic)));
+            }
         }
         let written = txn
             .open_table(PROGRESS)
@@ -213,11 +232,17 @@ impl<V: View> Shared<V> {
             Ok(()) => Ok(true),
             Err(BatchFailure::Moved(stored)) => self.moved(&mut a, stored),
             Err(BatchFailure::Storage(e)) => Err(self.fail(IndexError::Storage(e))),
+            Err(BatchFailure::Panicked(message)) if entries.len() == 1 => {
+                Err(self.fail(IndexError::Panicked {
+                    change: entries[0].change,
+                    message,
+                }))
+            }
             Err(BatchFailure::View(e)) if entries.len() == 1 => Err(self.fail(IndexError::View {
                 change: entries[0].change,
                 source: e,
             })),
-            Err(BatchFailure::View(_)) => {
+            Err(BatchFailure::View(_) | BatchFailure::Panicked(_)) => {
                 // Find the failing node: apply the batch one node at a time.
                 for entry in entries.chunks(1) {
                     match self.commit_batch(&mut a, entry) {
@@ -230,6 +255,12 @@ impl<V: View> Shared<V> {
                             return Err(self.fail(IndexError::View {
                                 change: entry[0].change,
                                 source: e,
+                            }));
+                        }
+                        Err(BatchFailure::Panicked(message)) => {
+                            return Err(self.fail(IndexError::Panicked {
+                                change: entry[0].change,
+                                message,
                             }));
                         }
                     }

@@ -42,7 +42,8 @@
 //!   rolled back, the nodes before the failing one are applied, and the view stops with an
 //!   [`IndexError::View`] naming the change number that failed. The log and other views are
 //!   unaffected; [`Indexer::error`] reports it, `ready`/`catch_up` return it, and
-//!   [`Indexer::retry`] or [`Indexer::rebuild`] start the view again.
+//!   [`Indexer::retry`] or [`Indexer::rebuild`] start the view again. A view that panics is
+//!   caught and stops the same way ([`IndexError::Panicked`]).
 //!
 //! ## Example
 //!

@@ -60,6 +60,9 @@ impl View for Count {
             if self.fail_on_boom && e.node.value() == b"boom" {
                 return Err(CountError::Boom);
             }
+            if self.fail_on_boom && e.node.value() == b"panic" {
+                panic!("asked to panic");
+            }
             let old = t.get(e.node.value()).map_err(se)?.map_or(0, |v| v.value());
             t.insert(e.node.value(), old + 1).map_err(se)?;
             let total = t.get(&b"#total"[..]).map_err(se)?.map_or(0, |v| v.value());
@@ -183,6 +186,31 @@ fn a_failing_view_stops_alone_at_the_failing_node() {
     good.ready_blocking().unwrap();
     assert_eq!(dump(&log, &Count::new("b")), expected(&log));
     assert_eq!(bad.applied(), boom - 1);
+}
+
+#[test]
+fn a_panicking_view_stops_like_a_failing_one_even_in_the_background() {
+    let log = Log::memory(LogOptions::default()).unwrap();
+    let mut bad = Count::new("a");
+    bad.fail_on_boom = true;
+    let bad = Indexer::open(&log, bad, IndexerOptions::default().batch(8)).unwrap();
+    fill(&log, 10);
+    let p = log.append(b"panic".to_vec()).unwrap().change;
+    fill(&log, 10);
+    match futures_lite::future::block_on(bad.ready()) {
+        Err(CatchUpError::Stopped(e)) => match &*e {
+            IndexError::Panicked { change, message } => {
+                assert_eq!(*change, p);
+                assert!(message.contains("asked to panic"));
+            }
+            other => panic!("unexpected {other:?}"),
+        },
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    assert_eq!(bad.applied(), p - 1);
+    // The view is deterministic: a retry stops at the same node again.
+    bad.retry();
+    assert!(bad.ready_blocking().is_err());
 }
 
 #[test]
