@@ -113,7 +113,7 @@ impl Kv {
 
     fn read_heads<R>(
         &self,
-        f: impl FnOnce(Option<&ReadOnlyTable<(&'static str, &'static [u8; 32]), &'static [u8]>>) -> R,
+        f: impl FnOnce(Option<&HeadsTable>) -> R,
     ) -> Result<R, GetError> {
         let txn = self.inner.log.database().begin_read().map_err(storage)?;
         let def: HeadsDef<'_> = self.inner.tables.heads();
@@ -131,19 +131,7 @@ impl Kv {
     }
 
     fn heads_now(&self, key: &str) -> Result<Vec<Hash>, GetError> {
-        self.read_heads(|t| -> Result<Vec<Hash>, GetError> {
-            let mut out = Vec::new();
-            if let Some(t) = t {
-                for row in t
-                    .range((key, &[0u8; 32])..=(key, &[0xffu8; 32]))
-                    .map_err(storage)?
-                {
-                    let (k, _) = row.map_err(storage)?;
-                    out.push(Hash(*k.value().1));
-                }
-            }
-            Ok(out)
-        })?
+        self.read_heads(|t| heads_in(t, key))?
     }
 
     /// Every current head of `key` with its value or tombstone; empty when the key has none.
@@ -258,15 +246,28 @@ impl Kv {
         if !stripes.is_empty() {
             self.current()?;
         }
-        // The heads of each key as the batch goes on.
-        let mut heads: HashMap<&str, Vec<Link>> = HashMap::new();
+        // The heads of each key written without links, as the batch goes on (rows with
+        // explicit links to such a key count too), read in one transaction.
+        let need: HashSet<&str> = ops
+            .iter()
+            .filter(|op| op.opts().links.is_none())
+            .map(BatchOp::key)
+            .collect();
+        let mut heads: HashMap<&str, Vec<Link>> = HashMap::with_capacity(need.len());
+        if !need.is_empty() {
+            self.read_heads(|t| -> Result<(), GetError> {
+                for key in need {
+                    let stored = heads_in(t, key)?;
+                    heads.insert(key, stored.into_iter().map(Link::Node).collect());
+                }
+                Ok(())
+            })
+            .and_then(|r| r)
+            .map_err(get_to_write)?;
+        }
         let mut entries = Vec::with_capacity(ops.len());
         for (i, (op, doc)) in ops.iter().zip(docs).enumerate() {
             let key = op.key();
-            if !heads.contains_key(key) && op.opts().links.is_none() {
-                let stored = self.heads_now(key).map_err(get_to_write)?;
-                heads.insert(key, stored.into_iter().map(Link::Node).collect());
-            }
             let links: Vec<Link> = match &op.opts().links {
                 Some(l) => l.iter().copied().map(Link::Node).collect(),
                 None => heads.get(key).cloned().unwrap_or_default(),
@@ -426,6 +427,23 @@ impl Kv {
         }
         Ok(out)
     }
+}
+
+type HeadsTable = ReadOnlyTable<(&'static str, &'static [u8; 32]), &'static [u8]>;
+
+/// The heads of `key` in the heads table (none if it does not exist yet).
+fn heads_in(t: Option<&HeadsTable>, key: &str) -> Result<Vec<Hash>, GetError> {
+    let mut out = Vec::new();
+    if let Some(t) = t {
+        for row in t
+            .range((key, &[0u8; 32])..=(key, &[0xffu8; 32]))
+            .map_err(storage)?
+        {
+            let (k, _) = row.map_err(storage)?;
+            out.push(Hash(*k.value().1));
+        }
+    }
+    Ok(out)
 }
 
 fn get_to_write(e: GetError) -> WriteError {

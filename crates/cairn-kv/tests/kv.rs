@@ -319,6 +319,17 @@ fn batch_is_atomic_and_links_earlier_rows() {
         .unwrap();
     assert_eq!(kv.get("A").unwrap(), values(&[(hs2[0], v(json!(5)))]));
     assert_eq!(kv.get("B").unwrap(), values(&[(hs2[1], v(json!(6)))]));
+    // A row with explicit links counts for later rows of its key without links.
+    let hs3 = kv
+        .batch(vec![
+            BatchOp::put("A", 7).with(WriteOptions::default().links([])),
+            BatchOp::put("A", 8),
+        ])
+        .unwrap();
+    let mut both = vec![hs2[0], hs3[0]];
+    both.sort();
+    assert_eq!(log.get(&hs3[1]).unwrap().unwrap().node.links(), &both[..]);
+    assert_eq!(kv.get("A").unwrap(), values(&[(hs3[1], v(json!(8)))]));
     // One bad link: nothing of the batch is stored.
     let len = log.len();
     let r = kv.batch(vec![
