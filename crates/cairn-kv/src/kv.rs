@@ -111,10 +111,7 @@ impl Kv {
         BuildHasherDefault::<DefaultHasher>::default().hash_one(key) as usize % STRIPES
     }
 
-    fn read_heads<R>(
-        &self,
-        f: impl FnOnce(Option<&HeadsTable>) -> R,
-    ) -> Result<R, GetError> {
+    fn read_heads<R>(&self, f: impl FnOnce(Option<&HeadsTable>) -> R) -> Result<R, GetError> {
         let txn = self.inner.log.database().begin_read().map_err(storage)?;
         let def: HeadsDef<'_> = self.inner.tables.heads();
         match txn.open_table(def) {
