@@ -651,7 +651,8 @@ impl<V: View> Indexer<V> {
     }
 
     /// Runs `f` on the view (for views that answer queries from memory). Waits for the batch
-    /// being applied, if any.
+    /// being applied, if any. `f` must not call back into this indexer (`catch_up`, `ready`,
+    /// or reads of a store that catch up, such as `Kv::get`): the view is locked while it runs.
     pub fn with_view<R>(&self, f: impl FnOnce(&mut V) -> R) -> R {
         f(&mut lock(&self.shared().applier).view)
     }
