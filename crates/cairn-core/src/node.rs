@@ -108,6 +108,11 @@ impl Draft {
         self.key
     }
 
+    /// The links, strictly ascending.
+    pub fn links(&self) -> &[Hash] {
+        &self.links
+    }
+
     /// Signs with `signer` (whose identity must be the draft's author).
     pub fn sign(self, signer: &dyn Signer) -> Result<Node, BuildError> {
         if self.author != Some(signer.identity()) {

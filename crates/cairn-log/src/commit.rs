@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, mpsc};
 
 use cairn_core::{Hash, Node};
 use redb::ReadableTable;
@@ -37,8 +37,75 @@ struct Queue {
 }
 
 struct Request {
-    nodes: Vec<Node>,
+    payload: Payload,
     slot: Arc<Slot>,
+}
+
+/// What a write request stores.
+#[cfg_attr(target_family = "wasm", allow(dead_code))] // no signing threads in the browser
+pub(crate) enum Payload {
+    /// Finished nodes.
+    Nodes(Vec<Node>),
+    /// Nodes still being signed on other threads: their keys and links are known (so the
+    /// request can be checked at once), and the signed nodes arrive in chunks, tagged with
+    /// the chunk's index, while the commit is already writing earlier ones.
+    Streamed {
+        plan: Vec<(Hash, Vec<Hash>)>,
+        chunks: mpsc::Receiver<(usize, Vec<Node>)>,
+    },
+}
+
+impl Payload {
+    fn len(&self) -> usize {
+        match self {
+            Payload::Nodes(n) => n.len(),
+            Payload::Streamed { plan, .. } => plan.len(),
+        }
+    }
+    fn key_and_links(&self, i: usize) -> (Hash, &[Hash]) {
+        match self {
+            Payload::Nodes(n) => (n[i].key(), n[i].links()),
+            Payload::Streamed { plan, .. } => (plan[i].0, &plan[i].1),
+        }
+    }
+    /// The nodes in order, waiting for streamed chunks as needed.
+    fn into_nodes(self) -> Box<dyn Iterator<Item = Result<Node, StorageError>>> {
+        match self {
+            Payload::Nodes(n) => Box::new(n.into_iter().map(Ok)),
+            Payload::Streamed { plan, chunks } => {
+                let mut pending: std::collections::BTreeMap<usize, Vec<Node>> = Default::default();
+                let mut next = 0usize;
+                let mut current = Vec::new().into_iter();
+                let mut left = plan.len();
+                Box::new(std::iter::from_fn(move || {
+                    if left == 0 {
+                        return None;
+                    }
+                    loop {
+                        if let Some(n) = current.next() {
+                            left -= 1;
+                            return Some(Ok(n));
+                        }
+                        if let Some(c) = pending.remove(&next) {
+                            next += 1;
+                            current = c.into_iter();
+                            continue;
+                        }
+                        match chunks.recv() {
+                            Ok((i, c)) => {
+                                pending.insert(i, c);
+                            }
+                            Err(_) => {
+                                left = 0;
+                                let e = std::io::Error::other("a signing thread stopped early");
+                                return Some(Err(StorageError(redb::Error::Io(e))));
+                            }
+                        }
+                    }
+                }))
+            }
+        }
+    }
 }
 
 /// Where a waiting writer learns its outcome, or that it is to lead the next commit. Each
@@ -76,11 +143,20 @@ impl Committer {
     /// Stores `nodes` atomically (in order, each linking only to stored or earlier nodes) and
     /// returns once the commit that holds them is durable.
     pub(crate) fn submit(&self, log: &Log, nodes: Vec<Node>) -> Result<Vec<Entry>, AddError> {
+        self.submit_payload(log, Payload::Nodes(nodes))
+    }
+
+    /// Like [`Committer::submit`], for any payload.
+    pub(crate) fn submit_payload(
+        &self,
+        log: &Log,
+        payload: Payload,
+    ) -> Result<Vec<Entry>, AddError> {
         let slot = Arc::new(Slot::default());
         let mut lead = {
             let mut q = lock(&self.queue);
             q.pending.push(Request {
-                nodes,
+                payload,
                 slot: slot.clone(),
             });
             !std::mem::replace(&mut q.leader, true)
@@ -195,11 +271,12 @@ fn write_group(
         for req in group {
             // Check the whole request before writing any of it.
             let mut req_keys: HashMap<Hash, u64> = HashMap::new();
-            let mut changes = Vec::with_capacity(req.nodes.len());
+            let count = req.payload.len();
+            let mut changes = Vec::with_capacity(count);
             let mut next = len;
             let mut failure = None;
-            'nodes: for node in &req.nodes {
-                let key = node.key();
+            'nodes: for i in 0..count {
+                let (key, links) = req.payload.key_and_links(i);
                 let known = match req_keys.get(&key).or_else(|| group_keys.get(&key)) {
                     Some(c) => Some(*c),
                     None => keys_t.get(&key.0)?.map(|v| v.value()),
@@ -208,7 +285,7 @@ fn write_group(
                     changes.push((c, false));
                     continue;
                 }
-                for link in node.links() {
+                for link in links {
                     let present = req_keys.contains_key(link)
                         || group_keys.contains_key(link)
                         || keys_t.get(&link.0)?.is_some();
@@ -228,8 +305,10 @@ fn write_group(
                 outcomes.push((req.slot.clone(), Err(e)));
                 continue;
             }
-            let mut entries = Vec::with_capacity(req.nodes.len());
-            for (node, (change, new)) in req.nodes.into_iter().zip(changes) {
+            let mut entries = Vec::with_capacity(count);
+            let slot = req.slot.clone();
+            for (node, (change, new)) in req.payload.into_nodes().zip(changes) {
+                let node = node?;
                 if new {
                     buf.clear();
                     node.encode_into(&mut buf);
@@ -244,7 +323,7 @@ fn write_group(
             }
             len = next;
             group_keys.extend(req_keys);
-            outcomes.push((req.slot.clone(), Ok(entries)));
+            outcomes.push((slot, Ok(entries)));
         }
         if len != start_len {
             meta_t.insert(META_LEN, len)?;

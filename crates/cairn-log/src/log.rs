@@ -9,6 +9,8 @@ use event_listener::Event;
 use redb::{Database, ReadableDatabase, ReadableTable, StorageBackend};
 
 use crate::commit::Committer;
+#[cfg(not(target_family = "wasm"))]
+use crate::commit::Payload;
 use crate::error::{AddError, OpenError, ReadError, StorageError};
 use crate::tables::{HEADS, KEYS, META, META_FORMAT, META_LEN, NODES, STORE_FORMAT};
 
@@ -318,13 +320,68 @@ impl Log {
             drafts.push(self.draft(links, e.value)?);
         }
         let nodes = match &self.inner.opts.signer {
-            Some(s) => sign_parallel(drafts, s.as_ref())?,
+            #[cfg(not(target_family = "wasm"))]
+            Some(s) if threads() > 1 && drafts.len() >= PARALLEL_MIN => {
+                return self.batch_streamed(drafts, s.as_ref());
+            }
+            Some(s) => drafts
+                .into_iter()
+                .map(|d| d.sign(s.as_ref()))
+                .collect::<Result<_, _>>()?,
             None => drafts
                 .into_iter()
                 .map(|d| d.finish(None))
                 .collect::<Result<_, _>>()?,
         };
         self.inner.committer.submit(self, nodes)
+    }
+
+    /// A large signed batch: signing threads sign chunks of the batch while the commit, which
+    /// can check the batch from its keys and links alone, already writes the chunks signed so
+    /// far. Signing (≈ 18 µs a node) and writing (≈ 10 µs a node) overlap on all cores.
+    #[cfg(not(target_family = "wasm"))]
+    fn batch_streamed(&self, drafts: Vec<Draft>, signer: &dyn Signer) -> Result<Vec<Entry>, AddError> {
+        const CHUNK: usize = 64;
+        let plan = drafts
+            .iter()
+            .map(|d| (d.key(), d.links().to_vec()))
+            .collect();
+        let workers = threads();
+        let mut work: Vec<Vec<(usize, Vec<Draft>)>> = (0..workers).map(|_| Vec::new()).collect();
+        let mut it = drafts.into_iter();
+        for i in 0.. {
+            let chunk: Vec<Draft> = it.by_ref().take(CHUNK).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            work[i % workers].push((i, chunk));
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::scope(|scope| {
+            for mine in work {
+                let tx = tx.clone();
+                scope.spawn(move || {
+                    for (i, chunk) in mine {
+                        // A draft's author is the signer's identity, so signing cannot fail;
+                        // if it ever did, the commit would see the chunk missing and fail.
+                        let Ok(nodes) = chunk
+                            .into_iter()
+                            .map(|d| d.sign(signer))
+                            .collect::<Result<Vec<_>, _>>()
+                        else {
+                            return;
+                        };
+                        if tx.send((i, nodes)).is_err() {
+                            return; // the commit gave up on this batch
+                        }
+                    }
+                });
+            }
+            drop(tx);
+            self.inner
+                .committer
+                .submit_payload(self, Payload::Streamed { plan, chunks: rx })
+        })
     }
 
     /// Stores nodes received from elsewhere (replication, import), atomically: each is checked
@@ -429,45 +486,6 @@ fn threads() -> usize {
     {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     }
-}
-
-fn sign_parallel(drafts: Vec<Draft>, signer: &dyn Signer) -> Result<Vec<Node>, AddError> {
-    let threads = threads();
-    if threads == 1 || drafts.len() < PARALLEL_MIN {
-        return drafts
-            .into_iter()
-            .map(|d| d.sign(signer).map_err(AddError::from))
-            .collect();
-    }
-    let chunk = drafts.len().div_ceil(threads);
-    let mut chunks: Vec<Vec<Draft>> = Vec::with_capacity(threads);
-    let mut rest = drafts;
-    while rest.len() > chunk {
-        let tail = rest.split_off(chunk);
-        chunks.push(rest);
-        rest = tail;
-    }
-    chunks.push(rest);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = chunks
-            .into_iter()
-            .map(|c| {
-                s.spawn(move || {
-                    c.into_iter()
-                        .map(|d| d.sign(signer))
-                        .collect::<Result<Vec<_>, _>>()
-                })
-            })
-            .collect();
-        let mut out = Vec::new();
-        for h in handles {
-            match h.join() {
-                Ok(r) => out.extend(r?),
-                Err(p) => std::panic::resume_unwind(p),
-            }
-        }
-        Ok(out)
-    })
 }
 
 fn verify_parallel(nodes: &[Node], verifier: &dyn Verify) -> Result<(), AddError> {
