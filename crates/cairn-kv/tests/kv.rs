@@ -326,7 +326,7 @@ fn batch_is_atomic_and_links_earlier_rows() {
             BatchOp::put("A", 8),
         ])
         .unwrap();
-    let mut both = vec![hs2[0], hs3[0]];
+    let mut both = [hs2[0], hs3[0]];
     both.sort();
     assert_eq!(log.get(&hs3[1]).unwrap().unwrap().node.links(), &both[..]);
     assert_eq!(kv.get("A").unwrap(), values(&[(hs3[1], v(json!(8)))]));
