@@ -228,6 +228,10 @@ impl<V: View> Shared<V> {
             Ok(e) => e,
             Err(e) => return Err(self.fail(IndexError::Read(e))),
         };
+        if entries.is_empty() {
+            // Nothing readable yet (cannot happen with a committed length): do not spin.
+            return Ok(false);
+        }
         match self.commit_batch(&mut a, &entries) {
             Ok(()) => Ok(true),
             Err(BatchFailure::Moved(stored)) => self.moved(&mut a, stored),
