@@ -39,7 +39,9 @@
 //! direct evaluation of the rule on random DAGs replicated in random orders.
 //!
 //! Writes: [`Kv::put`] / [`Kv::del`] without links link the key's current heads (read after
-//! bringing the view up to date; local writes to one key are serialized so they never fork);
+//! bringing the view up to date; writes to one key through one [`Kv`] and its clones are
+//! serialized so they never fork — unless the indexer is paused, when the heads read may be
+//! stale);
 //! [`WriteOptions::links`] gives explicit links; [`WriteOptions::fields`] adds document fields.
 //! [`Kv::batch`] writes many atomically.
 //!
