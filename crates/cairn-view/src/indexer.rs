@@ -23,6 +23,7 @@ pub struct IndexerOptions {
     batch: u64,
     sync_every: u64,
     background: bool,
+    quick_repair: bool,
 }
 
 impl Default for IndexerOptions {
@@ -33,6 +34,7 @@ impl Default for IndexerOptions {
             batch: 16_384,
             sync_every: 131_072,
             background: cfg!(not(target_family = "wasm")),
+            quick_repair: false,
         }
     }
 }
@@ -51,6 +53,13 @@ impl IndexerOptions {
     /// memory for unsynced commits small during a long rebuild.
     pub fn sync_every(mut self, n: u64) -> Self {
         self.sync_every = n.max(1);
+        self
+    }
+    /// Whether the indexer's synced commits use redb's quick repair (two-phase commit and a
+    /// saved allocator state). Set it as the log's `LogOptions::quick_repair` (off by default
+    /// in both), so that the last durable commit on the database keeps the log's choice.
+    pub fn quick_repair(mut self, on: bool) -> Self {
+        self.quick_repair = on;
         self
     }
     /// Whether to run a background thread that keeps the view up to date (ignored, and off,
@@ -149,7 +158,7 @@ impl<V: View> Shared<V> {
         let applied = entries.len() as u64;
         let sync = a.unsynced + applied >= self.opts.sync_every;
         if sync {
-            txn.set_quick_repair(true);
+            txn.set_quick_repair(self.opts.quick_repair);
         } else if txn.set_durability(Durability::None).is_err() {
             // Not allowed in this database mode: commit durably instead.
         }
@@ -308,7 +317,7 @@ impl<V: View> Shared<V> {
             return Ok(());
         }
         let mut txn = self.log.database().begin_write().map_err(storage)?;
-        txn.set_quick_repair(true);
+        txn.set_quick_repair(self.opts.quick_repair);
         txn.commit().map_err(storage)?;
         a.unsynced = 0;
         Ok(())
@@ -371,7 +380,7 @@ impl<V: View> Indexer<V> {
         let name = view.name().to_owned();
         let version = view.version();
         let mut txn = log.database().begin_write().map_err(storage)?;
-        txn.set_quick_repair(true);
+        txn.set_quick_repair(opts.quick_repair);
         let stored = {
             let t = txn.open_table(PROGRESS).map_err(storage)?;
             t.get(name.as_str()).map_err(storage)?.map(|v| v.value())
@@ -608,7 +617,7 @@ impl<V: View> Indexer<V> {
         let s = self.shared();
         let mut a = lock(&s.applier);
         let mut txn = s.log.database().begin_write().map_err(storage)?;
-        txn.set_quick_repair(true);
+        txn.set_quick_repair(s.opts.quick_repair);
         if let Err(e) = a.view.clear(&txn) {
             drop(txn);
             a.view.rolled_back();

@@ -30,6 +30,8 @@
 //!   in the caller's thread (the way to run on single-threaded targets such as
 //!   `wasm32-unknown-unknown`, and what reads that need an up-to-date view call first). Both
 //!   can be used together: one lock serializes appliers, so each node is applied once.
+//! - **Commit protocol.** Synced view commits use redb's quick repair only when asked
+//!   ([`IndexerOptions::quick_repair`]); set it as the log's `LogOptions::quick_repair`.
 //! - **Ready.** [`Indexer::ready`] (async) and [`Indexer::ready_blocking`] return once the
 //!   view has applied every node that was in the log when they were called.
 //! - **Pause/resume.** [`Indexer::pause`] stops applying after the current batch;
