@@ -1,0 +1,440 @@
+//! The async driver: runs a [`Session`] over any `futures_io::AsyncRead + AsyncWrite`
+//! stream, runtime-independent (works under tokio through `tokio_util::compat`, in the browser
+//! through a WebSocket/WebRTC adapter, or over the in-memory [`duplex`] pipe).
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::{Pin, pin};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
+
+use cairn_log::{ChangesQuery, ChangesStream, Log};
+use futures_core::Stream;
+use futures_io::{AsyncRead, AsyncWrite};
+
+use crate::error::SyncError;
+use crate::index::{LogStore, LogStoreError};
+use crate::session::{Event, Session, SessionOptions};
+use crate::store::SyncStore;
+
+/// What a finished sync did, as the CLI prints it (bytes as they crossed the stream).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncSummary {
+    /// Nodes sent.
+    pub nodes_sent: u64,
+    /// Nodes received.
+    pub nodes_received: u64,
+    /// Bytes written to the stream.
+    pub bytes_sent: u64,
+    /// Bytes read from the stream.
+    pub bytes_received: u64,
+    /// Reconciliation round trips.
+    pub round_trips: u32,
+    /// Wall time in milliseconds (0 on wasm32, which has no clock here).
+    pub ms: u64,
+}
+
+impl SyncSummary {
+    /// The one-line JSON form:
+    /// `{"nodes_sent":…,"nodes_received":…,"bytes_sent":…,"bytes_received":…,"round_trips":…,"ms":…}`.
+    pub fn to_json(&self) -> String {
+        format!(
+            "{{\"nodes_sent\":{},\"nodes_received\":{},\"bytes_sent\":{},\"bytes_received\":{},\"round_trips\":{},\"ms\":{}}}",
+            self.nodes_sent,
+            self.nodes_received,
+            self.bytes_sent,
+            self.bytes_received,
+            self.round_trips,
+            self.ms
+        )
+    }
+}
+
+/// Why a driven sync failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DriverError {
+    /// The stream failed.
+    #[error("stream: {0}")]
+    Io(#[from] std::io::Error),
+    /// The protocol failed (the error was sent to the peer when it was ours).
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    /// The log's sync index could not be opened.
+    #[error(transparent)]
+    Store(#[from] LogStoreError),
+}
+
+/// A source of locally appended nodes to forward in a live session.
+pub trait Feed<S> {
+    /// The next batch of nodes to offer, or `Pending`.
+    fn poll_nodes(
+        &mut self,
+        cx: &mut Context<'_>,
+        store: &mut S,
+    ) -> Poll<Option<Vec<cairn_core::Node>>>;
+}
+
+/// No live feed.
+#[derive(Debug, Default)]
+pub struct NoFeed;
+
+impl<S> Feed<S> for NoFeed {
+    fn poll_nodes(
+        &mut self,
+        _: &mut Context<'_>,
+        _: &mut S,
+    ) -> Poll<Option<Vec<cairn_core::Node>>> {
+        Poll::Ready(None)
+    }
+}
+
+/// The log's changes feed from a starting point, minus what the session itself stored.
+#[derive(Debug)]
+pub struct LogFeed {
+    stream: ChangesStream,
+}
+
+impl LogFeed {
+    /// Every node added to `log` after change `since`.
+    pub fn new(log: &Log, since: u64) -> Self {
+        LogFeed {
+            stream: log.changes_stream(ChangesQuery::all().since(since).live()),
+        }
+    }
+}
+
+impl Feed<LogStore> for LogFeed {
+    fn poll_nodes(
+        &mut self,
+        cx: &mut Context<'_>,
+        store: &mut LogStore,
+    ) -> Poll<Option<Vec<cairn_core::Node>>> {
+        let mut out = Vec::new();
+        let mut last = 0;
+        while out.len() < 512 {
+            match Pin::new(&mut self.stream).poll_next(cx) {
+                Poll::Ready(Some(Ok(e))) => {
+                    last = e.change;
+                    if !store.inserted(e.change) {
+                        out.push(e.node);
+                    }
+                }
+                // A read error ends forwarding; the session itself goes on.
+                Poll::Ready(Some(Err(_))) | Poll::Ready(None) => {
+                    if out.is_empty() {
+                        return Poll::Ready(None);
+                    }
+                    break;
+                }
+                Poll::Pending => break,
+            }
+        }
+        if last > 0 {
+            store.forget_inserted_below(last);
+        }
+        if out.is_empty() {
+            Poll::Pending
+        } else {
+            Poll::Ready(Some(out))
+        }
+    }
+}
+
+/// Syncs `log` with the peer at the other end of `io`: the call the CLI makes for
+/// `cairn sync` (stdin/stdout joined into one duplex) and, later, per accepted connection of
+/// `cairn serve`. One-shot sessions return once both sides know the sync is complete; live
+/// ones keep forwarding new nodes both ways until the peer closes or `stop` resolves.
+pub async fn sync_log<IO, F>(
+    log: &Log,
+    io: &mut IO,
+    mut opts: SessionOptions,
+    stop: F,
+) -> Result<SyncSummary, DriverError>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+    F: Future<Output = ()>,
+{
+    let store = LogStore::open(log)?;
+    opts.limits = *log.limits();
+    let live = opts.live;
+    let start = log.len();
+    let mut session = Session::new(store, opts)?;
+    if live {
+        run(&mut session, io, LogFeed::new(log, start), stop).await
+    } else {
+        run(&mut session, io, NoFeed, stop).await
+    }
+}
+
+/// Drives `session` over `io` until it completes (one-shot), closes (live), fails, or `stop`
+/// resolves (then it closes the session cleanly). Follows the session contract: every input
+/// is followed by a full drain of output and events.
+pub async fn run<S, IO, L, F>(
+    session: &mut Session<S>,
+    io: &mut IO,
+    mut feed: L,
+    stop: F,
+) -> Result<SyncSummary, DriverError>
+where
+    S: SyncStore,
+    IO: AsyncRead + AsyncWrite + Unpin,
+    L: Feed<S>,
+    F: Future<Output = ()>,
+{
+    #[cfg(not(target_family = "wasm"))]
+    let started = std::time::Instant::now();
+    let mut stop = pin!(stop);
+    let mut stopped = false;
+    let mut out: Vec<u8> = Vec::new();
+    let mut pos = 0usize;
+    let mut rbuf = vec![0u8; 64 << 10];
+    let mut eof = false;
+    let mut feed_done = false;
+    let mut need_flush = false;
+    let mut failure: Option<SyncError> = None;
+    let mut finished = false;
+    let mut live = false;
+    std::future::poll_fn(|cx| {
+        loop {
+            let mut progress = false;
+            while let Some(ev) = session.poll_event() {
+                match ev {
+                    Event::Handshake { live: l, .. } => live = l,
+                    Event::Complete if !live => finished = true,
+                    Event::Closed => finished = true,
+                    Event::Failed(e) => {
+                        failure.get_or_insert(e);
+                    }
+                    _ => {}
+                }
+            }
+            if pos == out.len()
+                && let Some(b) = session.poll_transmit()
+            {
+                out = b;
+                pos = 0;
+            }
+            if pos < out.len() {
+                match Pin::new(&mut *io).poll_write(cx, &out[pos..]) {
+                    Poll::Ready(Ok(0)) => {
+                        return Poll::Ready(Err(DriverError::Io(
+                            std::io::ErrorKind::WriteZero.into(),
+                        )));
+                    }
+                    Poll::Ready(Ok(n)) => {
+                        pos += n;
+                        need_flush = true;
+                        progress = true;
+                    }
+                    Poll::Ready(Err(e)) => {
+                        // The peer may be gone after an error: report the protocol error.
+                        return Poll::Ready(Err(match failure.take() {
+                            Some(f) => f.into(),
+                            None => e.into(),
+                        }));
+                    }
+                    Poll::Pending => {}
+                }
+                if pos < out.len() && !progress && eof && failure.is_some() {
+                    // Nobody will read what is left.
+                    if let Some(f) = failure.take() {
+                        return Poll::Ready(Err(f.into()));
+                    }
+                }
+            }
+            let idle_out = pos == out.len();
+            if idle_out && need_flush {
+                match Pin::new(&mut *io).poll_flush(cx) {
+                    Poll::Ready(Ok(())) => need_flush = false,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
+                    Poll::Pending => {}
+                }
+            }
+            if idle_out && !need_flush {
+                if let Some(f) = failure.take() {
+                    let _ = Pin::new(&mut *io).poll_close(cx);
+                    return Poll::Ready(Err(f.into()));
+                }
+                if finished {
+                    return match Pin::new(&mut *io).poll_close(cx) {
+                        Poll::Ready(_) => Poll::Ready(Ok(())),
+                        Poll::Pending => Poll::Pending,
+                    };
+                }
+            }
+            // After a failure keep reading (and dropping) input so that a peer blocked on writing
+            // does not keep our error frame from getting through.
+            if !eof && (failure.is_some() || session.wants_input()) {
+                match Pin::new(&mut *io).poll_read(cx, &mut rbuf) {
+                    Poll::Ready(Ok(0)) => {
+                        eof = true;
+                        progress = true;
+                        let _ = session.handle_eof();
+                    }
+                    Poll::Ready(Ok(n)) => {
+                        progress = true;
+                        let _ = session.handle_input(&rbuf[..n]);
+                    }
+                    Poll::Ready(Err(e)) => {
+                        if e.kind() == std::io::ErrorKind::Interrupted {
+                            continue;
+                        }
+                        return Poll::Ready(Err(e.into()));
+                    }
+                    Poll::Pending => {}
+                }
+            }
+            if !feed_done && session.is_complete() && !session.is_finished() {
+                match feed.poll_nodes(cx, session.store_mut()) {
+                    Poll::Ready(Some(nodes)) => {
+                        session.offer(nodes);
+                        progress = true;
+                    }
+                    Poll::Ready(None) => feed_done = true,
+                    Poll::Pending => {}
+                }
+            }
+            if !stopped && stop.as_mut().poll(cx).is_ready() {
+                stopped = true;
+                session.close();
+                finished = true;
+                progress = true;
+            }
+            if !progress {
+                return Poll::Pending;
+            }
+        }
+    })
+    .await?;
+    let s = session.stats();
+    #[cfg(not(target_family = "wasm"))]
+    let ms = started.elapsed().as_millis() as u64;
+    #[cfg(target_family = "wasm")]
+    let ms = 0;
+    Ok(SyncSummary {
+        nodes_sent: s.nodes_sent,
+        nodes_received: s.nodes_received,
+        bytes_sent: s.bytes_sent,
+        bytes_received: s.bytes_received,
+        round_trips: s.round_trips,
+        ms,
+    })
+}
+
+#[derive(Debug, Default)]
+struct Pipe {
+    buf: VecDeque<u8>,
+    closed: bool,
+    reader: Option<Waker>,
+    writer: Option<Waker>,
+}
+
+/// One end of an in-memory duplex byte stream (see [`duplex`]).
+#[derive(Debug)]
+pub struct DuplexStream {
+    read: Arc<Mutex<Pipe>>,
+    write: Arc<Mutex<Pipe>>,
+    capacity: usize,
+}
+
+/// Two connected in-memory streams, each direction buffering at most `capacity` bytes:
+/// what one end writes the other reads.
+pub fn duplex(capacity: usize) -> (DuplexStream, DuplexStream) {
+    let a = Arc::new(Mutex::new(Pipe::default()));
+    let b = Arc::new(Mutex::new(Pipe::default()));
+    (
+        DuplexStream {
+            read: a.clone(),
+            write: b.clone(),
+            capacity,
+        },
+        DuplexStream {
+            read: b,
+            write: a,
+            capacity,
+        },
+    )
+}
+
+fn lock(p: &Mutex<Pipe>) -> std::sync::MutexGuard<'_, Pipe> {
+    p.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl AsyncRead for DuplexStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let mut p = lock(&self.read);
+        if p.buf.is_empty() {
+            if p.closed {
+                return Poll::Ready(Ok(0));
+            }
+            p.reader = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        let n = buf.len().min(p.buf.len());
+        for (dst, src) in buf.iter_mut().zip(p.buf.drain(..n)) {
+            *dst = src;
+        }
+        if let Some(w) = p.writer.take() {
+            w.wake();
+        }
+        Poll::Ready(Ok(n))
+    }
+}
+
+impl AsyncWrite for DuplexStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let cap = self.capacity;
+        let mut p = lock(&self.write);
+        if p.closed {
+            return Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into()));
+        }
+        let room = cap.saturating_sub(p.buf.len());
+        if room == 0 {
+            p.writer = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        let n = room.min(buf.len());
+        p.buf.extend(&buf[..n]);
+        if let Some(w) = p.reader.take() {
+            w.wake();
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let mut p = lock(&self.write);
+        p.closed = true;
+        if let Some(w) = p.reader.take() {
+            w.wake();
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Drop for DuplexStream {
+    fn drop(&mut self) {
+        for side in [&self.write, &self.read] {
+            let mut p = lock(side);
+            p.closed = true;
+            if let Some(w) = p.reader.take() {
+                w.wake();
+            }
+            if let Some(w) = p.writer.take() {
+                w.wake();
+            }
+        }
+    }
+}

@@ -1,0 +1,382 @@
+//! [`LogStore`]: a cairn [`Log`] as a [`SyncStore`], with the reconciliation index kept as a
+//! cairn-view view (`sync`) in the log's own redb database.
+//!
+//! Tables (all maintained by the view, in change order, exactly once across crashes):
+//!
+//! | table | key | value |
+//! |---|---|---|
+//! | `view.sync.height` | node hash `[u8; 32]` | height `u64` |
+//! | `view.sync.order` | height (big-endian u64) ‖ hash, `[u8; 40]` | `()` |
+//! | `view.sync.buckets` | `(level: u8, height >> 4·level: u64)` | count u64 LE ‖ hash sum 32 B LE |
+//! | `view.sync.meta` | `"top"` | greatest height + 1 |
+//!
+//! A bucket at level L holds the additive fingerprint of all nodes whose height lies in one
+//! aligned block of 16^L heights; level 15 has one bucket, the whole set. The fingerprint of
+//! any run of whole heights is then a sum of at most 2 × 15 bucket rows per level, read with
+//! two short range scans per level; a range that starts or ends inside a height adds a scan
+//! of that one height's nodes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use cairn_core::{Hash, Node};
+use cairn_log::{AddError, Entry, Log, ReadError, StorageError};
+use cairn_view::{Indexer, IndexerOptions, View};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+
+use crate::error::InsertError;
+use crate::store::{Agg, Key, Summary, SyncStore};
+
+const HEIGHTS: TableDefinition<&[u8; 32], u64> = TableDefinition::new("view.sync.height");
+const ORDER: TableDefinition<&[u8; 40], ()> = TableDefinition::new("view.sync.order");
+const BUCKETS: TableDefinition<(u8, u64), &[u8; 40]> = TableDefinition::new("view.sync.buckets");
+const META: TableDefinition<&str, u64> = TableDefinition::new("view.sync.meta");
+const TOP: &str = "top";
+/// Bucket levels: level L groups 16^L heights; the last level is the whole set.
+const LEVELS: u8 = 16;
+
+/// Why the sync index could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogStoreError {
+    /// The storage engine failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// Reading the log failed.
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// The index view failed or could not catch up.
+    #[error("sync index: {0}")]
+    Index(Arc<dyn std::error::Error + Send + Sync>),
+    /// The log refused a write for a reason this crate does not know.
+    #[error("log: {0}")]
+    Log(String),
+}
+
+/// Why the index view failed on a node.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IndexViewError {
+    /// The storage engine failed.
+    #[error("storage: {0}")]
+    Storage(#[from] redb::Error),
+    /// A node links to a node the index has no height for: the log and index disagree.
+    #[error("node {node} links to {link}, which has no height")]
+    MissingHeight {
+        /// The node.
+        node: Hash,
+        /// Its link.
+        link: Hash,
+    },
+}
+
+fn ve(e: impl Into<redb::Error>) -> IndexViewError {
+    IndexViewError::Storage(e.into())
+}
+
+fn se(e: impl Into<redb::Error>) -> LogStoreError {
+    LogStoreError::Storage(StorageError(e.into()))
+}
+
+/// The `sync` view: heights, order and bucket fingerprints of every node.
+#[derive(Debug, Default)]
+pub struct SyncIndexView;
+
+impl View for SyncIndexView {
+    type Error = IndexViewError;
+
+    fn name(&self) -> &str {
+        "sync"
+    }
+
+    fn version(&self) -> u64 {
+        1
+    }
+
+    fn apply(&mut self, txn: &WriteTransaction, entries: &[Entry]) -> Result<(), IndexViewError> {
+        let mut heights = txn.open_table(HEIGHTS).map_err(ve)?;
+        let mut order = txn.open_table(ORDER).map_err(ve)?;
+        let mut buckets = txn.open_table(BUCKETS).map_err(ve)?;
+        let mut meta = txn.open_table(META).map_err(ve)?;
+        let mut top = meta.get(TOP).map_err(ve)?.map_or(0, |v| v.value());
+        let mut batch: HashMap<Hash, u64> = HashMap::with_capacity(entries.len());
+        let mut sums: HashMap<(u8, u64), Agg> = HashMap::new();
+        for e in entries {
+            let key = e.node.key();
+            let mut height = 0u64;
+            for l in e.node.links() {
+                let h = match batch.get(l) {
+                    Some(h) => *h,
+                    None => heights.get(&l.0).map_err(ve)?.map(|v| v.value()).ok_or(
+                        IndexViewError::MissingHeight {
+                            node: key,
+                            link: *l,
+                        },
+                    )?,
+                };
+                height = height.max(h + 1);
+            }
+            batch.insert(key, height);
+            heights.insert(&key.0, height).map_err(ve)?;
+            order
+                .insert(&Key { height, hash: key }.to_bytes(), ())
+                .map_err(ve)?;
+            for level in 0..LEVELS {
+                let idx = height.checked_shr(4 * u32::from(level)).unwrap_or(0);
+                sums.entry((level, idx)).or_default().add_hash(&key);
+            }
+            top = top.max(height + 1);
+        }
+        for ((level, idx), add) in sums {
+            let mut agg = buckets
+                .get((level, idx))
+                .map_err(ve)?
+                .map_or_else(Agg::default, |v| Agg::from_bytes(v.value()));
+            agg.add(&add);
+            buckets.insert((level, idx), &agg.to_bytes()).map_err(ve)?;
+        }
+        meta.insert(TOP, top).map_err(ve)?;
+        Ok(())
+    }
+
+    fn clear(&mut self, txn: &WriteTransaction) -> Result<(), IndexViewError> {
+        txn.delete_table(HEIGHTS).map_err(ve)?;
+        txn.delete_table(ORDER).map_err(ve)?;
+        txn.delete_table(BUCKETS).map_err(ve)?;
+        txn.delete_table(META).map_err(ve)?;
+        Ok(())
+    }
+}
+
+/// A [`Log`] as a [`SyncStore`]. Received nodes go through [`Log::insert`] (the log's
+/// verification policy, batch signature checks on all cores); the reconciliation index is
+/// the [`SyncIndexView`], rebuilt from the log if missing or stale.
+#[derive(Clone)]
+pub struct LogStore {
+    log: Log,
+    index: Indexer<SyncIndexView>,
+    /// Change numbers of the nodes this store inserted, as sorted disjoint ranges.
+    inserted: Vec<(u64, u64)>,
+}
+
+impl std::fmt::Debug for LogStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogStore")
+            .field("log", &self.log)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LogStore {
+    /// Opens the index over `log` (natively a background thread keeps it up to date).
+    pub fn open(log: &Log) -> Result<LogStore, LogStoreError> {
+        Self::with_options(log, IndexerOptions::default())
+    }
+
+    /// Opens the index with explicit indexer options.
+    pub fn with_options(log: &Log, opts: IndexerOptions) -> Result<LogStore, LogStoreError> {
+        let index = Indexer::open(log, SyncIndexView, opts)
+            .map_err(|e| LogStoreError::Index(Arc::new(e)))?;
+        Ok(LogStore {
+            log: log.clone(),
+            index,
+            inserted: Vec::new(),
+        })
+    }
+
+    /// The log.
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+
+    /// Brings the index up to date with the log.
+    pub fn catch_up(&self) -> Result<(), LogStoreError> {
+        self.index
+            .catch_up()
+            .map(drop)
+            .map_err(|e| LogStoreError::Index(Arc::new(e)))
+    }
+
+    /// Whether the node with change number `change` was stored by this store's
+    /// [`SyncStore::insert`] (used by live forwarding not to echo received nodes back).
+    pub fn inserted(&self, change: u64) -> bool {
+        let i = self.inserted.partition_point(|(_, end)| *end < change);
+        self.inserted
+            .get(i)
+            .is_some_and(|(start, end)| *start <= change && change <= *end)
+    }
+
+    /// Forgets inserted change numbers below `change`.
+    pub fn forget_inserted_below(&mut self, change: u64) {
+        self.inserted.retain(|(_, end)| *end >= change);
+    }
+
+    fn note_inserted(&mut self, change: u64) {
+        match self.inserted.last_mut() {
+            Some((_, end)) if *end + 1 == change => *end = change,
+            Some((_, end)) if *end >= change => {}
+            _ => self.inserted.push((change, change)),
+        }
+    }
+
+    fn scan(&self, lo: &Key, hi: &Key, agg: &mut Agg) -> Result<(), LogStoreError> {
+        if lo >= hi {
+            return Ok(());
+        }
+        let txn = self.log.database().begin_read().map_err(se)?;
+        let Some(order) = open_read(&txn, ORDER)? else {
+            return Ok(());
+        };
+        let (a, b) = (lo.to_bytes(), hi.to_bytes());
+        for row in order.range::<&[u8; 40]>(&a..&b).map_err(se)? {
+            let (k, _) = row.map_err(se)?;
+            agg.add_hash(&Key::from_bytes(k.value()).hash);
+        }
+        Ok(())
+    }
+
+    /// Sum of the buckets of whole heights `[a, b)`.
+    fn full_heights(&self, mut a: u64, mut b: u64, agg: &mut Agg) -> Result<(), LogStoreError> {
+        let txn = self.log.database().begin_read().map_err(se)?;
+        let Some(buckets) = open_read(&txn, BUCKETS)? else {
+            return Ok(());
+        };
+        let mut add_rows = |level: u8, from: u64, to: u64| -> Result<(), LogStoreError> {
+            if from >= to {
+                return Ok(());
+            }
+            for row in buckets.range((level, from)..(level, to)).map_err(se)? {
+                let (_, v) = row.map_err(se)?;
+                agg.add(&Agg::from_bytes(v.value()));
+            }
+            Ok(())
+        };
+        let mut level = 0u8;
+        while a < b {
+            if level == LEVELS - 1 {
+                add_rows(level, a, b)?;
+                break;
+            }
+            let a_up = a.div_ceil(16).saturating_mul(16).min(b);
+            add_rows(level, a, a_up)?;
+            let b_down = (b / 16 * 16).max(a_up);
+            add_rows(level, b_down, b)?;
+            if a_up >= b_down {
+                break;
+            }
+            a = a_up / 16;
+            b = b_down / 16;
+            level += 1;
+        }
+        Ok(())
+    }
+
+    fn top(&self) -> Result<u64, LogStoreError> {
+        let txn = self.log.database().begin_read().map_err(se)?;
+        let Some(meta) = open_read(&txn, META)? else {
+            return Ok(0);
+        };
+        Ok(meta.get(TOP).map_err(se)?.map_or(0, |v| v.value()))
+    }
+}
+
+fn open_read<K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &redb::ReadTransaction,
+    def: TableDefinition<K, V>,
+) -> Result<Option<redb::ReadOnlyTable<K, V>>, LogStoreError> {
+    match txn.open_table(def) {
+        Ok(t) => Ok(Some(t)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(se(e)),
+    }
+}
+
+impl SyncStore for LogStore {
+    type Error = LogStoreError;
+
+    fn summary(&mut self) -> Result<Summary, LogStoreError> {
+        self.catch_up()?;
+        let top = self.top()?;
+        let mut agg = Agg::default();
+        self.full_heights(0, top, &mut agg)?;
+        Ok(Summary {
+            agg,
+            max_height: top.checked_sub(1),
+        })
+    }
+
+    fn aggregate(&self, lo: &Key, hi: &Key) -> Result<Agg, LogStoreError> {
+        let mut agg = Agg::default();
+        if lo >= hi {
+            return Ok(agg);
+        }
+        let mut a = lo.height;
+        if lo.hash != Hash([0; 32]) {
+            let next = Key::at_height(lo.height.saturating_add(1));
+            self.scan(lo, &(*hi).min(next), &mut agg)?;
+            if *hi <= next {
+                return Ok(agg);
+            }
+            a = lo.height + 1;
+        }
+        let b = if *hi == Key::END {
+            self.top()?
+        } else {
+            hi.height
+        };
+        self.full_heights(a, b, &mut agg)?;
+        if *hi != Key::END && hi.hash != Hash([0; 32]) && hi.height >= a {
+            self.scan(&Key::at_height(hi.height), hi, &mut agg)?;
+        }
+        Ok(agg)
+    }
+
+    fn keys(&self, lo: &Key, hi: &Key, limit: usize) -> Result<Vec<Key>, LogStoreError> {
+        if lo >= hi {
+            return Ok(Vec::new());
+        }
+        let txn = self.log.database().begin_read().map_err(se)?;
+        let Some(order) = open_read(&txn, ORDER)? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        let (a, b) = (lo.to_bytes(), hi.to_bytes());
+        for row in order.range::<&[u8; 40]>(&a..&b).map_err(se)? {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, _) = row.map_err(se)?;
+            out.push(Key::from_bytes(k.value()));
+        }
+        Ok(out)
+    }
+
+    fn get(&self, hash: &Hash) -> Result<Option<Node>, LogStoreError> {
+        Ok(self.log.get(hash)?.map(|e| e.node))
+    }
+
+    fn has(&self, hash: &Hash) -> Result<bool, LogStoreError> {
+        Ok(self.log.has(hash)?)
+    }
+
+    fn insert(&mut self, nodes: Vec<Node>) -> Result<(), InsertError<LogStoreError>> {
+        let before = self.log.len();
+        match self.log.insert(nodes) {
+            Ok(entries) => {
+                for e in entries {
+                    if e.change > before {
+                        self.note_inserted(e.change);
+                    }
+                }
+                Ok(())
+            }
+            Err(AddError::Verify(v)) => Err(InsertError::Verify(v)),
+            Err(AddError::Build(b)) => Err(InsertError::Limits(b)),
+            Err(AddError::MissingLink { node, link }) => {
+                Err(InsertError::MissingLink { node, link })
+            }
+            Err(AddError::Storage(s)) => Err(InsertError::Storage(LogStoreError::Storage(s))),
+            Err(other) => Err(InsertError::Storage(LogStoreError::Log(other.to_string()))),
+        }
+    }
+}

@@ -1,0 +1,951 @@
+//! The sans-IO session: one connection, one log channel.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use cairn_core::{Hash, Limits, Node, varint};
+
+use crate::error::SyncError;
+use crate::mux::{Mux, MuxEvent, Reader};
+use crate::store::{Agg, Key, SyncStore};
+use crate::wire::{
+    self, Hello, Item, ItemKind, MAX_IDS, MAX_NODES_PER_MESSAGE, Message, Mode, NodeDecoder,
+    NodeEncoder, PROTOCOL_VERSION, TAG_NODES,
+};
+
+/// The channel the log protocol runs on.
+pub const LOG_CHANNEL: u64 = 1;
+/// Bulk output the session prepares ahead of the transport.
+const OUT_TARGET: usize = 256 << 10;
+/// A NODES message is closed once it reaches this size.
+const NODES_MESSAGE_BYTES: usize = 64 << 10;
+/// Above this much queued output the session asks the driver to stop reading.
+const OUT_HIGH_WATER: usize = 4 << 20;
+/// Ratio of the initial geometric ranges counted from the top.
+const GEOMETRIC_RATIO: u64 = 4;
+
+/// How a session behaves.
+#[derive(Debug, Clone)]
+pub struct SessionOptions {
+    /// Push, pull or sync.
+    pub mode: Mode,
+    /// Keep forwarding new nodes after the initial sync (if the peer wants it too).
+    pub live: bool,
+    /// Application metadata sent in the handshake.
+    pub metadata: Vec<u8>,
+    /// Node size limits for received nodes (use the log's).
+    pub limits: Limits,
+    /// Most received nodes buffered while their links are missing.
+    pub max_pending: usize,
+    /// Most bytes of such nodes.
+    pub max_pending_bytes: usize,
+    /// Nodes per [`SyncStore::insert`] call.
+    pub insert_batch: usize,
+    /// A range holding at most this many nodes is reconciled by listing its hashes.
+    pub ids_threshold: usize,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions {
+            mode: Mode::Sync,
+            live: false,
+            metadata: Vec::new(),
+            limits: Limits::default(),
+            max_pending: 65_536,
+            max_pending_bytes: 64 << 20,
+            insert_batch: 512,
+            ids_threshold: 16,
+        }
+    }
+}
+
+impl SessionOptions {
+    /// The largest frame this session accepts: 1 MiB of messages plus one maximal node.
+    pub fn max_frame(&self) -> usize {
+        let l = &self.limits;
+        let links = l.max_links.min(Limits::FORMAT.max_links);
+        let value = l.max_value_len.min(Limits::FORMAT.max_value_len);
+        (1 << 20) + value + 33 * links + 256
+    }
+}
+
+/// What a session tells its driver.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Event {
+    /// The peer's handshake was accepted.
+    Handshake {
+        /// The peer's mode.
+        mode: Mode,
+        /// Whether the session is live (both sides asked).
+        live: bool,
+        /// The peer's application metadata.
+        metadata: Vec<u8>,
+    },
+    /// Received nodes were verified and stored.
+    Stored {
+        /// How many in this batch.
+        nodes: usize,
+    },
+    /// The initial sync is complete, and both sides know it: each holds what the other held
+    /// at the start (in the directions the modes allow).
+    Complete,
+    /// The peer ended the session cleanly (after [`Event::Complete`]).
+    Closed,
+    /// The session failed; the error was sent to the peer when it was ours.
+    Failed(SyncError),
+}
+
+/// Counters of a session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Nodes sent.
+    pub nodes_sent: u64,
+    /// Nodes received (decoded and hash-checked; see `nodes_stored`).
+    pub nodes_received: u64,
+    /// Received nodes newly handed to the store.
+    pub nodes_stored: u64,
+    /// Bytes handed out by `poll_transmit`.
+    pub bytes_sent: u64,
+    /// Bytes fed to `handle_input`.
+    pub bytes_received: u64,
+    /// Round trips of the reconciliation (1 when already equal).
+    pub round_trips: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Handshake,
+    Reconcile,
+    Complete,
+    Closed,
+    Failed,
+}
+
+#[derive(Debug)]
+enum Job {
+    /// Every stored node in `[lo, hi)` except `except`.
+    Range {
+        lo: Key,
+        hi: Key,
+        except: HashSet<Hash>,
+    },
+    /// These nodes by hash.
+    Keys(VecDeque<Hash>),
+    /// Live nodes.
+    Live(VecDeque<Node>),
+    /// The DONE message.
+    Done,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dir {
+    In,
+    Out,
+}
+
+/// A replication session over one connection: a sans-IO state machine in the manner of
+/// str0m. See the [crate docs](crate) for the contract.
+pub struct Session<S: SyncStore> {
+    store: S,
+    opts: SessionOptions,
+    mux: Mux,
+    phase: Phase,
+    my: Hello,
+    can_send: bool,
+    can_recv: bool,
+    live: bool,
+    top: u64,
+    awaiting_reply: bool,
+    sent_ids: VecDeque<Vec<Hash>>,
+    awaiting: HashSet<Hash>,
+    jobs: VecDeque<Job>,
+    done_queued: bool,
+    sent_done: bool,
+    recv_done: bool,
+    enc: NodeEncoder,
+    dec: NodeDecoder,
+    pending: HashMap<Hash, (Node, usize)>,
+    pending_bytes: usize,
+    waiters: HashMap<Hash, Vec<Hash>>,
+    ready: Vec<Node>,
+    ready_set: HashSet<Hash>,
+    events: VecDeque<Event>,
+    stats: Stats,
+    turns: u32,
+    last_dir: Option<Dir>,
+}
+
+impl<S: SyncStore> std::fmt::Debug for Session<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("phase", &self.phase)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+fn succ(k: &Key) -> Key {
+    let mut hash = k.hash;
+    for b in hash.0.iter_mut().rev() {
+        let (v, carry) = b.overflowing_add(1);
+        *b = v;
+        if !carry {
+            return Key {
+                height: k.height,
+                hash,
+            };
+        }
+    }
+    Key::at_height(k.height.saturating_add(1))
+}
+
+fn fp16(a: &Agg) -> [u8; 16] {
+    let d = a.digest();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&d[..16]);
+    out
+}
+
+fn prefix64(h: &Hash) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&h.0[..8]);
+    u64::from_be_bytes(b)
+}
+
+impl<S: SyncStore> Session<S> {
+    /// Starts a session over `store`; the handshake is queued for [`Session::poll_transmit`].
+    pub fn new(mut store: S, opts: SessionOptions) -> Result<Self, SyncError> {
+        let summary = store.summary().map_err(SyncError::store)?;
+        let my = Hello {
+            version: PROTOCOL_VERSION,
+            mode: opts.mode,
+            live: opts.live,
+            metadata: opts.metadata.clone(),
+            count: summary.agg.count,
+            max_height: summary.max_height,
+            fingerprint: summary.agg.digest(),
+        };
+        let mut mux = Mux::new(opts.max_frame());
+        mux.open(LOG_CHANNEL);
+        let mut body = Vec::new();
+        my.encode(&mut body);
+        mux.send(LOG_CHANNEL, &body);
+        let dec = NodeDecoder::new(opts.limits);
+        Ok(Session {
+            store,
+            opts,
+            mux,
+            phase: Phase::Handshake,
+            my,
+            can_send: false,
+            can_recv: false,
+            live: false,
+            top: 0,
+            awaiting_reply: false,
+            sent_ids: VecDeque::new(),
+            awaiting: HashSet::new(),
+            jobs: VecDeque::new(),
+            done_queued: false,
+            sent_done: false,
+            recv_done: false,
+            enc: NodeEncoder::default(),
+            dec,
+            pending: HashMap::new(),
+            pending_bytes: 0,
+            waiters: HashMap::new(),
+            ready: Vec::new(),
+            ready_set: HashSet::new(),
+            events: VecDeque::new(),
+            stats: Stats::default(),
+            turns: 1,
+            last_dir: None,
+        })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The store, mutably (for local writes between inputs).
+    pub fn store_mut(&mut self) -> &mut S {
+        &mut self.store
+    }
+
+    /// Ends the session and returns the store.
+    pub fn into_store(self) -> S {
+        self.store
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> Stats {
+        let mut s = self.stats;
+        s.round_trips = self.turns.div_ceil(2);
+        s
+    }
+
+    /// Whether the initial sync is complete.
+    pub fn is_complete(&self) -> bool {
+        matches!(self.phase, Phase::Complete | Phase::Closed)
+    }
+
+    /// Whether the session has ended (closed or failed); nothing more will happen but the
+    /// output already queued.
+    pub fn is_finished(&self) -> bool {
+        matches!(self.phase, Phase::Closed | Phase::Failed)
+    }
+
+    /// Whether the session is live (known after the handshake).
+    pub fn is_live(&self) -> bool {
+        self.live
+    }
+
+    /// Whether the driver should read more input now: false while much output is queued, so
+    /// that a peer that does not read cannot make this side buffer without bound.
+    pub fn wants_input(&self) -> bool {
+        !self.is_finished() && self.mux.queued() < OUT_HIGH_WATER
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Feeds bytes received from the peer. Every call must be followed by draining
+    /// [`Session::poll_transmit`] and [`Session::poll_event`].
+    pub fn handle_input(&mut self, bytes: &[u8]) -> Result<(), SyncError> {
+        if self.is_finished() {
+            return Ok(());
+        }
+        self.stats.bytes_received += bytes.len() as u64;
+        self.mux.handle_input(bytes);
+        let r = self.process();
+        self.check(r)
+    }
+
+    /// The peer closed its side of the stream.
+    pub fn handle_eof(&mut self) -> Result<(), SyncError> {
+        if self.is_finished() {
+            return Ok(());
+        }
+        let r = if self.mux.has_partial() {
+            Err(SyncError::Truncated)
+        } else if self.phase == Phase::Complete {
+            self.phase = Phase::Closed;
+            if self.live {
+                self.events.push_back(Event::Closed);
+            }
+            Ok(())
+        } else {
+            Err(SyncError::UnexpectedEof)
+        };
+        self.check(r)
+    }
+
+    /// Ends a live session cleanly: queues a CLOSE frame.
+    pub fn close(&mut self) {
+        if !self.is_finished() {
+            self.mux.send_close();
+            self.phase = Phase::Closed;
+        }
+    }
+
+    /// Offers locally appended nodes for live forwarding (ignored unless live and sending).
+    /// Offer them in the log's change order.
+    pub fn offer(&mut self, nodes: Vec<Node>) {
+        if !self.live || !self.can_send || self.is_finished() || nodes.is_empty() {
+            return;
+        }
+        self.jobs.push_back(Job::Live(nodes.into()));
+    }
+
+    /// The next bytes to send to the peer, if any.
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        if !matches!(self.phase, Phase::Failed | Phase::Closed)
+            && let Err(e) = self.fill()
+        {
+            let _ = self.check(Err::<(), _>(e));
+        }
+        let out = self.mux.poll_transmit()?;
+        self.stats.bytes_sent += out.len() as u64;
+        Some(out)
+    }
+
+    fn check<T>(&mut self, r: Result<T, SyncError>) -> Result<T, SyncError> {
+        if let Err(e) = &r
+            && self.phase != Phase::Failed
+        {
+            if e.is_local() {
+                self.mux.send_error(e.code(), &e.to_string());
+            }
+            self.phase = Phase::Failed;
+            self.jobs.clear();
+            self.events.push_back(Event::Failed(e.clone()));
+        }
+        r
+    }
+
+    fn turn(&mut self, dir: Dir) {
+        if self.last_dir != Some(dir) {
+            self.turns += 1;
+            self.last_dir = Some(dir);
+        }
+    }
+
+    fn process(&mut self) -> Result<(), SyncError> {
+        while let Some(ev) = self.mux.poll_event()? {
+            match ev {
+                MuxEvent::Data { channel, body } => {
+                    if channel != LOG_CHANNEL {
+                        return Err(SyncError::UnknownChannel(channel));
+                    }
+                    self.on_message(&body)?;
+                    self.mux.consumed(LOG_CHANNEL, body.len() as u64);
+                }
+                MuxEvent::Error { code, message } => {
+                    self.phase = Phase::Failed;
+                    let e = SyncError::Remote { code, message };
+                    self.events.push_back(Event::Failed(e.clone()));
+                    return Err(e);
+                }
+                MuxEvent::Close => {
+                    if self.phase != Phase::Complete {
+                        return Err(SyncError::UnexpectedEof);
+                    }
+                    self.flush()?;
+                    self.phase = Phase::Closed;
+                    self.events.push_back(Event::Closed);
+                    return Ok(());
+                }
+            }
+            if self.is_finished() {
+                return Ok(());
+            }
+        }
+        self.flush()
+    }
+
+    fn on_message(&mut self, body: &[u8]) -> Result<(), SyncError> {
+        match wire::decode_message(body)? {
+            Message::Hello(h) => self.on_hello(h),
+            Message::Ranges(items) => {
+                if self.phase != Phase::Reconcile || !self.awaiting_reply {
+                    return Err(SyncError::Unexpected("RANGES"));
+                }
+                self.turn(Dir::In);
+                self.on_ranges(items)
+            }
+            Message::Nodes(bytes) => self.on_nodes(bytes),
+            Message::Done => {
+                if self.phase != Phase::Reconcile || self.recv_done {
+                    return Err(SyncError::Unexpected("DONE"));
+                }
+                self.turn(Dir::In);
+                self.on_done()
+            }
+        }
+    }
+
+    fn on_hello(&mut self, h: Hello) -> Result<(), SyncError> {
+        if self.phase != Phase::Handshake {
+            return Err(SyncError::Unexpected("HELLO"));
+        }
+        if h.version != PROTOCOL_VERSION {
+            return Err(SyncError::Version {
+                ours: PROTOCOL_VERSION,
+                theirs: h.version,
+            });
+        }
+        let (mine, theirs) = (self.my.mode, h.mode);
+        if (mine == Mode::Push && theirs == Mode::Push)
+            || (mine == Mode::Pull && theirs == Mode::Pull)
+        {
+            return Err(SyncError::IncompatibleModes { ours: mine, theirs });
+        }
+        self.can_send = mine.sends() && theirs.receives();
+        self.can_recv = mine.receives() && theirs.sends();
+        self.live = self.my.live && h.live;
+        self.top = self
+            .my
+            .max_height
+            .max(h.max_height)
+            .map_or(0, |m| m.saturating_add(1));
+        self.events.push_back(Event::Handshake {
+            mode: theirs,
+            live: self.live,
+            metadata: h.metadata.clone(),
+        });
+        self.phase = Phase::Reconcile;
+        if self.my.count == h.count && self.my.fingerprint == h.fingerprint {
+            return self.complete();
+        }
+        if self.my.count == 0 || h.count == 0 {
+            // Nothing to compare: the side that has nodes sends them all.
+            if self.my.count > 0 && self.can_send {
+                self.jobs.push_back(Job::Range {
+                    lo: Key::MIN,
+                    hi: Key::END,
+                    except: HashSet::new(),
+                });
+            }
+            self.queue_done();
+            return Ok(());
+        }
+        self.awaiting_reply = true;
+        let leader = (self.my.count, self.my.fingerprint) > (h.count, h.fingerprint);
+        if leader {
+            let items = self.initial_items()?;
+            self.send_ranges(&items);
+        }
+        Ok(())
+    }
+
+    fn complete(&mut self) -> Result<(), SyncError> {
+        self.flush()?;
+        self.phase = Phase::Complete;
+        self.events.push_back(Event::Complete);
+        Ok(())
+    }
+
+    fn queue_done(&mut self) {
+        if !self.done_queued {
+            self.done_queued = true;
+            self.jobs.push_back(Job::Done);
+            self.turn(Dir::Out);
+        }
+    }
+
+    fn send_ranges(&mut self, items: &[Item]) {
+        let mut body = Vec::new();
+        wire::encode_ranges(items, &mut body);
+        self.mux.send(LOG_CHANNEL, &body);
+        self.turn(Dir::Out);
+    }
+
+    fn agg(&self, lo: &Key, hi: &Key) -> Result<Agg, SyncError> {
+        self.store.aggregate(lo, hi).map_err(SyncError::store)
+    }
+
+    fn ids(&self, lo: &Key, hi: &Key) -> Result<Vec<Hash>, SyncError> {
+        let keys = self
+            .store
+            .keys(lo, hi, MAX_IDS + 1)
+            .map_err(SyncError::store)?;
+        if keys.len() > MAX_IDS {
+            return Err(SyncError::Unexpected("range that cannot be split"));
+        }
+        Ok(keys.into_iter().map(|k| k.hash).collect())
+    }
+
+    /// The leader's first turn: ranges growing geometrically from the top (where recent
+    /// nodes are), small ones as id lists, the rest as fingerprints.
+    fn initial_items(&mut self) -> Result<Vec<Item>, SyncError> {
+        let mut bounds = vec![Key::END];
+        let mut d = 1u64;
+        while d < self.top {
+            bounds.push(Key::at_height(self.top - d));
+            d = d.saturating_mul(GEOMETRIC_RATIO);
+        }
+        bounds.push(Key::MIN);
+        // bounds: END, T-1, T-4, … , MIN (descending).
+        let mut items = Vec::new();
+        let mut budget = self.opts.ids_threshold as u64;
+        let mut listing = true;
+        for w in bounds.windows(2) {
+            let (hi, lo) = (w[0], w[1]);
+            let a = self.agg(&lo, &hi)?;
+            let kind = if a.count == 0 {
+                ItemKind::Ids(Vec::new())
+            } else if listing && a.count <= budget {
+                budget -= a.count;
+                ItemKind::Ids(self.ids(&lo, &hi)?)
+            } else {
+                listing = false;
+                ItemKind::Fp {
+                    count: a.count,
+                    fp: fp16(&a),
+                }
+            };
+            items.push(Item { upper: hi, kind });
+        }
+        items.reverse();
+        for it in &items {
+            if let ItemKind::Ids(ids) = &it.kind {
+                self.sent_ids.push_back(ids.clone());
+            }
+        }
+        Ok(items)
+    }
+
+    /// Inner bounds splitting `[lo, hi)` into up to 16 parts, then `hi`.
+    fn split_bounds(&self, lo: &Key, hi: &Key) -> Vec<Key> {
+        let mut out = Vec::new();
+        let end_height = if *hi == Key::END {
+            self.top.max(lo.height.saturating_add(1))
+        } else if hi.hash == Hash([0; 32]) {
+            hi.height
+        } else {
+            hi.height.saturating_add(1)
+        };
+        let span = end_height.saturating_sub(lo.height);
+        if span >= 2 {
+            let parts = span.min(16);
+            for i in 1..parts {
+                let h = lo.height + (u128::from(span) * u128::from(i) / u128::from(parts)) as u64;
+                let k = Key::at_height(h);
+                if k > *lo && k < *hi && out.last() != Some(&k) {
+                    out.push(k);
+                }
+            }
+        } else {
+            let a = u128::from(prefix64(&lo.hash));
+            let b = if hi.height == lo.height {
+                u128::from(prefix64(&hi.hash))
+            } else {
+                1u128 << 64
+            };
+            if b > a && b - a >= 16 {
+                for i in 1..16u128 {
+                    let p = (a + (b - a) * i / 16) as u64;
+                    let mut hash = [0u8; 32];
+                    hash[..8].copy_from_slice(&p.to_be_bytes());
+                    let k = Key {
+                        height: lo.height,
+                        hash: Hash(hash),
+                    };
+                    if k > *lo && k < *hi && out.last() != Some(&k) {
+                        out.push(k);
+                    }
+                }
+            }
+        }
+        out.push(*hi);
+        out
+    }
+
+    fn push_item(resp: &mut Vec<Item>, upper: Key, kind: ItemKind) {
+        if kind == ItemKind::Skip
+            && let Some(last) = resp.last_mut()
+            && last.kind == ItemKind::Skip
+        {
+            last.upper = upper;
+            return;
+        }
+        resp.push(Item { upper, kind });
+    }
+
+    fn on_ranges(&mut self, items: Vec<Item>) -> Result<(), SyncError> {
+        let mut prev_ids = std::mem::take(&mut self.sent_ids);
+        let mut resp: Vec<Item> = Vec::new();
+        let mut lo = Key::MIN;
+        for it in items {
+            let hi = it.upper;
+            match it.kind {
+                ItemKind::Skip => Self::push_item(&mut resp, hi, ItemKind::Skip),
+                ItemKind::Fp { count, fp } => {
+                    let mine = self.agg(&lo, &hi)?;
+                    if mine.count == count && fp16(&mine) == fp {
+                        Self::push_item(&mut resp, hi, ItemKind::Skip);
+                    } else if count == 0 {
+                        if self.can_send {
+                            self.jobs.push_back(Job::Range {
+                                lo,
+                                hi,
+                                except: HashSet::new(),
+                            });
+                        }
+                        Self::push_item(&mut resp, hi, ItemKind::Skip);
+                    } else if mine.count <= self.opts.ids_threshold as u64 {
+                        let ids = self.ids(&lo, &hi)?;
+                        self.sent_ids.push_back(ids.clone());
+                        Self::push_item(&mut resp, hi, ItemKind::Ids(ids));
+                    } else {
+                        let bounds = self.split_bounds(&lo, &hi);
+                        if bounds.len() < 2 {
+                            let ids = self.ids(&lo, &hi)?;
+                            self.sent_ids.push_back(ids.clone());
+                            Self::push_item(&mut resp, hi, ItemKind::Ids(ids));
+                        } else {
+                            let mut a = lo;
+                            for b in bounds {
+                                let sub = self.agg(&a, &b)?;
+                                let kind = if sub.count == 0 {
+                                    self.sent_ids.push_back(Vec::new());
+                                    ItemKind::Ids(Vec::new())
+                                } else {
+                                    ItemKind::Fp {
+                                        count: sub.count,
+                                        fp: fp16(&sub),
+                                    }
+                                };
+                                Self::push_item(&mut resp, b, kind);
+                                a = b;
+                            }
+                        }
+                    }
+                }
+                ItemKind::Ids(theirs) => {
+                    let mut want = Vec::with_capacity(theirs.len());
+                    for h in &theirs {
+                        let w = self.can_recv
+                            && !self.ready_set.contains(h)
+                            && !self.pending.contains_key(h)
+                            && !self.store.has(h).map_err(SyncError::store)?;
+                        if w {
+                            self.awaiting.insert(*h);
+                        }
+                        want.push(w);
+                    }
+                    if self.can_send {
+                        self.jobs.push_back(Job::Range {
+                            lo,
+                            hi,
+                            except: theirs.into_iter().collect(),
+                        });
+                    }
+                    Self::push_item(&mut resp, hi, ItemKind::Want(want));
+                }
+                ItemKind::Want(bits) => {
+                    let ids = prev_ids.pop_front().ok_or(SyncError::Unexpected("WANT"))?;
+                    if bits.len() != ids.len() {
+                        return Err(SyncError::Unexpected("WANT of another length"));
+                    }
+                    let keys: VecDeque<Hash> = ids
+                        .into_iter()
+                        .zip(bits)
+                        .filter_map(|(h, b)| b.then_some(h))
+                        .collect();
+                    if !keys.is_empty() {
+                        if !self.can_send {
+                            return Err(SyncError::Unexpected(
+                                "WANT from a peer we do not send to",
+                            ));
+                        }
+                        self.jobs.push_back(Job::Keys(keys));
+                    }
+                    Self::push_item(&mut resp, hi, ItemKind::Skip);
+                }
+            }
+            lo = hi;
+        }
+        if !prev_ids.is_empty() {
+            return Err(SyncError::Unexpected("RANGES without the WANT for our ids"));
+        }
+        if resp.iter().any(|i| i.kind != ItemKind::Skip) {
+            self.send_ranges(&resp);
+        } else {
+            self.awaiting_reply = false;
+            self.queue_done();
+        }
+        Ok(())
+    }
+
+    fn on_done(&mut self) -> Result<(), SyncError> {
+        self.recv_done = true;
+        self.awaiting_reply = false;
+        self.flush()?;
+        if let Some((key, (node, _))) = self.pending.iter().next() {
+            let link = node
+                .links()
+                .iter()
+                .find(|l| !self.ready_set.contains(*l) && !self.store.has(l).unwrap_or(false))
+                .copied()
+                .unwrap_or(Hash([0; 32]));
+            return Err(SyncError::MissingLinks {
+                count: self.pending.len(),
+                node: *key,
+                link,
+            });
+        }
+        if let Some(example) = self.awaiting.iter().next() {
+            return Err(SyncError::NotReceived {
+                count: self.awaiting.len(),
+                example: *example,
+            });
+        }
+        self.queue_done();
+        if self.sent_done {
+            self.complete()?;
+        }
+        Ok(())
+    }
+
+    fn on_nodes(&mut self, bytes: &[u8]) -> Result<(), SyncError> {
+        let allowed = match self.phase {
+            Phase::Reconcile => !self.recv_done,
+            Phase::Complete => self.live,
+            _ => false,
+        };
+        if !allowed || !self.can_recv {
+            return Err(SyncError::Unexpected("NODES"));
+        }
+        let mut r = Reader::new(bytes);
+        let n = r.count(MAX_NODES_PER_MESSAGE)?;
+        for _ in 0..n {
+            let node = self.dec.decode(&mut r)?;
+            self.stats.nodes_received += 1;
+            self.accept(node)?;
+        }
+        r.end()?;
+        Ok(())
+    }
+
+    /// Takes a verified-by-hash node: stores it (batched) once its links are present,
+    /// otherwise buffers it (bounded) until they arrive.
+    fn accept(&mut self, node: Node) -> Result<(), SyncError> {
+        let key = node.key();
+        self.awaiting.remove(&key);
+        if self.ready_set.contains(&key)
+            || self.pending.contains_key(&key)
+            || self.store.has(&key).map_err(SyncError::store)?
+        {
+            return Ok(());
+        }
+        let mut missing = Vec::new();
+        for l in node.links() {
+            if !self.ready_set.contains(l) && !self.store.has(l).map_err(SyncError::store)? {
+                missing.push(*l);
+            }
+        }
+        if missing.is_empty() {
+            return self.push_ready(node);
+        }
+        if self.pending.len() >= self.opts.max_pending
+            || self.pending_bytes + node.encoded_len() > self.opts.max_pending_bytes
+        {
+            return Err(SyncError::PendingOverflow {
+                max: self.opts.max_pending,
+            });
+        }
+        self.pending_bytes += node.encoded_len();
+        for l in &missing {
+            self.waiters.entry(*l).or_default().push(key);
+        }
+        self.pending.insert(key, (node, missing.len()));
+        Ok(())
+    }
+
+    fn push_ready(&mut self, node: Node) -> Result<(), SyncError> {
+        let mut stack = vec![node];
+        while let Some(n) = stack.pop() {
+            let key = n.key();
+            self.ready_set.insert(key);
+            self.ready.push(n);
+            if let Some(ws) = self.waiters.remove(&key) {
+                for w in ws {
+                    if let Some(entry) = self.pending.get_mut(&w) {
+                        entry.1 -= 1;
+                        if entry.1 == 0
+                            && let Some((node, _)) = self.pending.remove(&w)
+                        {
+                            self.pending_bytes -= node.encoded_len();
+                            stack.push(node);
+                        }
+                    }
+                }
+            }
+            if self.ready.len() >= self.opts.insert_batch {
+                self.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores the ready nodes (verification happens in the store's insert).
+    fn flush(&mut self) -> Result<(), SyncError> {
+        if self.ready.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.ready);
+        let n = batch.len();
+        self.store.insert(batch)?;
+        self.ready_set.clear();
+        self.stats.nodes_stored += n as u64;
+        self.events.push_back(Event::Stored { nodes: n });
+        Ok(())
+    }
+
+    /// Turns queued jobs into NODES/DONE messages while there is credit and room.
+    fn fill(&mut self) -> Result<(), SyncError> {
+        while self.mux.queued() < OUT_TARGET && self.mux.can_send(LOG_CHANNEL) {
+            let Some(job) = self.jobs.front_mut() else {
+                break;
+            };
+            let mut nodes: Vec<Node> = Vec::new();
+            let mut size = 0usize;
+            let mut finished = false;
+            match job {
+                Job::Done => {
+                    self.jobs.pop_front();
+                    let mut body = Vec::new();
+                    wire::encode_done(&mut body);
+                    self.mux.send(LOG_CHANNEL, &body);
+                    self.sent_done = true;
+                    if self.recv_done && self.phase == Phase::Reconcile {
+                        self.complete()?;
+                    }
+                    continue;
+                }
+                Job::Range { lo, hi, except } => {
+                    'outer: while size < NODES_MESSAGE_BYTES {
+                        let keys = self.store.keys(lo, hi, 64).map_err(SyncError::store)?;
+                        if keys.is_empty() {
+                            finished = true;
+                            break;
+                        }
+                        for k in keys {
+                            *lo = succ(&k);
+                            if except.contains(&k.hash) {
+                                continue;
+                            }
+                            if let Some(n) = self.store.get(&k.hash).map_err(SyncError::store)? {
+                                size += n.encoded_len();
+                                nodes.push(n);
+                            }
+                            if size >= NODES_MESSAGE_BYTES || nodes.len() >= MAX_NODES_PER_MESSAGE {
+                                break 'outer;
+                            }
+                        }
+                    }
+                }
+                Job::Keys(q) => {
+                    while size < NODES_MESSAGE_BYTES && nodes.len() < MAX_NODES_PER_MESSAGE {
+                        let Some(h) = q.pop_front() else {
+                            break;
+                        };
+                        if let Some(n) = self.store.get(&h).map_err(SyncError::store)? {
+                            size += n.encoded_len();
+                            nodes.push(n);
+                        }
+                    }
+                    finished = q.is_empty();
+                }
+                Job::Live(q) => {
+                    while size < NODES_MESSAGE_BYTES && nodes.len() < MAX_NODES_PER_MESSAGE {
+                        let Some(n) = q.pop_front() else {
+                            break;
+                        };
+                        size += n.encoded_len();
+                        nodes.push(n);
+                    }
+                    finished = q.is_empty();
+                }
+            }
+            if finished {
+                self.jobs.pop_front();
+            }
+            if !nodes.is_empty() {
+                let mut body = Vec::with_capacity(size + 16);
+                body.push(TAG_NODES);
+                varint::encode(nodes.len() as u64, &mut body);
+                for n in &nodes {
+                    self.enc.encode(n, &mut body);
+                }
+                self.stats.nodes_sent += nodes.len() as u64;
+                self.mux.send(LOG_CHANNEL, &body);
+            }
+        }
+        Ok(())
+    }
+}
