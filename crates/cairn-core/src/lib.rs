@@ -16,6 +16,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod bytes;
+mod ed25519;
 mod error;
 mod node;
 mod sign;
