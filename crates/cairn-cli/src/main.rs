@@ -2,6 +2,7 @@
 //! store, call one operation, print JSON or hashes. Errors are one line on stderr and a
 //! non-zero exit status.
 
+mod kv;
 mod store;
 
 use std::io::{self, BufRead, Write};
@@ -38,6 +39,9 @@ enum Command {
     /// Read and write the log.
     #[command(subcommand)]
     Log(LogCommand),
+    /// The key/value store kept as a view of the log (multi-value register, as hyperkv).
+    #[command(subcommand)]
+    Kv(kv::KvCommand),
 }
 
 #[derive(Subcommand)]
@@ -116,6 +120,7 @@ fn run(cli: Cli) -> Result<()> {
             writeln!(out, "{public}")?;
         }
         Command::Log(cmd) => run_log(&cli.data, cmd, &mut out)?,
+        Command::Kv(cmd) => kv::run(&cli.data, cmd, &mut out)?,
     }
     out.flush()?;
     Ok(())

@@ -91,3 +91,54 @@ fn a_session_with_the_log() {
     );
     assert_eq!(s.ok(&["log", "changes", "--since", "4"]), "");
 }
+
+#[test]
+fn a_session_with_the_kv_store() {
+    let s = Store::new("kv");
+    s.ok(&["init"]);
+    assert_eq!(s.ok(&["kv", "get", "page"]), "{}");
+    let a = s.ok(&["kv", "put", "page", r#"{"title":"Cairn","body":"stones"}"#]);
+    assert!(is_hash(&a));
+    let got: serde_json::Value = serde_json::from_str(&s.ok(&["kv", "get", "page"])).unwrap();
+    assert_eq!(got[&a]["value"]["title"], "Cairn");
+
+    // Two concurrent edits of version a: a fork, both shown.
+    let b = s.ok(&["kv", "put", "page", r#""left""#, "--link", &a]);
+    let c = s.ok(&["kv", "put", "page", r#""right""#, "--link", &a]);
+    let got: serde_json::Value = serde_json::from_str(&s.ok(&["kv", "get", "page"])).unwrap();
+    assert_eq!(got.as_object().unwrap().len(), 2);
+    assert_eq!(got[&b]["value"], "left");
+    assert_eq!(got[&c]["value"], "right");
+
+    // A write without links merges the fork.
+    let m = s.ok(&["kv", "put", "page", r#""merged""#]);
+    let got: serde_json::Value = serde_json::from_str(&s.ok(&["kv", "get", "page"])).unwrap();
+    assert_eq!(got, serde_json::json!({ m.clone(): { "value": "merged" } }));
+
+    s.ok(&["kv", "put", "other", "1"]);
+    let rows: Vec<serde_json::Value> = s
+        .ok(&["kv", "list"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[1]["key"], "page");
+    assert_eq!(rows[1]["links"], serde_json::json!([m]));
+
+    let history: Vec<serde_json::Value> = s
+        .ok(&["kv", "history", "page"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(history.len(), 4);
+    assert!(history.iter().all(|h| h["key"] == "page"));
+
+    let d = s.ok(&["kv", "del", "page"]);
+    let got: serde_json::Value = serde_json::from_str(&s.ok(&["kv", "get", "page"])).unwrap();
+    assert_eq!(got, serde_json::json!({ d: { "deleted": true } }));
+
+    assert!(
+        s.err(&["kv", "put", "k", "not json"])
+            .contains("not valid JSON")
+    );
+}
