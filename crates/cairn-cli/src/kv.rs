@@ -5,7 +5,9 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use cairn_core::Hash;
+use cairn_kv::cairn_view::IndexerOptions;
 use cairn_kv::{Kv, ListOptions, WriteOptions};
+use cairn_log::Log;
 use clap::Subcommand;
 
 use crate::store;
@@ -52,6 +54,16 @@ pub(crate) enum KvCommand {
     },
 }
 
+/// The store's kv view. A one-shot command needs no background indexer (reads and writes
+/// bring the view up to date in this thread); a live one does.
+fn open(log: &Log, live: bool) -> Result<Kv> {
+    Ok(Kv::open_with(
+        log,
+        "kv",
+        IndexerOptions::default().background(live),
+    )?)
+}
+
 fn options(links: Vec<Hash>) -> WriteOptions {
     WriteOptions {
         links: (!links.is_empty()).then_some(links),
@@ -64,19 +76,19 @@ pub(crate) fn run(data: &Path, cmd: KvCommand, out: &mut impl Write) -> Result<(
         KvCommand::Put { key, json, links } => {
             let value: serde_json::Value = serde_json::from_str(&json)
                 .with_context(|| format!("the value {json:?} is not valid JSON"))?;
-            let kv = Kv::open(&store::open_writer(data)?)?;
+            let kv = open(&store::open_writer(data)?, false)?;
             writeln!(out, "{}", kv.put_with(&key, &value, &options(links))?)?;
         }
         KvCommand::Del { key, links } => {
-            let kv = Kv::open(&store::open_writer(data)?)?;
+            let kv = open(&store::open_writer(data)?, false)?;
             writeln!(out, "{}", kv.del_with(&key, &options(links))?)?;
         }
         KvCommand::Get { key } => {
-            let kv = Kv::open(&store::open_reader(data)?)?;
+            let kv = open(&store::open_reader(data)?, false)?;
             writeln!(out, "{}", kv.get(&key)?.to_json())?;
         }
         KvCommand::List { limit, live } => {
-            let kv = Kv::open(&store::open_reader(data)?)?;
+            let kv = open(&store::open_reader(data)?, live)?;
             let opts = ListOptions {
                 limit,
                 live,
@@ -90,7 +102,7 @@ pub(crate) fn run(data: &Path, cmd: KvCommand, out: &mut impl Write) -> Result<(
             }
         }
         KvCommand::History { key } => {
-            let kv = Kv::open(&store::open_reader(data)?)?;
+            let kv = open(&store::open_reader(data)?, false)?;
             for entry in kv.history(&key)? {
                 writeln!(out, "{}", entry.to_json())?;
             }

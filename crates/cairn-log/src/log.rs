@@ -340,7 +340,11 @@ impl Log {
     /// can check the batch from its keys and links alone, already writes the chunks signed so
     /// far. Signing (≈ 18 µs a node) and writing (≈ 10 µs a node) overlap on all cores.
     #[cfg(not(target_family = "wasm"))]
-    fn batch_streamed(&self, drafts: Vec<Draft>, signer: &dyn Signer) -> Result<Vec<Entry>, AddError> {
+    fn batch_streamed(
+        &self,
+        drafts: Vec<Draft>,
+        signer: &dyn Signer,
+    ) -> Result<Vec<Entry>, AddError> {
         const CHUNK: usize = 64;
         let plan = drafts
             .iter()
