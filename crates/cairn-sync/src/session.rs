@@ -101,6 +101,8 @@ pub enum Event {
 pub struct Stats {
     /// Nodes sent.
     pub nodes_sent: u64,
+    /// Bytes of the sent nodes' compact encodings (without message and frame headers).
+    pub node_bytes_sent: u64,
     /// Nodes received (decoded and hash-checked; see `nodes_stored`).
     pub nodes_received: u64,
     /// Received nodes newly handed to the store.
@@ -939,9 +941,11 @@ impl<S: SyncStore> Session<S> {
                 let mut body = Vec::with_capacity(size + 16);
                 body.push(TAG_NODES);
                 varint::encode(nodes.len() as u64, &mut body);
+                let header = body.len();
                 for n in &nodes {
                     self.enc.encode(n, &mut body);
                 }
+                self.stats.node_bytes_sent += (body.len() - header) as u64;
                 self.stats.nodes_sent += nodes.len() as u64;
                 self.mux.send(LOG_CHANNEL, &body);
             }

@@ -1,0 +1,291 @@
+//! Two stores converge: one-shot sync, push, pull, incompatible modes, and the figures of
+//! the reconciliation (already-equal re-sync, +10/+10 divergence) on the log-backed store.
+
+mod common;
+
+use cairn_core::{Ed25519Verifier, Keypair, Limits, Node};
+use cairn_log::{Log, LogOptions};
+use cairn_sync::{LogStore, MemStore, Mode, Session, SessionOptions, SyncError, duplex, sync_log};
+use common::{Rng, chain, pump};
+use futures_lite::future;
+
+fn opts(mode: Mode) -> SessionOptions {
+    SessionOptions {
+        mode,
+        ..SessionOptions::default()
+    }
+}
+
+fn mem_with(nodes: &[Node]) -> MemStore {
+    let mut s = MemStore::verifying(Ed25519Verifier::strict());
+    s.insert_all(nodes);
+    s
+}
+
+trait InsertAll {
+    fn insert_all(&mut self, nodes: &[Node]);
+}
+impl InsertAll for MemStore {
+    fn insert_all(&mut self, nodes: &[Node]) {
+        use cairn_sync::SyncStore;
+        self.insert(nodes.to_vec()).unwrap();
+    }
+}
+
+#[test]
+fn two_mem_stores_converge_in_every_compatible_mode() {
+    let ka = Keypair::from_seed([1; 32]);
+    let kb = Keypair::from_seed([2; 32]);
+    let common = chain(&ka, 50, None, 0);
+    let head = common.last().unwrap().key();
+    let only_a = chain(&ka, 7, Some(head), 1);
+    let only_b = chain(&kb, 5, Some(head), 2);
+    let a_nodes: Vec<Node> = common.iter().chain(&only_a).cloned().collect();
+    let b_nodes: Vec<Node> = common.iter().chain(&only_b).cloned().collect();
+
+    for (ma, mb, a_gets, b_gets) in [
+        (Mode::Sync, Mode::Sync, true, true),
+        (Mode::Push, Mode::Pull, false, true),
+        (Mode::Pull, Mode::Push, true, false),
+        (Mode::Push, Mode::Sync, false, true),
+        (Mode::Sync, Mode::Pull, false, true),
+        (Mode::Pull, Mode::Sync, true, false),
+    ] {
+        let mut a = Session::new(mem_with(&a_nodes), opts(ma)).unwrap();
+        let mut b = Session::new(mem_with(&b_nodes), opts(mb)).unwrap();
+        let out = pump(&mut a, &mut b, None, None);
+        out.a.unwrap();
+        out.b.unwrap();
+        assert!(a.is_complete() && b.is_complete(), "{ma:?}/{mb:?}");
+        let (sa, sb) = (a.into_store(), b.into_store());
+        assert_eq!(sa.len(), 57 + if a_gets { 5 } else { 0 }, "{ma:?}/{mb:?}");
+        assert_eq!(sb.len(), 55 + if b_gets { 7 } else { 0 }, "{ma:?}/{mb:?}");
+    }
+}
+
+#[test]
+fn push_push_and_pull_pull_are_incompatible() {
+    for m in [Mode::Push, Mode::Pull] {
+        let mut a = Session::new(MemStore::new(), opts(m)).unwrap();
+        let mut b = Session::new(MemStore::new(), opts(m)).unwrap();
+        let out = pump(&mut a, &mut b, None, None);
+        assert!(matches!(out.a, Err(SyncError::IncompatibleModes { .. })));
+        assert!(matches!(out.b, Err(SyncError::IncompatibleModes { .. })));
+    }
+}
+
+#[test]
+fn random_dags_converge_with_random_delivery() {
+    for seed in 0..20u64 {
+        let mut rng = Rng(seed);
+        let keys: Vec<Keypair> = (0..4).map(|i| Keypair::from_seed([i + 10; 32])).collect();
+        let l = Limits::default();
+        let mut a = MemStore::verifying(Ed25519Verifier::strict());
+        let mut b = MemStore::verifying(Ed25519Verifier::strict());
+        use cairn_sync::SyncStore;
+        let mut all: Vec<Node> = Vec::new();
+        for i in 0..(50 + rng.below(300)) {
+            let links: Vec<_> = (0..rng.below(3))
+                .filter(|_| !all.is_empty())
+                .map(|_| all[rng.below(all.len() as u64) as usize].key())
+                .collect();
+            let k = &keys[rng.below(4) as usize];
+            let n = Node::signed(links, format!("{seed}/{i}").into_bytes(), k, &l).unwrap();
+            let target = rng.below(10);
+            // Links first: a node goes where all its links are.
+            let in_a = n.links().iter().all(|h| a.has(h).unwrap());
+            let in_b = n.links().iter().all(|h| b.has(h).unwrap());
+            if target < 6 && in_a && in_b {
+                a.insert(vec![n.clone()]).unwrap();
+                b.insert(vec![n.clone()]).unwrap();
+            } else if target < 8 && in_a {
+                a.insert(vec![n.clone()]).unwrap();
+            } else if in_b {
+                b.insert(vec![n.clone()]).unwrap();
+            } else {
+                continue;
+            }
+            all.push(n);
+        }
+        let mut union = a.hashes();
+        union.extend(b.hashes());
+        let o = SessionOptions {
+            ids_threshold: 1 + rng.below(20) as usize,
+            ..SessionOptions::default()
+        };
+        let mut sa = Session::new(a, o.clone()).unwrap();
+        let mut sb = Session::new(b, o).unwrap();
+        let out = pump(&mut sa, &mut sb, Some(&mut rng), None);
+        out.a.unwrap();
+        out.b.unwrap();
+        assert!(sa.is_complete() && sb.is_complete(), "seed {seed}");
+        assert_eq!(sa.store().hashes(), union, "seed {seed}");
+        assert_eq!(sb.store().hashes(), union, "seed {seed}");
+    }
+}
+
+fn signed_log(seed: u8) -> Log {
+    Log::memory(
+        LogOptions::default()
+            .signer(Keypair::from_seed([seed; 32]))
+            .verifier(Ed25519Verifier::strict()),
+    )
+    .unwrap()
+}
+
+/// Builds two logs sharing `n` nodes, then `da` and `db` nodes appended on each alone.
+fn diverged(n: usize, da: usize, db: usize) -> (Log, Log) {
+    let a = signed_log(1);
+    let b = signed_log(2);
+    let k = Keypair::from_seed([1; 32]);
+    let common = chain(&k, n, None, 0);
+    for c in common.chunks(4096) {
+        a.insert(c.to_vec()).unwrap();
+        b.insert(c.to_vec()).unwrap();
+    }
+    for i in 0..da {
+        a.append(format!("a{i:030}").into_bytes()).unwrap();
+    }
+    for i in 0..db {
+        b.append(format!("b{i:030}").into_bytes()).unwrap();
+    }
+    (a, b)
+}
+
+fn sessions(a: &Log, b: &Log) -> (Session<LogStore>, Session<LogStore>) {
+    (
+        Session::new(LogStore::open(a).unwrap(), SessionOptions::default()).unwrap(),
+        Session::new(LogStore::open(b).unwrap(), SessionOptions::default()).unwrap(),
+    )
+}
+
+#[test]
+fn already_equal_resync_is_one_round_trip_and_under_64_bytes_with_many_writers() {
+    let a = signed_log(1);
+    // 100 writers, each its own head.
+    let writers: Vec<Keypair> = (0..100u8).map(|i| Keypair::from_seed([i; 32])).collect();
+    let root = a.append(b"root".to_vec()).unwrap().node;
+    let l = Limits::default();
+    let heads: Vec<Node> = writers
+        .iter()
+        .map(|w| Node::signed([root.key()], vec![7; 32], w, &l).unwrap())
+        .collect();
+    a.insert(heads).unwrap();
+    let b = signed_log(2);
+    b.insert(
+        a.changes(Default::default())
+            .map(|e| e.unwrap().node)
+            .collect(),
+    )
+    .unwrap();
+    assert_eq!(a.heads().unwrap().len(), 100);
+    let (mut sa, mut sb) = sessions(&a, &b);
+    let out = pump(&mut sa, &mut sb, None, None);
+    out.a.unwrap();
+    out.b.unwrap();
+    for s in [sa.stats(), sb.stats()] {
+        assert_eq!(s.round_trips, 1);
+        assert!(s.bytes_sent <= 64, "{} bytes", s.bytes_sent);
+        eprintln!("equal re-sync: {s:?}");
+    }
+}
+
+fn measure_divergence(n: usize) {
+    let (a, b) = diverged(n, 10, 10);
+    let (mut sa, mut sb) = sessions(&a, &b);
+    let out = pump(&mut sa, &mut sb, None, None);
+    out.a.unwrap();
+    out.b.unwrap();
+    let (x, y) = (sa.stats(), sb.stats());
+    assert_eq!(x.nodes_sent, 10);
+    assert_eq!(y.nodes_sent, 10);
+    assert_eq!(a.len(), (n + 20) as u64);
+    assert_eq!(b.len(), (n + 20) as u64);
+    let overhead = x.bytes_sent + y.bytes_sent - x.node_bytes_sent - y.node_bytes_sent;
+    eprintln!("+10/+10 on {n}: overhead {overhead} B, a {x:?}, b {y:?}");
+    assert!(x.round_trips <= 3 && y.round_trips <= 3);
+    assert!(overhead <= 1024, "{overhead} bytes beyond the nodes");
+}
+
+#[test]
+fn plus_ten_plus_ten_on_20k_nodes() {
+    measure_divergence(20_000);
+}
+
+#[test]
+fn log_full_clone_and_resync_over_the_driver() {
+    let (a, _) = diverged(3000, 0, 0);
+    let b = signed_log(9);
+    let (mut ia, mut ib) = duplex(64 << 10);
+    let (ra, rb) = future::block_on(future::zip(
+        sync_log(&a, &mut ia, SessionOptions::default(), future::pending()),
+        sync_log(&b, &mut ib, SessionOptions::default(), future::pending()),
+    ));
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!(b.len(), 3000);
+    assert_eq!(ra.nodes_sent, 3000);
+    assert_eq!(rb.nodes_received, 3000);
+    assert_eq!(ra.bytes_sent, rb.bytes_received);
+    let per_node = ra.bytes_sent as f64 / 3000.0;
+    eprintln!("clone: {} | {per_node:.1} B/node", ra.to_json());
+    assert!(per_node <= 150.0);
+    // Re-sync when equal.
+    let (mut ia, mut ib) = duplex(64 << 10);
+    let (ra, rb) = future::block_on(future::zip(
+        sync_log(&a, &mut ia, SessionOptions::default(), future::pending()),
+        sync_log(&b, &mut ib, SessionOptions::default(), future::pending()),
+    ));
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!((ra.round_trips, rb.round_trips), (1, 1));
+    assert!(ra.bytes_sent <= 64 && rb.bytes_sent <= 64);
+}
+
+#[test]
+fn live_forwards_new_nodes_both_ways() {
+    let (a, b) = diverged(100, 3, 4);
+    let (mut ia, mut ib) = duplex(64 << 10);
+    let live = SessionOptions {
+        live: true,
+        ..SessionOptions::default()
+    };
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let (a2, b2) = (a.clone(), b.clone());
+    let writer = std::thread::spawn(move || {
+        // Wait for the initial sync, then write on both sides.
+        while a2.len() < 107 || b2.len() < 107 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        for i in 0..20 {
+            a2.append(format!("live a {i}").into_bytes()).unwrap();
+            b2.append(format!("live b {i}").into_bytes()).unwrap();
+        }
+        while a2.len() < 147 || b2.len() < 147 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        stop_tx.send(()).unwrap();
+    });
+    let stop = async move {
+        loop {
+            if stop_rx.try_recv().is_ok() {
+                return;
+            }
+            futures_lite::future::yield_now().await;
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    };
+    let (ra, rb) = future::block_on(future::zip(
+        sync_log(&a, &mut ia, live.clone(), stop),
+        sync_log(&b, &mut ib, live, future::pending()),
+    ));
+    writer.join().unwrap();
+    ra.unwrap();
+    rb.unwrap();
+    assert_eq!(a.len(), 147);
+    assert_eq!(b.len(), 147);
+    let set = |l: &Log| -> std::collections::BTreeSet<_> {
+        l.changes(Default::default())
+            .map(|e| e.unwrap().node.key())
+            .collect()
+    };
+    assert_eq!(set(&a), set(&b));
+}
