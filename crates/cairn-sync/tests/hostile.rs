@@ -1,0 +1,400 @@
+//! Hostile and broken peers: each ends in a typed error, sent to the peer when it is ours;
+//! the store is untouched (nothing unverified is stored) and memory stays bounded.
+
+mod common;
+
+use cairn_core::{Draft, Ed25519Verifier, Hash, Keypair, Limits, Node, Signature, varint};
+use cairn_log::{Log, LogOptions};
+use cairn_sync::mux::{Mux, MuxEvent, encode_frame};
+use cairn_sync::wire::{Hello, Item, ItemKind, Mode, NodeEncoder, PROTOCOL_VERSION, encode_ranges};
+use cairn_sync::{
+    Event, Key, LOG_CHANNEL, LogStore, Session, SessionOptions, SyncError, WireError,
+};
+use common::{Rng, chain};
+
+fn strict_log() -> Log {
+    Log::memory(
+        LogOptions::default()
+            .signer(Keypair::from_seed([1; 32]))
+            .verifier(Ed25519Verifier::strict()),
+    )
+    .unwrap()
+}
+
+fn victim(log: &Log, opts: SessionOptions) -> Session<LogStore> {
+    let mut s = Session::new(LogStore::open(log).unwrap(), opts).unwrap();
+    while s.poll_transmit().is_some() {}
+    s
+}
+
+fn data(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_frame(0, LOG_CHANNEL, body, &mut out);
+    out
+}
+
+fn hello(count: u64, fp: [u8; 32]) -> Vec<u8> {
+    let mut body = Vec::new();
+    Hello {
+        version: PROTOCOL_VERSION,
+        mode: Mode::Sync,
+        live: false,
+        metadata: Vec::new(),
+        count,
+        max_height: Some(count.saturating_sub(1)),
+        fingerprint: fp,
+    }
+    .encode(&mut body);
+    data(&body)
+}
+
+fn nodes_msg(enc: &mut NodeEncoder, nodes: &[Node]) -> Vec<u8> {
+    let mut body = vec![3u8];
+    varint::encode(nodes.len() as u64, &mut body);
+    for n in nodes {
+        enc.encode(n, &mut body);
+    }
+    data(&body)
+}
+
+fn done() -> Vec<u8> {
+    data(&[4])
+}
+
+/// Feeds `inputs` then an end of stream; returns the first error, checking that the session
+/// sent it to the peer as an ERROR frame.
+fn run(s: &mut Session<LogStore>, inputs: &[Vec<u8>]) -> SyncError {
+    let mut result = Ok(());
+    for i in inputs {
+        result = s.handle_input(i);
+        if result.is_err() {
+            break;
+        }
+    }
+    if result.is_ok() {
+        result = s.handle_eof();
+    }
+    let err = result.expect_err("a hostile input must fail the session");
+    let mut failed = None;
+    while let Some(ev) = s.poll_event() {
+        assert!(
+            !matches!(ev, Event::Complete),
+            "a failed session never completes"
+        );
+        if let Event::Failed(e) = ev {
+            failed.get_or_insert(e);
+        }
+    }
+    assert_eq!(failed.map(|e| e.code()), Some(err.code()));
+    if !matches!(
+        err,
+        SyncError::Remote { .. } | SyncError::UnexpectedEof | SyncError::Truncated
+    ) {
+        // The peer hears about it.
+        let mut peer = Mux::new(1 << 20);
+        peer.open(LOG_CHANNEL);
+        let mut saw = false;
+        while let Some(b) = s.poll_transmit() {
+            peer.handle_input(&b);
+        }
+        while let Ok(Some(ev)) = peer.poll_event() {
+            if let MuxEvent::Error { code, .. } = ev {
+                assert_eq!(code, err.code());
+                saw = true;
+            }
+        }
+        assert!(saw, "error frame sent for {err:?}");
+    }
+    err
+}
+
+#[test]
+fn huge_length_prefixes_fail_before_allocating() {
+    let log = strict_log();
+    for len in [u64::from(u32::MAX) + 1, 1 << 30, 1 << 62, u64::MAX] {
+        let mut s = victim(&log, SessionOptions::default());
+        let mut bytes = Vec::new();
+        varint::encode(len, &mut bytes);
+        let e = run(&mut s, &[bytes]);
+        assert!(
+            matches!(e, SyncError::Wire(WireError::FrameTooLarge { .. })),
+            "{e:?}"
+        );
+    }
+    // An over-long varint is garbage too.
+    let mut s = victim(&log, SessionOptions::default());
+    let e = run(&mut s, &[vec![0xff; 11]]);
+    assert!(matches!(e, SyncError::Wire(WireError::BadVarint)), "{e:?}");
+    assert_eq!(log.len(), 0);
+}
+
+#[test]
+fn garbage_never_succeeds() {
+    let log = strict_log();
+    log.append(b"mine".to_vec()).unwrap();
+    let mut rng = Rng(7);
+    for _ in 0..300 {
+        let mut s = victim(&log, SessionOptions::default());
+        let len = 1 + rng.below(3000) as usize;
+        let bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        let _ = run(&mut s, &[bytes]);
+    }
+    // Garbage after a valid handshake, too.
+    for _ in 0..300 {
+        let mut s = victim(&log, SessionOptions::default());
+        let len = 1 + rng.below(3000) as usize;
+        let mut bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        bytes[0] = 0x40; // a plausible frame length
+        let _ = run(&mut s, &[hello(3, [9; 32]), bytes]);
+    }
+    assert_eq!(log.len(), 1);
+}
+
+#[test]
+fn truncated_streams_are_errors_not_successes() {
+    let log = strict_log();
+    let k = Keypair::from_seed([1; 32]);
+    let nodes = chain(&k, 3, None, 0);
+    let msg = nodes_msg(&mut NodeEncoder::default(), &nodes);
+    // Mid-frame.
+    let mut s = victim(&log, SessionOptions::default());
+    let e = run(&mut s, &[hello(3, [1; 32]), msg[..msg.len() / 2].to_vec()]);
+    assert!(matches!(e, SyncError::Truncated), "{e:?}");
+    // Between frames, before DONE.
+    let mut s = victim(&log, SessionOptions::default());
+    let e = run(&mut s, &[hello(3, [1; 32]), msg.clone()]);
+    assert!(matches!(e, SyncError::UnexpectedEof), "{e:?}");
+    // Right after the handshake.
+    let mut s = victim(&log, SessionOptions::default());
+    let e = run(&mut s, &[hello(3, [1; 32])]);
+    assert!(matches!(e, SyncError::UnexpectedEof), "{e:?}");
+    // Nothing at all.
+    let mut s = victim(&log, SessionOptions::default());
+    let e = run(&mut s, &[]);
+    assert!(matches!(e, SyncError::UnexpectedEof), "{e:?}");
+    // The complete exchange works, and the nodes before it were verified and stored.
+    let mut s = victim(&log, SessionOptions::default());
+    s.handle_input(&hello(3, [1; 32])).unwrap();
+    s.handle_input(&msg).unwrap();
+    s.handle_input(&done()).unwrap();
+    while s.poll_transmit().is_some() {}
+    assert!(s.is_complete());
+    assert_eq!(log.len(), 3);
+}
+
+#[test]
+fn unsigned_node_to_a_verifying_log() {
+    let log = strict_log();
+    let n = Node::unsigned([], b"sneaky".to_vec(), &Limits::default()).unwrap();
+    let mut s = victim(&log, SessionOptions::default());
+    let e = run(
+        &mut s,
+        &[
+            hello(1, [1; 32]),
+            nodes_msg(&mut NodeEncoder::default(), &[n]),
+            done(),
+        ],
+    );
+    assert!(
+        matches!(e, SyncError::Verify(cairn_core::VerifyError::Unsigned(_))),
+        "{e:?}"
+    );
+    assert_eq!(log.len(), 0);
+}
+
+#[test]
+fn bad_signature_and_tampered_nodes() {
+    let log = strict_log();
+    let k = Keypair::from_seed([5; 32]);
+    let l = Limits::default();
+    let good = chain(&k, 10, None, 0);
+    let forged = Draft::new([good[9].key()], Some(k.public()), b"forged".to_vec(), &l)
+        .unwrap()
+        .finish(Some(Signature([1; 64])))
+        .unwrap();
+    let mut batch = good.clone();
+    batch.push(forged);
+    let mut s = victim(&log, SessionOptions::default());
+    let e = run(
+        &mut s,
+        &[
+            hello(11, [1; 32]),
+            nodes_msg(&mut NodeEncoder::default(), &batch),
+            done(),
+        ],
+    );
+    assert!(
+        matches!(
+            e,
+            SyncError::Verify(cairn_core::VerifyError::BadSignature { .. })
+        ),
+        "{e:?}"
+    );
+    // One bad node spoils its whole insert batch: nothing unverified, nothing partial.
+    assert_eq!(log.len(), 0);
+
+    // A node whose bytes were changed on the way hashes differently: its signature fails.
+    let mut msg = nodes_msg(&mut NodeEncoder::default(), &good[..1]);
+    let at = msg.len() - 64 - 5; // inside the value
+    msg[at] ^= 1;
+    let mut s = victim(&log, SessionOptions::default());
+    let e = run(&mut s, &[hello(1, [1; 32]), msg, done()]);
+    assert!(
+        matches!(
+            e,
+            SyncError::Verify(cairn_core::VerifyError::BadSignature { .. })
+        ),
+        "{e:?}"
+    );
+    assert_eq!(log.len(), 0);
+}
+
+#[test]
+fn announced_node_replaced_by_another_is_not_received() {
+    let log = strict_log();
+    let mine = log.append(b"mine".to_vec()).unwrap().node;
+    let k = Keypair::from_seed([5; 32]);
+    let announced = chain(&k, 1, None, 1).remove(0);
+    let other = chain(&k, 1, None, 2).remove(0);
+    let mut s = victim(&log, SessionOptions::default());
+    // The peer leads (more nodes), lists `announced` as all it has, then sends `other`.
+    let mut ranges = Vec::new();
+    encode_ranges(
+        &[Item {
+            upper: Key::END,
+            kind: ItemKind::Ids(vec![announced.key()]),
+        }],
+        &mut ranges,
+    );
+    let e = run(
+        &mut s,
+        &[
+            hello(2, [1; 32]),
+            data(&ranges),
+            nodes_msg(&mut NodeEncoder::default(), &[other]),
+            done(),
+        ],
+    );
+    match e {
+        SyncError::NotReceived { count, example } => {
+            assert_eq!((count, example), (1, announced.key()));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(log.has(&mine.key()).unwrap());
+}
+
+#[test]
+fn missing_links_are_an_error_and_store_nothing() {
+    let log = strict_log();
+    let k = Keypair::from_seed([5; 32]);
+    let orphan = chain(&k, 5, Some(Hash([7; 32])), 0);
+    let mut s = victim(&log, SessionOptions::default());
+    let e = run(
+        &mut s,
+        &[
+            hello(6, [1; 32]),
+            nodes_msg(&mut NodeEncoder::default(), &orphan),
+            done(),
+        ],
+    );
+    match e {
+        SyncError::MissingLinks { count, .. } => assert_eq!(count, 5),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(log.len(), 0);
+}
+
+#[test]
+fn floods_are_bounded() {
+    let log = strict_log();
+    let k = Keypair::from_seed([5; 32]);
+    // Nodes that wait for links that never come.
+    let orphans: Vec<Node> = (0..200u8)
+        .map(|i| chain(&k, 1, Some(Hash([i; 32])), i).remove(0))
+        .collect();
+    let opts = SessionOptions {
+        max_pending: 100,
+        ..SessionOptions::default()
+    };
+    let mut s = victim(&log, opts);
+    let e = run(
+        &mut s,
+        &[
+            hello(200, [1; 32]),
+            nodes_msg(&mut NodeEncoder::default(), &orphans),
+        ],
+    );
+    assert!(
+        matches!(e, SyncError::PendingOverflow { max: 100 }),
+        "{e:?}"
+    );
+    assert_eq!(log.len(), 0);
+
+    // Data past the flow-control window.
+    let mut s = victim(&log, SessionOptions::default());
+    let mut inputs = vec![hello(200, [1; 32])];
+    let big = vec![0u8; 512 << 10];
+    for _ in 0..8 {
+        let mut body = vec![3u8, 0];
+        body.extend_from_slice(&big[..big.len() - 2]);
+        // NODES with count 0 followed by junk: caught as trailing bytes or flow control.
+        inputs.push(data(&body));
+    }
+    let e = run(&mut s, &inputs);
+    assert!(
+        matches!(
+            e,
+            SyncError::FlowControl(_) | SyncError::Wire(WireError::TrailingBytes(_))
+        ),
+        "{e:?}"
+    );
+
+    // A peer that floods RANGES out of turn.
+    let mut s = victim(&log, SessionOptions::default());
+    let mut ranges = Vec::new();
+    encode_ranges(
+        &[Item {
+            upper: Key::END,
+            kind: ItemKind::Skip,
+        }],
+        &mut ranges,
+    );
+    let e = run(&mut s, &[hello(0, [0; 32]), data(&ranges)]);
+    assert!(matches!(e, SyncError::Unexpected(_)), "{e:?}");
+    assert_eq!(log.len(), 0);
+}
+
+#[test]
+fn protocol_violations_and_peer_errors() {
+    let log = strict_log();
+    // DONE before HELLO.
+    let mut s = victim(&log, SessionOptions::default());
+    let e = run(&mut s, &[done()]);
+    assert!(matches!(e, SyncError::Unexpected("DONE")), "{e:?}");
+    // Wrong version.
+    let mut s = victim(&log, SessionOptions::default());
+    let mut h = hello(0, [0; 32]);
+    h[4] = 99; // len, kind, channel, tag, version
+    let e = run(&mut s, &[h]);
+    assert!(matches!(e, SyncError::Version { theirs: 99, .. }), "{e:?}");
+    // Data on a channel nobody opened.
+    let mut s = victim(&log, SessionOptions::default());
+    let mut f = Vec::new();
+    encode_frame(0, 42, b"x", &mut f);
+    let e = run(&mut s, &[f]);
+    assert!(matches!(e, SyncError::UnknownChannel(42)), "{e:?}");
+    // The peer's own error is reported, typed, and not echoed.
+    let mut s = victim(&log, SessionOptions::default());
+    let mut m = Mux::new(1 << 20);
+    m.send_error(7, "bad signature on your side");
+    let e = run(&mut s, &[m.poll_transmit().unwrap()]);
+    match e {
+        SyncError::Remote { code, message } => {
+            assert_eq!(code, 7);
+            assert!(message.contains("bad signature"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(s.poll_transmit().is_none());
+}
