@@ -78,6 +78,8 @@
 
 mod driver;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod index;
 pub mod mux;
 mod session;

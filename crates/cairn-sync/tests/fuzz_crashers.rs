@@ -1,0 +1,96 @@
+//! Replays the inputs kept from fuzzing (`tests/fuzz-crashers/`: crashes found by
+//! `fuzz/fuzz_targets/sync_frames.rs` and hand-made edge cases) through the same checks the
+//! fuzz target makes, so a fixed crash stays fixed in every normal test run. Also writes the
+//! fuzzer's seed corpus (real transcripts) when asked.
+
+use cairn_sync::fuzzing::{frame_input, sample_store, session_input};
+use cairn_sync::{Mode, Session, SessionOptions};
+
+#[test]
+fn kept_fuzz_inputs_replay_cleanly() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fuzz-crashers");
+    let mut count = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let data = std::fs::read(&path).unwrap();
+        frame_input(&data);
+        let _ = session_input(&data);
+        count += 1;
+    }
+    assert!(count > 0, "no fixtures found in {dir}");
+}
+
+/// What the peer sends in a real session against the fuzz target's victim configuration.
+fn transcript(cfg: u8, peer_nodes: usize, peer_seed: u8) -> Vec<u8> {
+    let mode = match cfg & 3 {
+        0 => Mode::Push,
+        1 => Mode::Pull,
+        _ => Mode::Sync,
+    };
+    let peer_mode = match mode {
+        Mode::Push => Mode::Pull,
+        Mode::Pull => Mode::Push,
+        Mode::Sync => Mode::Sync,
+    };
+    let live = cfg & 0x20 != 0;
+    let victim_opts = SessionOptions {
+        mode,
+        live,
+        max_pending: 64,
+        ..SessionOptions::default()
+    };
+    let mut v = Session::new(sample_store(usize::from(cfg >> 2 & 7), 1), victim_opts).unwrap();
+    let mut p = Session::new(
+        sample_store(peer_nodes, peer_seed),
+        SessionOptions {
+            mode: peer_mode,
+            live,
+            ..SessionOptions::default()
+        },
+    )
+    .unwrap();
+    let mut sent = vec![cfg];
+    loop {
+        let mut moved = false;
+        while let Some(b) = v.poll_transmit() {
+            let _ = p.handle_input(&b);
+            moved = true;
+        }
+        while let Some(b) = p.poll_transmit() {
+            sent.extend_from_slice(&b);
+            let _ = v.handle_input(&b);
+            moved = true;
+        }
+        if !moved {
+            break;
+        }
+    }
+    sent
+}
+
+#[test]
+fn transcripts_replay_to_completion() {
+    for cfg in [0x02u8, 0x0e, 0x1e, 0x01, 0x3e] {
+        for (n, seed) in [(0, 2), (3, 2), (5, 1), (9, 3)] {
+            let t = transcript(cfg, n, seed);
+            assert!(
+                session_input(&t),
+                "cfg {cfg:#x}, {n} peer nodes: replay completes"
+            );
+        }
+    }
+}
+
+#[test]
+#[ignore = "writes fuzz/corpus/sync_frames; run by hand to refresh the seed corpus"]
+fn write_fuzz_seed_corpus() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/corpus/sync_frames");
+    std::fs::create_dir_all(dir).unwrap();
+    let mut i = 0;
+    for cfg in [0x02u8, 0x0e, 0x1e, 0x01, 0x3e, 0x42, 0x4e] {
+        for (n, seed) in [(0, 2), (3, 2), (5, 1), (9, 3)] {
+            std::fs::write(format!("{dir}/seed-{i:02}"), transcript(cfg, n, seed)).unwrap();
+            i += 1;
+        }
+    }
+}
