@@ -24,6 +24,9 @@ pub struct SyncSummary {
     pub nodes_sent: u64,
     /// Nodes received.
     pub nodes_received: u64,
+    /// Of `bytes_sent`, the bytes of the nodes' own compact encodings (the rest is protocol
+    /// overhead: handshake, reconciliation, message and frame headers).
+    pub node_bytes_sent: u64,
     /// Bytes written to the stream.
     pub bytes_sent: u64,
     /// Bytes read from the stream.
@@ -315,6 +318,7 @@ where
     Ok(SyncSummary {
         nodes_sent: s.nodes_sent,
         nodes_received: s.nodes_received,
+        node_bytes_sent: s.node_bytes_sent,
         bytes_sent: s.bytes_sent,
         bytes_received: s.bytes_received,
         round_trips: s.round_trips,
