@@ -197,6 +197,7 @@ where
     let mut need_flush = false;
     let mut failure: Option<SyncError> = None;
     let mut finished = false;
+    let mut closed = false;
     let mut live = false;
     std::future::poll_fn(|cx| {
         loop {
@@ -230,6 +231,14 @@ where
                         need_flush = true;
                         progress = true;
                     }
+                    Poll::Ready(Err(_)) if finished => {
+                        // Complete, and the peer is already gone: what is left (credit
+                        // grants) no longer matters.
+                        pos = out.len();
+                        need_flush = false;
+                        eof = true;
+                        progress = true;
+                    }
                     Poll::Ready(Err(e)) => {
                         // The peer may be gone after an error: report the protocol error.
                         return Poll::Ready(Err(match failure.take() {
@@ -259,16 +268,25 @@ where
                     let _ = Pin::new(&mut *io).poll_close(cx);
                     return Poll::Ready(Err(f.into()));
                 }
-                if finished {
-                    return match Pin::new(&mut *io).poll_close(cx) {
-                        Poll::Ready(_) => Poll::Ready(Ok(())),
-                        Poll::Pending => Poll::Pending,
-                    };
+                if finished && !closed {
+                    // Close our side, then wait for the peer to close its own (it does once
+                    // it has completed too), so that neither side writes into a closed
+                    // stream.
+                    match Pin::new(&mut *io).poll_close(cx) {
+                        Poll::Ready(_) => {
+                            closed = true;
+                            progress = true;
+                        }
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+                if closed && eof {
+                    return Poll::Ready(Ok(()));
                 }
             }
             // After a failure keep reading (and dropping) input so that a peer blocked on writing
             // does not keep our error frame from getting through.
-            if !eof && (failure.is_some() || session.wants_input()) {
+            if !eof && (failure.is_some() || finished || session.wants_input()) {
                 match Pin::new(&mut *io).poll_read(cx, &mut rbuf) {
                     Poll::Ready(Ok(0)) => {
                         eof = true;
