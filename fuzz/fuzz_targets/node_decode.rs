@@ -7,7 +7,13 @@ use cairn_core::{Limits, Node};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    for limits in [Limits::default(), Limits { max_value_len: 64, max_links: 2 }] {
+    for limits in [
+        Limits::default(),
+        Limits {
+            max_value_len: 64,
+            max_links: 2,
+        },
+    ] {
         if let Ok(node) = Node::decode(data, &limits) {
             assert_eq!(node.encode(), data, "accepted bytes re-encode identically");
             let again = Node::decode_expecting(data, &node.key(), &limits).expect("decodes twice");
