@@ -60,20 +60,19 @@ fn main() {
     let limits = Limits::default();
 
     let t = Instant::now();
-    let mut nodes: Vec<Node> = Vec::with_capacity(n);
+    let a = open("a", 1, disk);
+    let mut batch: Vec<Node> = Vec::with_capacity(8192);
     let mut prev = None;
     for i in 0..n {
         let mut v = [0u8; 32];
         v[..8].copy_from_slice(&(i as u64).to_le_bytes());
         let node = Node::signed(prev, v.to_vec(), &key, &limits).expect("node");
         prev = Some(node.key());
-        nodes.push(node);
+        batch.push(node);
+        if batch.len() == 8192 || i + 1 == n {
+            a.insert(std::mem::take(&mut batch)).expect("insert");
+        }
     }
-    let a = open("a", 1, disk);
-    for c in nodes.chunks(8192) {
-        a.insert(c.to_vec()).expect("insert");
-    }
-    drop(nodes);
     eprintln!("built {n} signed nodes in {:?}", t.elapsed());
     let b = open("b", 2, disk);
 

@@ -151,12 +151,72 @@ impl View for SyncIndexView {
 /// A [`Log`] as a [`SyncStore`]. Received nodes go through [`Log::insert`] (the log's
 /// verification policy, batch signature checks on all cores); the reconciliation index is
 /// the [`SyncIndexView`], rebuilt from the log if missing or stale.
-#[derive(Clone)]
+///
+/// Natively, inserts are **pipelined**: [`SyncStore::insert`] hands the batch to a worker
+/// thread (which runs `Log::insert`: verification, then the commit) and returns, so the
+/// session decodes the next batch meanwhile; at most one batch is in flight. Its nodes count
+/// as present for [`SyncStore::has`]; its outcome is collected by the next `insert` or by
+/// [`SyncStore::flush`], which the session calls before it reports anything complete.
 pub struct LogStore {
     log: Log,
     index: Indexer<SyncIndexView>,
     /// Change numbers of the nodes this store inserted, as sorted disjoint ranges.
     inserted: Vec<(u64, u64)>,
+    #[cfg(not(target_family = "wasm"))]
+    worker: Option<pipeline::Worker>,
+    /// Keys of the batch in flight.
+    in_flight: std::collections::HashSet<Hash>,
+}
+
+#[cfg(not(target_family = "wasm"))]
+mod pipeline {
+    use std::sync::mpsc;
+
+    use cairn_core::Node;
+    use cairn_log::{AddError, Entry, Log};
+
+    pub(super) type Outcome = Result<Vec<Entry>, AddError>;
+
+    /// A thread that runs `Log::insert` on one batch at a time.
+    pub(super) struct Worker {
+        pub(super) tx: Option<mpsc::SyncSender<Vec<Node>>>,
+        pub(super) rx: mpsc::Receiver<Outcome>,
+        pub(super) busy: bool,
+        thread: Option<std::thread::JoinHandle<()>>,
+    }
+
+    impl Worker {
+        pub(super) fn start(log: &Log) -> std::io::Result<Worker> {
+            let (tx, jobs) = mpsc::sync_channel::<Vec<Node>>(1);
+            let (done, rx) = mpsc::sync_channel::<Outcome>(1);
+            let log = log.clone();
+            let thread = std::thread::Builder::new()
+                .name("cairn-sync insert".into())
+                .spawn(move || {
+                    for batch in jobs {
+                        if done.send(log.insert(batch)).is_err() {
+                            return;
+                        }
+                    }
+                })?;
+            Ok(Worker {
+                tx: Some(tx),
+                rx,
+                busy: false,
+                thread: Some(thread),
+            })
+        }
+    }
+
+    impl Drop for Worker {
+        fn drop(&mut self) {
+            self.tx = None;
+            if let Some(t) = self.thread.take() {
+                // A panic in the worker has been reported by the panic hook already.
+                let _ = t.join();
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for LogStore {
@@ -181,6 +241,9 @@ impl LogStore {
             log: log.clone(),
             index,
             inserted: Vec::new(),
+            #[cfg(not(target_family = "wasm"))]
+            worker: None,
+            in_flight: std::collections::HashSet::new(),
         })
     }
 
@@ -280,6 +343,35 @@ impl LogStore {
     }
 }
 
+impl LogStore {
+    /// Records what a `Log::insert` stored (entries with change numbers above `before` are
+    /// new; with `before = 0` every returned entry counts, which only matters for echo
+    /// suppression) and maps its error.
+    fn collect(
+        &mut self,
+        before: u64,
+        outcome: Result<Vec<Entry>, AddError>,
+    ) -> Result<(), InsertError<LogStoreError>> {
+        match outcome {
+            Ok(entries) => {
+                for e in entries {
+                    if e.change > before {
+                        self.note_inserted(e.change);
+                    }
+                }
+                Ok(())
+            }
+            Err(AddError::Verify(v)) => Err(InsertError::Verify(v)),
+            Err(AddError::Build(b)) => Err(InsertError::Limits(b)),
+            Err(AddError::MissingLink { node, link }) => {
+                Err(InsertError::MissingLink { node, link })
+            }
+            Err(AddError::Storage(s)) => Err(InsertError::Storage(LogStoreError::Storage(s))),
+            Err(other) => Err(InsertError::Storage(LogStoreError::Log(other.to_string()))),
+        }
+    }
+}
+
 fn open_read<K: redb::Key + 'static, V: redb::Value + 'static>(
     txn: &redb::ReadTransaction,
     def: TableDefinition<K, V>,
@@ -295,6 +387,8 @@ impl SyncStore for LogStore {
     type Error = LogStoreError;
 
     fn summary(&mut self) -> Result<Summary, LogStoreError> {
+        self.flush()
+            .map_err(|e| LogStoreError::Log(e.to_string()))?;
         self.catch_up()?;
         let top = self.top()?;
         let mut agg = Agg::default();
@@ -356,27 +450,54 @@ impl SyncStore for LogStore {
     }
 
     fn has(&self, hash: &Hash) -> Result<bool, LogStoreError> {
-        Ok(self.log.has(hash)?)
+        Ok(self.in_flight.contains(hash) || self.log.has(hash)?)
     }
 
     fn insert(&mut self, nodes: Vec<Node>) -> Result<(), InsertError<LogStoreError>> {
-        let before = self.log.len();
-        match self.log.insert(nodes) {
-            Ok(entries) => {
-                for e in entries {
-                    if e.change > before {
-                        self.note_inserted(e.change);
-                    }
+        self.flush()?;
+        #[cfg(not(target_family = "wasm"))]
+        {
+            if self.worker.is_none() {
+                self.worker = Some(
+                    pipeline::Worker::start(&self.log)
+                        .map_err(|e| InsertError::Storage(LogStoreError::Log(e.to_string())))?,
+                );
+            }
+            if let Some(w) = &mut self.worker
+                && let Some(tx) = &w.tx
+            {
+                let keys: Vec<Hash> = nodes.iter().map(|n| n.key()).collect();
+                if tx.send(nodes).is_ok() {
+                    w.busy = true;
+                    self.in_flight.extend(keys);
+                    return Ok(());
                 }
-                Ok(())
             }
-            Err(AddError::Verify(v)) => Err(InsertError::Verify(v)),
-            Err(AddError::Build(b)) => Err(InsertError::Limits(b)),
-            Err(AddError::MissingLink { node, link }) => {
-                Err(InsertError::MissingLink { node, link })
-            }
-            Err(AddError::Storage(s)) => Err(InsertError::Storage(LogStoreError::Storage(s))),
-            Err(other) => Err(InsertError::Storage(LogStoreError::Log(other.to_string()))),
+            Err(InsertError::Storage(LogStoreError::Log(
+                "the insert worker stopped".into(),
+            )))
         }
+        #[cfg(target_family = "wasm")]
+        {
+            let before = self.log.len();
+            let outcome = self.log.insert(nodes);
+            self.collect(before, outcome)
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), InsertError<LogStoreError>> {
+        #[cfg(not(target_family = "wasm"))]
+        if let Some(w) = &mut self.worker
+            && w.busy
+        {
+            w.busy = false;
+            let outcome = w.rx.recv().map_err(|_| {
+                InsertError::Storage(LogStoreError::Log("the insert worker stopped".into()))
+            })?;
+            self.in_flight.clear();
+            // Change numbers above the smallest new one are this batch's.
+            return self.collect(0, outcome);
+        }
+        Ok(())
     }
 }

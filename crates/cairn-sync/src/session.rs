@@ -53,7 +53,7 @@ impl Default for SessionOptions {
             limits: Limits::default(),
             max_pending: 65_536,
             max_pending_bytes: 64 << 20,
-            insert_batch: 512,
+            insert_batch: 2048,
             ids_threshold: 16,
         }
     }
@@ -415,7 +415,7 @@ impl<S: SyncStore> Session<S> {
                     if self.phase != Phase::Complete {
                         return Err(SyncError::UnexpectedEof);
                     }
-                    self.flush()?;
+                    self.settle()?;
                     self.phase = Phase::Closed;
                     self.events.push_back(Event::Closed);
                     return Ok(());
@@ -425,7 +425,12 @@ impl<S: SyncStore> Session<S> {
                 return Ok(());
             }
         }
-        self.flush()
+        if self.phase == Phase::Complete {
+            // Live: make received nodes visible now.
+            self.settle()
+        } else {
+            self.flush()
+        }
     }
 
     fn on_message(&mut self, body: &[u8]) -> Result<(), SyncError> {
@@ -504,7 +509,7 @@ impl<S: SyncStore> Session<S> {
     }
 
     fn complete(&mut self) -> Result<(), SyncError> {
-        self.flush()?;
+        self.settle()?;
         self.phase = Phase::Complete;
         self.events.push_back(Event::Complete);
         Ok(())
@@ -746,7 +751,7 @@ impl<S: SyncStore> Session<S> {
     fn on_done(&mut self) -> Result<(), SyncError> {
         self.recv_done = true;
         self.awaiting_reply = false;
-        self.flush()?;
+        self.settle()?;
         if let Some((key, (node, _))) = self.pending.iter().next() {
             let link = node
                 .links()
@@ -798,10 +803,9 @@ impl<S: SyncStore> Session<S> {
     fn accept(&mut self, node: Node) -> Result<(), SyncError> {
         let key = node.key();
         self.awaiting.remove(&key);
-        if self.ready_set.contains(&key)
-            || self.pending.contains_key(&key)
-            || self.store.has(&key).map_err(SyncError::store)?
-        {
+        // A node the store already holds is not looked up here (one read per node); the
+        // store's insert is idempotent, and an honest peer sends only what we lack.
+        if self.ready_set.contains(&key) || self.pending.contains_key(&key) {
             return Ok(());
         }
         let mut missing = Vec::new();
@@ -854,7 +858,14 @@ impl<S: SyncStore> Session<S> {
         Ok(())
     }
 
-    /// Stores the ready nodes (verification happens in the store's insert).
+    /// Stores the ready nodes and waits until every insert has landed.
+    fn settle(&mut self) -> Result<(), SyncError> {
+        self.flush()?;
+        self.store.flush()?;
+        Ok(())
+    }
+
+    /// Hands the ready nodes to the store (verification happens in the store's insert).
     fn flush(&mut self) -> Result<(), SyncError> {
         if self.ready.is_empty() {
             return Ok(());

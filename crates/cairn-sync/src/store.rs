@@ -170,6 +170,12 @@ pub trait SyncStore {
     /// Verifies (by the store's policy) and stores received nodes, all or nothing. Each must
     /// link only to stored nodes or nodes earlier in `nodes`.
     fn insert(&mut self, nodes: Vec<Node>) -> Result<(), InsertError<Self::Error>>;
+
+    /// Waits until every batch given to [`SyncStore::insert`] is stored, and reports the
+    /// first failure. A store that inserts synchronously has nothing to do.
+    fn flush(&mut self) -> Result<(), InsertError<Self::Error>> {
+        Ok(())
+    }
 }
 
 /// A [`SyncStore`] in memory, with an optional verification policy.
