@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 
 use cairn_core::{Hash, Limits, Node, varint};
 
-use crate::error::SyncError;
+use crate::error::{SyncError, WireError};
 use crate::mux::{Mux, MuxEvent, Reader};
 use crate::store::{Agg, Key, SyncStore};
 use crate::wire::{
@@ -20,6 +20,8 @@ const OUT_TARGET: usize = 256 << 10;
 const NODES_MESSAGE_BYTES: usize = 64 << 10;
 /// Above this much queued output the session asks the driver to stop reading.
 const OUT_HIGH_WATER: usize = 4 << 20;
+/// An answer turn is cut into RANGES messages of about this size.
+const RESP_MESSAGE_BYTES: usize = 64 << 10;
 /// Ratio of the initial geometric ranges counted from the top.
 const GEOMETRIC_RATIO: u64 = 4;
 
@@ -160,6 +162,18 @@ pub struct Session<S: SyncStore> {
     top: u64,
     awaiting_reply: bool,
     sent_ids: VecDeque<Vec<Hash>>,
+    /// Ids of our last turn, answered by the peer's current turn.
+    prev_ids: VecDeque<Vec<Hash>>,
+    /// Whether a turn of the peer spanning several messages is in progress, and where its
+    /// next message starts.
+    turn_open: bool,
+    in_lo: Key,
+    /// Our answer being built: its items, where the unsent part starts, its size, and
+    /// whether anything in it needs an answer.
+    resp: Vec<Item>,
+    resp_lo: Key,
+    resp_bytes: usize,
+    resp_any: bool,
     awaiting: HashSet<Hash>,
     jobs: VecDeque<Job>,
     done_queued: bool,
@@ -246,6 +260,13 @@ impl<S: SyncStore> Session<S> {
             top: 0,
             awaiting_reply: false,
             sent_ids: VecDeque::new(),
+            prev_ids: VecDeque::new(),
+            turn_open: false,
+            in_lo: Key::MIN,
+            resp: Vec::new(),
+            resp_lo: Key::MIN,
+            resp_bytes: 0,
+            resp_any: false,
             awaiting: HashSet::new(),
             jobs: VecDeque::new(),
             done_queued: false,
@@ -434,18 +455,20 @@ impl<S: SyncStore> Session<S> {
     }
 
     fn on_message(&mut self, body: &[u8]) -> Result<(), SyncError> {
-        match wire::decode_message(body)? {
+        match wire::decode_message(body, self.in_lo)? {
             Message::Hello(h) => self.on_hello(h),
-            Message::Ranges(items) => {
+            Message::Ranges { items, more } => {
                 if self.phase != Phase::Reconcile || !self.awaiting_reply {
                     return Err(SyncError::Unexpected("RANGES"));
                 }
-                self.turn(Dir::In);
-                self.on_ranges(items)
+                if !self.turn_open {
+                    self.turn(Dir::In);
+                }
+                self.on_ranges(items, more)
             }
             Message::Nodes(bytes) => self.on_nodes(bytes),
             Message::Done => {
-                if self.phase != Phase::Reconcile || self.recv_done {
+                if self.phase != Phase::Reconcile || self.recv_done || self.turn_open {
                     return Err(SyncError::Unexpected("DONE"));
                 }
                 self.turn(Dir::In);
@@ -503,7 +526,7 @@ impl<S: SyncStore> Session<S> {
         let leader = (self.my.count, self.my.fingerprint) > (h.count, h.fingerprint);
         if leader {
             let items = self.initial_items()?;
-            self.send_ranges(&items);
+            self.send_ranges(Key::MIN, &items, false);
         }
         Ok(())
     }
@@ -523,11 +546,13 @@ impl<S: SyncStore> Session<S> {
         }
     }
 
-    fn send_ranges(&mut self, items: &[Item]) {
+    fn send_ranges(&mut self, start: Key, items: &[Item], more: bool) {
         let mut body = Vec::new();
-        wire::encode_ranges(items, &mut body);
+        wire::encode_ranges(start, items, more, &mut body);
         self.mux.send(LOG_CHANNEL, &body);
-        self.turn(Dir::Out);
+        if !more {
+            self.turn(Dir::Out);
+        }
     }
 
     fn agg(&self, lo: &Key, hi: &Key) -> Result<Agg, SyncError> {
@@ -631,29 +656,46 @@ impl<S: SyncStore> Session<S> {
         out
     }
 
-    fn push_item(resp: &mut Vec<Item>, upper: Key, kind: ItemKind) {
+    fn push_item(&mut self, upper: Key, kind: ItemKind) {
         if kind == ItemKind::Skip
-            && let Some(last) = resp.last_mut()
+            && let Some(last) = self.resp.last_mut()
             && last.kind == ItemKind::Skip
         {
             last.upper = upper;
             return;
         }
-        resp.push(Item { upper, kind });
+        self.resp_bytes += match &kind {
+            ItemKind::Skip => 12,
+            ItemKind::Fp { .. } => 30,
+            ItemKind::Ids(ids) => 14 + 32 * ids.len(),
+            ItemKind::Want(bits) => 14 + bits.len() / 8,
+        };
+        if kind != ItemKind::Skip {
+            self.resp_any = true;
+        }
+        self.resp.push(Item { upper, kind });
     }
 
-    fn on_ranges(&mut self, items: Vec<Item>) -> Result<(), SyncError> {
-        let mut prev_ids = std::mem::take(&mut self.sent_ids);
-        let mut resp: Vec<Item> = Vec::new();
-        let mut lo = Key::MIN;
+    fn on_ranges(&mut self, items: Vec<Item>, more: bool) -> Result<(), SyncError> {
+        if !self.turn_open {
+            // First message of the peer's turn: it answers the ids we listed last turn.
+            self.turn_open = true;
+            self.prev_ids = std::mem::take(&mut self.sent_ids);
+            self.resp_lo = Key::MIN;
+            self.resp_any = false;
+        }
+        let mut lo = self.in_lo;
         for it in items {
             let hi = it.upper;
+            if hi <= lo {
+                return Err(WireError::BadBound.into());
+            }
             match it.kind {
-                ItemKind::Skip => Self::push_item(&mut resp, hi, ItemKind::Skip),
+                ItemKind::Skip => self.push_item(hi, ItemKind::Skip),
                 ItemKind::Fp { count, fp } => {
                     let mine = self.agg(&lo, &hi)?;
                     if mine.count == count && fp16(&mine) == fp {
-                        Self::push_item(&mut resp, hi, ItemKind::Skip);
+                        self.push_item(hi, ItemKind::Skip);
                     } else if count == 0 {
                         if self.can_send {
                             self.jobs.push_back(Job::Range {
@@ -662,17 +704,17 @@ impl<S: SyncStore> Session<S> {
                                 except: HashSet::new(),
                             });
                         }
-                        Self::push_item(&mut resp, hi, ItemKind::Skip);
+                        self.push_item(hi, ItemKind::Skip);
                     } else if mine.count <= self.opts.ids_threshold as u64 {
                         let ids = self.ids(&lo, &hi)?;
                         self.sent_ids.push_back(ids.clone());
-                        Self::push_item(&mut resp, hi, ItemKind::Ids(ids));
+                        self.push_item(hi, ItemKind::Ids(ids));
                     } else {
                         let bounds = self.split_bounds(&lo, &hi);
                         if bounds.len() < 2 {
                             let ids = self.ids(&lo, &hi)?;
                             self.sent_ids.push_back(ids.clone());
-                            Self::push_item(&mut resp, hi, ItemKind::Ids(ids));
+                            self.push_item(hi, ItemKind::Ids(ids));
                         } else {
                             let mut a = lo;
                             for b in bounds {
@@ -686,7 +728,7 @@ impl<S: SyncStore> Session<S> {
                                         fp: fp16(&sub),
                                     }
                                 };
-                                Self::push_item(&mut resp, b, kind);
+                                self.push_item(b, kind);
                                 a = b;
                             }
                         }
@@ -711,10 +753,13 @@ impl<S: SyncStore> Session<S> {
                             except: theirs.into_iter().collect(),
                         });
                     }
-                    Self::push_item(&mut resp, hi, ItemKind::Want(want));
+                    self.push_item(hi, ItemKind::Want(want));
                 }
                 ItemKind::Want(bits) => {
-                    let ids = prev_ids.pop_front().ok_or(SyncError::Unexpected("WANT"))?;
+                    let ids = self
+                        .prev_ids
+                        .pop_front()
+                        .ok_or(SyncError::Unexpected("WANT"))?;
                     if bits.len() != ids.len() {
                         return Err(SyncError::Unexpected("WANT of another length"));
                     }
@@ -731,16 +776,32 @@ impl<S: SyncStore> Session<S> {
                         }
                         self.jobs.push_back(Job::Keys(keys));
                     }
-                    Self::push_item(&mut resp, hi, ItemKind::Skip);
+                    self.push_item(hi, ItemKind::Skip);
                 }
             }
             lo = hi;
+            // Long answers go out in several messages of one turn.
+            if hi != Key::END && (self.resp_bytes >= RESP_MESSAGE_BYTES || self.resp.len() >= 2048)
+            {
+                let items = std::mem::take(&mut self.resp);
+                self.send_ranges(self.resp_lo, &items, true);
+                self.resp_lo = hi;
+                self.resp_bytes = 0;
+            }
         }
-        if !prev_ids.is_empty() {
+        self.in_lo = lo;
+        if more {
+            return Ok(());
+        }
+        self.turn_open = false;
+        self.in_lo = Key::MIN;
+        if !self.prev_ids.is_empty() {
             return Err(SyncError::Unexpected("RANGES without the WANT for our ids"));
         }
-        if resp.iter().any(|i| i.kind != ItemKind::Skip) {
-            self.send_ranges(&resp);
+        let items = std::mem::take(&mut self.resp);
+        self.resp_bytes = 0;
+        if self.resp_any {
+            self.send_ranges(self.resp_lo, &items, false);
         } else {
             self.awaiting_reply = false;
             self.queue_done();

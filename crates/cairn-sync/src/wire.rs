@@ -6,7 +6,9 @@
 //! ```text
 //! HELLO  = 0x01 version:u8 mode:u8 flags:u8 (bit 0: live) meta_len:varint meta
 //!          count:varint top:varint (max height + 1, 0 when empty) fingerprint:32
-//! RANGES = 0x02 n:varint item×n        items cover [MIN, END) in order
+//! RANGES = 0x02 more:u8 n:varint item×n
+//!          the items of one turn cover [MIN, END) in order; a turn may span several
+//!          messages: all but the last have more = 1 and do not reach END
 //! item   = tag:u8 bound payload
 //!          tag 0 SKIP  payload = ()
 //!              1 FP    payload = count:varint fp:16
@@ -152,8 +154,13 @@ pub struct Item {
 pub enum Message<'a> {
     /// The handshake.
     Hello(Hello),
-    /// A reconciliation turn.
-    Ranges(Vec<Item>),
+    /// A reconciliation turn, or part of one.
+    Ranges {
+        /// The items, continuing from the previous message's last bound (or from `MIN`).
+        items: Vec<Item>,
+        /// More messages of this turn follow.
+        more: bool,
+    },
     /// Nodes, still encoded (they need the channel's decoder state).
     Nodes(&'a [u8]),
     /// The sender has sent everything it will send for the initial sync.
@@ -175,11 +182,13 @@ impl Hello {
     }
 }
 
-/// Appends a RANGES message.
-pub fn encode_ranges(items: &[Item], out: &mut Vec<u8>) {
+/// Appends a RANGES message. `start` is where the first item's range starts (the previous
+/// message's last bound, or [`Key::MIN`]); `more` says that more messages of the turn follow.
+pub fn encode_ranges(start: Key, items: &[Item], more: bool, out: &mut Vec<u8>) {
     out.push(TAG_RANGES);
+    out.push(u8::from(more));
     varint::encode(items.len() as u64, out);
-    let mut prev = Key::MIN;
+    let mut prev = start;
     for it in items {
         out.push(match it.kind {
             ItemKind::Skip => 0,
@@ -256,8 +265,9 @@ pub fn encode_done(out: &mut Vec<u8>) {
     out.push(TAG_DONE);
 }
 
-/// Decodes one message of the log channel.
-pub fn decode_message(body: &[u8]) -> Result<Message<'_>, WireError> {
+/// Decodes one message of the log channel. `start` is where a RANGES message's first range
+/// starts (see [`encode_ranges`]).
+pub fn decode_message(body: &[u8], start: Key) -> Result<Message<'_>, WireError> {
     let mut r = Reader::new(body);
     let msg = match r.u8()? {
         TAG_HELLO => {
@@ -286,9 +296,14 @@ pub fn decode_message(body: &[u8]) -> Result<Message<'_>, WireError> {
             })
         }
         TAG_RANGES => {
+            let more = match r.u8()? {
+                0 => false,
+                1 => true,
+                _ => return Err(WireError::BadBound),
+            };
             let n = r.count(MAX_ITEMS)?;
             let mut items = Vec::with_capacity(n);
-            let mut prev = Key::MIN;
+            let mut prev = start;
             for _ in 0..n {
                 if prev == Key::END {
                     return Err(WireError::BadBound);
@@ -319,10 +334,10 @@ pub fn decode_message(body: &[u8]) -> Result<Message<'_>, WireError> {
                 items.push(Item { upper, kind });
                 prev = upper;
             }
-            if prev != Key::END {
+            if (prev == Key::END) == more || items.is_empty() {
                 return Err(WireError::BadBound);
             }
-            Message::Ranges(items)
+            Message::Ranges { items, more }
         }
         TAG_NODES => return Ok(Message::Nodes(r.rest())),
         TAG_DONE => Message::Done,
@@ -528,7 +543,7 @@ mod tests {
         };
         let mut out = Vec::new();
         hello.encode(&mut out);
-        assert_eq!(decode_message(&out), Ok(Message::Hello(hello)));
+        assert_eq!(decode_message(&out, Key::MIN), Ok(Message::Hello(hello)));
         let items = vec![
             Item {
                 upper: Key::at_height(5),
@@ -557,7 +572,34 @@ mod tests {
             },
         ];
         let mut out = Vec::new();
-        encode_ranges(&items, &mut out);
-        assert_eq!(decode_message(&out), Ok(Message::Ranges(items)));
+        encode_ranges(Key::MIN, &items, false, &mut out);
+        assert_eq!(
+            decode_message(&out, Key::MIN),
+            Ok(Message::Ranges {
+                items: items.clone(),
+                more: false
+            })
+        );
+        // A turn in two messages.
+        let mut first = Vec::new();
+        encode_ranges(Key::MIN, &items[..2], true, &mut first);
+        let mut second = Vec::new();
+        encode_ranges(items[1].upper, &items[2..], false, &mut second);
+        assert_eq!(
+            decode_message(&first, Key::MIN),
+            Ok(Message::Ranges {
+                items: items[..2].to_vec(),
+                more: true
+            })
+        );
+        assert_eq!(
+            decode_message(&second, items[1].upper),
+            Ok(Message::Ranges {
+                items: items[2..].to_vec(),
+                more: false
+            })
+        );
+        assert!(decode_message(&second, Key::MIN).is_ok());
+        assert!(decode_message(&first, Key::END).is_err());
     }
 }

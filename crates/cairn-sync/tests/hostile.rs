@@ -260,10 +260,12 @@ fn announced_node_replaced_by_another_is_not_received() {
     // The peer leads (more nodes), lists `announced` as all it has, then sends `other`.
     let mut ranges = Vec::new();
     encode_ranges(
+        Key::MIN,
         &[Item {
             upper: Key::END,
             kind: ItemKind::Ids(vec![announced.key()]),
         }],
+        false,
         &mut ranges,
     );
     let e = run(
@@ -354,10 +356,12 @@ fn floods_are_bounded() {
     let mut s = victim(&log, SessionOptions::default());
     let mut ranges = Vec::new();
     encode_ranges(
+        Key::MIN,
         &[Item {
             upper: Key::END,
             kind: ItemKind::Skip,
         }],
+        false,
         &mut ranges,
     );
     let e = run(&mut s, &[hello(0, [0; 32]), data(&ranges)]);

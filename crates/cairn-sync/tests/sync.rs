@@ -289,3 +289,38 @@ fn live_forwards_new_nodes_both_ways() {
     };
     assert_eq!(set(&a), set(&b));
 }
+
+#[test]
+fn wide_divergence_converges_with_multi_message_turns() {
+    use cairn_sync::SyncStore;
+    let k = Keypair::from_seed([3; 32]);
+    let l = Limits::default();
+    let base = chain(&k, 4000, None, 0);
+    let mut a = mem_with(&base);
+    let mut b = mem_with(&base);
+    let mut rng = Rng(99);
+    for (side, store) in [(1u8, &mut a), (2u8, &mut b)] {
+        for i in 0..1500u32 {
+            let link = base[rng.below(base.len() as u64) as usize].key();
+            let n = Node::signed([link], format!("{side}/{i}").into_bytes(), &k, &l).unwrap();
+            store.insert(vec![n]).unwrap();
+        }
+    }
+    let mut union = a.hashes();
+    union.extend(b.hashes());
+    let o = SessionOptions {
+        ids_threshold: 1,
+        ..SessionOptions::default()
+    };
+    let mut sa = Session::new(a, o.clone()).unwrap();
+    let mut sb = Session::new(b, o).unwrap();
+    let out = pump(&mut sa, &mut sb, Some(&mut rng), None);
+    out.a.unwrap();
+    out.b.unwrap();
+    assert!(sa.is_complete() && sb.is_complete());
+    assert_eq!(sa.store().hashes(), union);
+    assert_eq!(sb.store().hashes(), union);
+    let (x, y) = (sa.stats(), sb.stats());
+    eprintln!("wide divergence: {x:?} {y:?}");
+    assert_eq!(x.nodes_sent + y.nodes_sent, 3000);
+}
