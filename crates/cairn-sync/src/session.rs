@@ -841,7 +841,8 @@ impl<S: SyncStore> Session<S> {
 
     fn on_nodes(&mut self, bytes: &[u8]) -> Result<(), SyncError> {
         let allowed = match self.phase {
-            Phase::Reconcile => !self.recv_done,
+            // After the peer's DONE only live nodes may follow.
+            Phase::Reconcile => !self.recv_done || self.live,
             Phase::Complete => self.live,
             _ => false,
         };
