@@ -402,3 +402,68 @@ fn protocol_violations_and_peer_errors() {
     }
     assert!(s.poll_transmit().is_none());
 }
+
+#[test]
+fn driver_reports_a_broken_or_hostile_peer() {
+    use cairn_sync::{DriverError, duplex, sync_log};
+    use futures_lite::{AsyncReadExt, AsyncWriteExt, future};
+    let log = strict_log();
+    log.append(b"mine".to_vec()).unwrap();
+    // A peer that sends its handshake and hangs up before DONE.
+    let (mut ours, mut theirs) = duplex(1 << 16);
+    let peer = async move {
+        theirs.write_all(&hello(5, [3; 32])).await.unwrap();
+        theirs.close().await.unwrap();
+        let mut sink = Vec::new();
+        let _ = theirs.read_to_end(&mut sink).await;
+        sink
+    };
+    let (r, _) = future::block_on(future::zip(
+        sync_log(
+            &log,
+            &mut ours,
+            SessionOptions::default(),
+            future::pending(),
+        ),
+        peer,
+    ));
+    assert!(
+        matches!(r, Err(DriverError::Sync(SyncError::UnexpectedEof))),
+        "{r:?}"
+    );
+    // A peer that sends garbage hears why it was dropped.
+    let (mut ours, mut theirs) = duplex(1 << 16);
+    let peer = async move {
+        theirs
+            .write_all(&[0x05, 0x00, 0x01, 0x77, 0, 0])
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        let _ = theirs.read_to_end(&mut got).await;
+        got
+    };
+    let (r, got) = future::block_on(future::zip(
+        sync_log(
+            &log,
+            &mut ours,
+            SessionOptions::default(),
+            future::pending(),
+        ),
+        peer,
+    ));
+    let err = match r {
+        Err(DriverError::Sync(e)) => e,
+        other => panic!("{other:?}"),
+    };
+    let mut m = Mux::new(1 << 20);
+    m.open(LOG_CHANNEL);
+    m.handle_input(&got);
+    let mut codes = Vec::new();
+    while let Ok(Some(ev)) = m.poll_event() {
+        if let MuxEvent::Error { code, .. } = ev {
+            codes.push(code);
+        }
+    }
+    assert_eq!(codes, vec![err.code()]);
+    assert_eq!(log.len(), 1);
+}
