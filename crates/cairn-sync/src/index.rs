@@ -148,6 +148,35 @@ impl View for SyncIndexView {
     }
 }
 
+type Registry = Vec<(usize, std::sync::Weak<Indexer<SyncIndexView>>)>;
+
+/// The live indexers of this process, by database address. An entry's address cannot be
+/// reused while its indexer lives, since the indexer keeps the database open.
+static INDEXERS: std::sync::Mutex<Registry> = std::sync::Mutex::new(Vec::new());
+
+fn shared_indexer(
+    log: &Log,
+    opts: IndexerOptions,
+) -> Result<Arc<Indexer<SyncIndexView>>, LogStoreError> {
+    let id = log.database() as *const redb::Database as usize;
+    let mut reg = INDEXERS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    reg.retain(|(_, w)| w.strong_count() > 0);
+    if let Some(ix) = reg
+        .iter()
+        .find(|(a, _)| *a == id)
+        .and_then(|(_, w)| w.upgrade())
+    {
+        return Ok(ix);
+    }
+    let ix = Arc::new(
+        Indexer::open(log, SyncIndexView, opts).map_err(|e| LogStoreError::Index(Arc::new(e)))?,
+    );
+    reg.push((id, Arc::downgrade(&ix)));
+    Ok(ix)
+}
+
 /// A [`Log`] as a [`SyncStore`]. Received nodes go through [`Log::insert`] (the log's
 /// verification policy, batch signature checks on all cores); the reconciliation index is
 /// the [`SyncIndexView`], rebuilt from the log if missing or stale.
@@ -159,7 +188,7 @@ impl View for SyncIndexView {
 /// [`SyncStore::flush`], which the session calls before it reports anything complete.
 pub struct LogStore {
     log: Log,
-    index: Indexer<SyncIndexView>,
+    index: Arc<Indexer<SyncIndexView>>,
     /// Change numbers of the nodes this store inserted, as sorted disjoint ranges.
     inserted: Vec<(u64, u64)>,
     #[cfg(not(target_family = "wasm"))]
@@ -228,18 +257,20 @@ impl std::fmt::Debug for LogStore {
 }
 
 impl LogStore {
-    /// Opens the index over `log` (natively a background thread keeps it up to date).
+    /// A store over `log`, for one session. The index view is shared by every `LogStore` of
+    /// the same log in this process (natively a background thread keeps it up to date), so
+    /// any number of concurrent sessions may each open their own store: one indexer per
+    /// log and view is what keeps the view exactly-once.
     pub fn open(log: &Log) -> Result<LogStore, LogStoreError> {
         Self::with_options(log, IndexerOptions::default())
     }
 
-    /// Opens the index with explicit indexer options.
+    /// Like [`LogStore::open`], with explicit indexer options (used only when this call
+    /// starts the log's indexer).
     pub fn with_options(log: &Log, opts: IndexerOptions) -> Result<LogStore, LogStoreError> {
-        let index = Indexer::open(log, SyncIndexView, opts)
-            .map_err(|e| LogStoreError::Index(Arc::new(e)))?;
         Ok(LogStore {
             log: log.clone(),
-            index,
+            index: shared_indexer(log, opts)?,
             inserted: Vec::new(),
             #[cfg(not(target_family = "wasm"))]
             worker: None,

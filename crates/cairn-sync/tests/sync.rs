@@ -324,3 +324,62 @@ fn wide_divergence_converges_with_multi_message_turns() {
     eprintln!("wide divergence: {x:?} {y:?}");
     assert_eq!(x.nodes_sent + y.nodes_sent, 3000);
 }
+
+#[test]
+fn concurrent_sessions_on_one_log_share_its_index() {
+    use cairn_sync::SyncStore;
+    let (hub, _) = diverged(500, 0, 0);
+    let peers: Vec<Log> = (0..6u8)
+        .map(|i| {
+            let p = signed_log(20 + i);
+            p.insert(
+                hub.changes(Default::default())
+                    .map(|e| e.unwrap().node)
+                    .collect(),
+            )
+            .unwrap();
+            for j in 0..20 {
+                p.append(format!("peer {i} {j}").into_bytes()).unwrap();
+            }
+            p
+        })
+        .collect();
+    for _round in 0..2 {
+        let threads: Vec<_> = peers
+            .iter()
+            .map(|p| {
+                let (hub, p) = (hub.clone(), p.clone());
+                std::thread::spawn(move || {
+                    let (mut x, mut y) = duplex(16 << 10);
+                    let (a, b) = future::block_on(future::zip(
+                        sync_log(&hub, &mut x, SessionOptions::default(), future::pending()),
+                        sync_log(&p, &mut y, SessionOptions::default(), future::pending()),
+                    ));
+                    a.unwrap();
+                    b.unwrap();
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+    }
+    assert_eq!(hub.len(), 500 + 6 * 20);
+    // The shared index was applied exactly once per node: it matches a model of the log.
+    let mut model = MemStore::new();
+    model
+        .insert(
+            hub.changes(Default::default())
+                .map(|e| e.unwrap().node)
+                .collect(),
+        )
+        .unwrap();
+    let mut store = LogStore::open(&hub).unwrap();
+    assert_eq!(store.summary().unwrap(), model.summary().unwrap());
+    for p in &peers {
+        assert_eq!(
+            LogStore::open(p).unwrap().summary().unwrap(),
+            model.summary().unwrap()
+        );
+    }
+}
