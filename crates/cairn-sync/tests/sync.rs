@@ -383,3 +383,46 @@ fn concurrent_sessions_on_one_log_share_its_index() {
         );
     }
 }
+
+#[test]
+fn handshake_carries_metadata_mode_and_live() {
+    use cairn_sync::Event;
+    let mut a = Session::new(
+        MemStore::new(),
+        SessionOptions {
+            mode: Mode::Push,
+            live: true,
+            metadata: b"wiki:main".to_vec(),
+            ..SessionOptions::default()
+        },
+    )
+    .unwrap();
+    let mut b = Session::new(
+        MemStore::new(),
+        SessionOptions {
+            mode: Mode::Pull,
+            live: false,
+            ..SessionOptions::default()
+        },
+    )
+    .unwrap();
+    // Exchange by hand (the pump helper consumes events).
+    let ab = a.poll_transmit().unwrap();
+    let ba = b.poll_transmit().unwrap();
+    a.handle_input(&ba).unwrap();
+    b.handle_input(&ab).unwrap();
+    let mut seen = None;
+    while let Some(ev) = b.poll_event() {
+        if let Event::Handshake {
+            mode,
+            live,
+            metadata,
+        } = ev
+        {
+            seen = Some((mode, live, metadata));
+        }
+    }
+    // Live only when both ask; both empty: complete at once.
+    assert_eq!(seen, Some((Mode::Push, false, b"wiki:main".to_vec())));
+    assert!(a.is_complete() && b.is_complete());
+}
