@@ -20,6 +20,8 @@ const OUT_TARGET: usize = 256 << 10;
 const NODES_MESSAGE_BYTES: usize = 64 << 10;
 /// Above this much queued output the session asks the driver to stop reading.
 const OUT_HIGH_WATER: usize = 4 << 20;
+/// Most nodes asked for and not yet received (each was announced by the peer).
+const MAX_AWAITING: usize = 1 << 20;
 /// An answer turn is cut into RANGES messages of about this size.
 const RESP_MESSAGE_BYTES: usize = 64 << 10;
 /// Ratio of the initial geometric ranges counted from the top.
@@ -742,6 +744,9 @@ impl<S: SyncStore> Session<S> {
                             && !self.pending.contains_key(h)
                             && !self.store.has(h).map_err(SyncError::store)?;
                         if w {
+                            if self.awaiting.len() >= MAX_AWAITING {
+                                return Err(SyncError::PendingOverflow { max: MAX_AWAITING });
+                            }
                             self.awaiting.insert(*h);
                         }
                         want.push(w);
