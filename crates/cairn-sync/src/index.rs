@@ -259,8 +259,8 @@ impl std::fmt::Debug for LogStore {
 impl LogStore {
     /// A store over `log`, for one session. The index view is shared by every `LogStore` of
     /// the same log in this process (natively a background thread keeps it up to date), so
-    /// any number of concurrent sessions may each open their own store: one indexer per
-    /// log and view is what keeps the view exactly-once.
+    /// any number of concurrent sessions may each open their own store at the cost of one
+    /// indexer (and one background thread) per log.
     pub fn open(log: &Log) -> Result<LogStore, LogStoreError> {
         Self::with_options(log, IndexerOptions::default())
     }
