@@ -426,3 +426,23 @@ fn handshake_carries_metadata_mode_and_live() {
     assert_eq!(seen, Some((Mode::Push, false, b"wiki:main".to_vec())));
     assert!(a.is_complete() && b.is_complete());
 }
+
+#[test]
+fn logs_push_and_pull_over_the_driver() {
+    for (ma, mb) in [(Mode::Push, Mode::Pull), (Mode::Pull, Mode::Push)] {
+        let (a, b) = diverged(300, 4, 6);
+        let (mut ia, mut ib) = duplex(8 << 10);
+        let (ra, rb) = future::block_on(future::zip(
+            sync_log(&a, &mut ia, opts(ma), future::pending()),
+            sync_log(&b, &mut ib, opts(mb), future::pending()),
+        ));
+        let (ra, rb) = (ra.unwrap(), rb.unwrap());
+        if ma == Mode::Push {
+            assert_eq!((a.len(), b.len()), (304, 310));
+            assert_eq!((ra.nodes_sent, rb.nodes_sent), (4, 0));
+        } else {
+            assert_eq!((a.len(), b.len()), (310, 306));
+            assert_eq!((ra.nodes_sent, rb.nodes_sent), (0, 6));
+        }
+    }
+}
