@@ -326,7 +326,10 @@ fn encode_body(links: &[Hash], author: Option<&PublicKey>, value: &[u8]) -> Vec<
 }
 
 fn hash_body(body: &[u8]) -> Hash {
-    let mut h = blake3::Hasher::new_derive_key(HASH_CONTEXT);
+    // The context is hashed once; each node clones the keyed state (saves one compression).
+    static KEYED: std::sync::LazyLock<blake3::Hasher> =
+        std::sync::LazyLock::new(|| blake3::Hasher::new_derive_key(HASH_CONTEXT));
+    let mut h = KEYED.clone();
     h.update(body);
     Hash(*h.finalize().as_bytes())
 }
