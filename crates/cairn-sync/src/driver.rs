@@ -7,6 +7,7 @@ use std::future::Future;
 use std::pin::{Pin, pin};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use cairn_log::{ChangesQuery, ChangesStream, Log};
 use futures_core::Stream;
@@ -170,13 +171,33 @@ where
     }
 }
 
+/// Sleeps for the driver's idle timeout, from whatever runtime the caller has (tokio's
+/// `sleep`, a browser timer, a test clock). The core has no timers of its own.
+pub trait Timer {
+    /// The sleep future.
+    type Sleep: Future<Output = ()>;
+    /// A future that resolves after `d`.
+    fn sleep(&self, d: Duration) -> Self::Sleep;
+}
+
+/// No timeout.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoTimer;
+
+impl Timer for NoTimer {
+    type Sleep = std::future::Pending<()>;
+    fn sleep(&self, _: Duration) -> Self::Sleep {
+        std::future::pending()
+    }
+}
+
 /// Drives `session` over `io` until it completes (one-shot), closes (live), fails, or `stop`
 /// resolves (then it closes the session cleanly). Follows the session contract: every input
-/// is followed by a full drain of output and events.
+/// is followed by a full drain of output and events. No timeout: see [`run_with_timeout`].
 pub async fn run<S, IO, L, F>(
     session: &mut Session<S>,
     io: &mut IO,
-    mut feed: L,
+    feed: L,
     stop: F,
 ) -> Result<SyncSummary, DriverError>
 where
@@ -185,6 +206,28 @@ where
     L: Feed<S>,
     F: Future<Output = ()>,
 {
+    run_with_timeout(session, io, feed, stop, NoTimer, Duration::MAX).await
+}
+
+/// Like [`run`], and fails with [`SyncError::Timeout`] (sent to the peer) when the peer sends
+/// nothing for `idle` before the initial sync is complete (a peer that stops mid-frame or
+/// never answers). A live session after completion may be quiet for any time.
+pub async fn run_with_timeout<S, IO, L, F, T>(
+    session: &mut Session<S>,
+    io: &mut IO,
+    mut feed: L,
+    stop: F,
+    timer: T,
+    idle: Duration,
+) -> Result<SyncSummary, DriverError>
+where
+    S: SyncStore,
+    IO: AsyncRead + AsyncWrite + Unpin,
+    L: Feed<S>,
+    F: Future<Output = ()>,
+    T: Timer,
+{
+    let mut sleep = Box::pin(timer.sleep(idle));
     #[cfg(not(target_family = "wasm"))]
     let started = std::time::Instant::now();
     let mut stop = pin!(stop);
@@ -295,6 +338,7 @@ where
                     }
                     Poll::Ready(Ok(n)) => {
                         progress = true;
+                        sleep = Box::pin(timer.sleep(idle));
                         let _ = session.handle_input(&rbuf[..n]);
                     }
                     Poll::Ready(Err(e)) => {
@@ -315,6 +359,15 @@ where
                     Poll::Ready(None) => feed_done = true,
                     Poll::Pending => {}
                 }
+            }
+            if idle != Duration::MAX
+                && failure.is_none()
+                && !eof
+                && !session.is_complete()
+                && sleep.as_mut().poll(cx).is_ready()
+            {
+                session.timeout(idle);
+                progress = true;
             }
             if !stopped && stop.as_mut().poll(cx).is_ready() {
                 stopped = true;

@@ -141,6 +141,12 @@ pub enum SyncError {
     /// The stream ended before the sync was complete.
     #[error("the stream ended before the sync was complete")]
     UnexpectedEof,
+    /// The peer sent nothing for too long (reported by a driver's idle timeout).
+    #[error("the peer sent nothing for {idle_ms} ms")]
+    Timeout {
+        /// The idle time allowed.
+        idle_ms: u64,
+    },
     /// The peer reported an error and ended the session.
     #[error("peer error {code}: {message}")]
     Remote {
@@ -173,6 +179,7 @@ impl SyncError {
             SyncError::UnexpectedEof => 13,
             SyncError::Remote { code, .. } => *code,
             SyncError::Store(_) => 14,
+            SyncError::Timeout { .. } => 15,
         }
     }
 

@@ -6,7 +6,7 @@
 //! | table | key | value |
 //! |---|---|---|
 //! | `view.sync.height` | node hash `[u8; 32]` | height `u64` |
-//! | `view.sync.order` | height (big-endian u64) ‖ hash, `[u8; 40]` | `()` |
+//! | `view.sync.order` | height (big-endian u64) ‖ hash, `[u8; 40]` | change number `u64` |
 //! | `view.sync.buckets` | `(level: u8, height >> 4·level: u64)` | count u64 LE ‖ hash sum 32 B LE |
 //! | `view.sync.meta` | `"top"` | greatest height + 1 |
 //!
@@ -28,7 +28,7 @@ use crate::error::InsertError;
 use crate::store::{Agg, Key, Summary, SyncStore};
 
 const HEIGHTS: TableDefinition<&[u8; 32], u64> = TableDefinition::new("view.sync.height");
-const ORDER: TableDefinition<&[u8; 40], ()> = TableDefinition::new("view.sync.order");
+const ORDER: TableDefinition<&[u8; 40], u64> = TableDefinition::new("view.sync.order");
 const BUCKETS: TableDefinition<(u8, u64), &[u8; 40]> = TableDefinition::new("view.sync.buckets");
 const META: TableDefinition<&str, u64> = TableDefinition::new("view.sync.meta");
 const TOP: &str = "top";
@@ -90,7 +90,7 @@ impl View for SyncIndexView {
     }
 
     fn version(&self) -> u64 {
-        1
+        2
     }
 
     fn apply(&mut self, txn: &WriteTransaction, entries: &[Entry]) -> Result<(), IndexViewError> {
@@ -119,7 +119,7 @@ impl View for SyncIndexView {
             batch.insert(key, height);
             heights.insert(&key.0, height).map_err(ve)?;
             order
-                .insert(&Key { height, hash: key }.to_bytes(), ())
+                .insert(&Key { height, hash: key }.to_bytes(), e.change)
                 .map_err(ve)?;
             for level in 0..LEVELS {
                 let idx = height.checked_shr(4 * u32::from(level)).unwrap_or(0);
@@ -195,6 +195,8 @@ pub struct LogStore {
     worker: Option<pipeline::Worker>,
     /// Keys of the batch in flight.
     in_flight: std::collections::HashSet<Hash>,
+    /// The log's length at the last `summary`: `keys` lists only nodes up to it.
+    snapshot: u64,
 }
 
 #[cfg(not(target_family = "wasm"))]
@@ -275,6 +277,7 @@ impl LogStore {
             #[cfg(not(target_family = "wasm"))]
             worker: None,
             in_flight: std::collections::HashSet::new(),
+            snapshot: u64::MAX,
         })
     }
 
@@ -420,6 +423,7 @@ impl SyncStore for LogStore {
     fn summary(&mut self) -> Result<Summary, LogStoreError> {
         self.flush()
             .map_err(|e| LogStoreError::Log(e.to_string()))?;
+        self.snapshot = self.log.len();
         self.catch_up()?;
         let top = self.top()?;
         let mut agg = Agg::default();
@@ -470,8 +474,13 @@ impl SyncStore for LogStore {
             if out.len() >= limit {
                 break;
             }
-            let (k, _) = row.map_err(se)?;
-            out.push(Key::from_bytes(k.value()));
+            let (k, change) = row.map_err(se)?;
+            // Only the session's snapshot: nodes stored since (by other sessions, local
+            // writes, or this session) are not offered, so every node sent has its links
+            // sent too or already at the peer.
+            if change.value() <= self.snapshot {
+                out.push(Key::from_bytes(k.value()));
+            }
         }
         Ok(out)
     }

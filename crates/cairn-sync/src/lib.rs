@@ -87,7 +87,8 @@ mod store;
 pub mod wire;
 
 pub use driver::{
-    DriverError, DuplexStream, Feed, LogFeed, NoFeed, SyncSummary, duplex, run, sync_log,
+    DriverError, DuplexStream, Feed, LogFeed, NoFeed, NoTimer, SyncSummary, Timer, duplex, run,
+    run_with_timeout, sync_log,
 };
 pub use error::{InsertError, SyncError, WireError};
 pub use index::{IndexViewError, LogStore, LogStoreError, SyncIndexView};

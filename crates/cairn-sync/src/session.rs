@@ -368,6 +368,15 @@ impl<S: SyncStore> Session<S> {
         self.check(r)
     }
 
+    /// Fails the session because the peer was silent for `idle` (the driver's timer fired);
+    /// the error is queued for the peer.
+    pub fn timeout(&mut self, idle: std::time::Duration) {
+        let e = SyncError::Timeout {
+            idle_ms: idle.as_millis().min(u128::from(u64::MAX)) as u64,
+        };
+        let _ = self.check(Err::<(), _>(e));
+    }
+
     /// Ends a live session cleanly: queues a CLOSE frame.
     pub fn close(&mut self) {
         if !self.is_finished() {

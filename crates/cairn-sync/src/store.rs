@@ -158,7 +158,11 @@ pub trait SyncStore {
     /// Fingerprint of the keys in `[lo, hi)`.
     fn aggregate(&self, lo: &Key, hi: &Key) -> Result<Agg, Self::Error>;
 
-    /// Up to `limit` keys of `[lo, hi)`, ascending.
+    /// Up to `limit` keys of `[lo, hi)`, ascending. A store that others write while a
+    /// session runs must list only the nodes it held at the last [`SyncStore::summary`] (its
+    /// snapshot; a link-closed set, since nodes are stored after their links): the session
+    /// sends only listed nodes, so every node it sends has its links sent too or already at
+    /// the peer. Fingerprints ([`SyncStore::aggregate`]) may include newer nodes.
     fn keys(&self, lo: &Key, hi: &Key, limit: usize) -> Result<Vec<Key>, Self::Error>;
 
     /// The node with this hash.

@@ -467,3 +467,73 @@ fn driver_reports_a_broken_or_hostile_peer() {
     assert_eq!(codes, vec![err.code()]);
     assert_eq!(log.len(), 1);
 }
+
+/// A test clock: each sleep ends after it has been polled `polls` times.
+struct Ticks(u32);
+
+struct Sleep(u32);
+
+impl std::future::Future for Sleep {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 == 0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 -= 1;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}
+
+impl cairn_sync::Timer for Ticks {
+    type Sleep = Sleep;
+    fn sleep(&self, _: std::time::Duration) -> Sleep {
+        Sleep(self.0)
+    }
+}
+
+#[test]
+fn a_silent_peer_times_out_and_hears_why() {
+    use cairn_sync::{DriverError, LogFeed, duplex, run_with_timeout};
+    use futures_lite::{AsyncReadExt, AsyncWriteExt, future};
+    let log = strict_log();
+    log.append(b"mine".to_vec()).unwrap();
+    let (mut ours, mut theirs) = duplex(1 << 16);
+    // It says hello, then stops mid-frame and never answers (but keeps the stream open).
+    let peer = async move {
+        theirs.write_all(&hello(5, [3; 32])).await.unwrap();
+        theirs.write_all(&[0x40, 0x00]).await.unwrap();
+        let mut got = Vec::new();
+        let _ = theirs.read_to_end(&mut got).await;
+        got
+    };
+    let mut session =
+        Session::new(LogStore::open(&log).unwrap(), SessionOptions::default()).unwrap();
+    let driver = run_with_timeout(
+        &mut session,
+        &mut ours,
+        LogFeed::new(&log, 0),
+        future::pending(),
+        Ticks(50),
+        std::time::Duration::from_secs(30),
+    );
+    let (r, got) = future::block_on(future::zip(driver, peer));
+    match r {
+        Err(DriverError::Sync(SyncError::Timeout { idle_ms })) => assert_eq!(idle_ms, 30_000),
+        other => panic!("{other:?}"),
+    }
+    let mut m = Mux::new(1 << 20);
+    m.open(LOG_CHANNEL);
+    m.handle_input(&got);
+    let mut codes = Vec::new();
+    while let Ok(Some(ev)) = m.poll_event() {
+        if let MuxEvent::Error { code, .. } = ev {
+            codes.push(code);
+        }
+    }
+    assert_eq!(codes, vec![15]);
+    assert_eq!(log.len(), 1);
+}
