@@ -172,3 +172,101 @@ proptest! {
         simulate(seed);
     }
 }
+
+/// The same simulation over real logs (`LogStore`: the index view, pipelined verified
+/// inserts), fewer steps: random appends and forks, random pairwise one-shot syncs in every
+/// mode pair with random delivery and disconnects, then gossip to convergence.
+fn simulate_logs(seed: u64) {
+    use cairn_log::{Log, LogOptions};
+    use cairn_sync::LogStore;
+    let mut rng = Rng(seed);
+    let peers = 10;
+    let logs: Vec<Log> = (0..peers)
+        .map(|i| {
+            Log::memory(
+                LogOptions::default()
+                    .signer(Keypair::from_seed([i as u8 + 1; 32]))
+                    .verifier(Ed25519Verifier::strict()),
+            )
+            .unwrap()
+        })
+        .collect();
+    let sync = |i: usize, j: usize, ma: Mode, mb: Mode, rng: &mut Rng, cut: Option<usize>| {
+        let o = |m: Mode, rng: &mut Rng| SessionOptions {
+            mode: m,
+            ids_threshold: 1 + rng.below(24) as usize,
+            insert_batch: 1 + rng.below(64) as usize,
+            ..SessionOptions::default()
+        };
+        let oa = o(ma, rng);
+        let ob = o(mb, rng);
+        let mut a = Session::new(LogStore::open(&logs[i]).unwrap(), oa).unwrap();
+        let mut b = Session::new(LogStore::open(&logs[j]).unwrap(), ob).unwrap();
+        let out = pump(&mut a, &mut b, Some(rng), cut);
+        if cut.is_none() {
+            out.a.unwrap();
+            out.b.unwrap();
+            assert!(a.is_complete() && b.is_complete(), "seed {seed}");
+        }
+    };
+    for step in 0..40 {
+        if rng.chance(45) {
+            let p = rng.below(peers as u64) as usize;
+            let log = &logs[p];
+            if log.is_empty() || rng.chance(70) {
+                log.append(format!("{seed}/{step}").into_bytes()).unwrap();
+            } else {
+                // Fork: link one older node.
+                let n = 1 + rng.below(log.len());
+                let old = log
+                    .changes(cairn_log::ChangesQuery::all().since(n - 1).limit(1))
+                    .next()
+                    .unwrap()
+                    .unwrap();
+                log.add([old.node.key()], format!("{seed}/{step}/fork").into_bytes())
+                    .unwrap();
+            }
+            continue;
+        }
+        let i = rng.below(peers as u64) as usize;
+        let j = (i + 1 + rng.below(peers as u64 - 1) as usize) % peers;
+        let (ma, mb) = modes(&mut rng);
+        let cut = rng.chance(25).then(|| rng.below(12) as usize);
+        sync(i, j, ma, mb, &mut rng, cut);
+    }
+    for _round in 0..2 {
+        for p in 1..peers {
+            sync(0, p, Mode::Sync, Mode::Sync, &mut rng, None);
+        }
+    }
+    let set = |l: &Log| -> std::collections::BTreeSet<Hash> {
+        l.changes(Default::default())
+            .map(|e| e.unwrap().node.key())
+            .collect()
+    };
+    let expected = set(&logs[0]);
+    for (p, l) in logs.iter().enumerate() {
+        assert_eq!(set(l), expected, "seed {seed}: log {p} differs");
+    }
+}
+
+#[test]
+fn logs_converge_on_fixed_seeds() {
+    for seed in [0, 1, 2, 3] {
+        simulate_logs(seed);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 6,
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
+        )),
+        ..ProptestConfig::default()
+    })]
+    #[test]
+    fn logs_converge(seed in any::<u64>()) {
+        simulate_logs(seed);
+    }
+}
