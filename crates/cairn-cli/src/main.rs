@@ -4,6 +4,7 @@
 
 mod kv;
 mod store;
+mod sync;
 
 use std::io::{self, BufRead, Write};
 use std::path::PathBuf;
@@ -42,6 +43,9 @@ enum Command {
     /// The key/value store kept as a view of the log (multi-value register, as hyperkv).
     #[command(subcommand)]
     Kv(kv::KvCommand),
+    /// Replicate with a peer over standard input and output; the last line on stderr is a
+    /// JSON summary.
+    Sync(sync::SyncArgs),
 }
 
 #[derive(Subcommand)]
@@ -109,6 +113,10 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    // The sync protocol owns standard output: no lock on it here.
+    if let Command::Sync(args) = cli.command {
+        return sync::run(&cli.data, args);
+    }
     let out = io::stdout();
     let mut out = out.lock();
     match cli.command {
@@ -121,6 +129,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Log(cmd) => run_log(&cli.data, cmd, &mut out)?,
         Command::Kv(cmd) => kv::run(&cli.data, cmd, &mut out)?,
+        Command::Sync(_) => unreachable!("handled above"),
     }
     out.flush()?;
     Ok(())
