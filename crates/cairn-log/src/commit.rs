@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, mpsc};
+use std::task::{Poll, Waker};
 
 use cairn_core::{Hash, Node};
 use redb::ReadableTable;
@@ -111,10 +112,15 @@ impl Payload {
 /// Where a waiting writer learns its outcome, or that it is to lead the next commit. Each
 /// writer waits on its own slot, so a commit wakes exactly the writers it served plus the
 /// next leader — not every writer in the queue.
-#[derive(Default)]
 struct Slot {
     state: Mutex<SlotState>,
+    /// Wakes a blocked (thread) writer.
     wake: Condvar,
+    /// Wakes an async writer; `Some` once its future has been polled.
+    waker: Mutex<Option<Waker>>,
+    /// The writer is a future, not a thread: it cannot be handed the lead (natively).
+    #[cfg_attr(target_family = "wasm", allow(dead_code))]
+    is_async: bool,
 }
 
 #[derive(Default)]
@@ -126,9 +132,21 @@ enum SlotState {
 }
 
 impl Slot {
+    fn new(is_async: bool) -> Slot {
+        Slot {
+            state: Mutex::default(),
+            wake: Condvar::new(),
+            waker: Mutex::new(None),
+            is_async,
+        }
+    }
+
     fn set(&self, new: SlotState) {
         *lock(&self.state) = new;
         self.wake.notify_one();
+        if let Some(w) = lock(&self.waker).take() {
+            w.wake();
+        }
     }
 }
 
@@ -152,7 +170,7 @@ impl Committer {
         log: &Log,
         payload: Payload,
     ) -> Result<Vec<Entry>, AddError> {
-        let slot = Arc::new(Slot::default());
+        let slot = Arc::new(Slot::new(false));
         let mut lead = {
             let mut q = lock(&self.queue);
             q.pending.push(Request {
@@ -213,9 +231,79 @@ impl Committer {
         }
         let mut q = lock(&self.queue);
         match q.pending.first() {
+            #[cfg(not(target_family = "wasm"))]
+            Some(next) if next.slot.is_async => {
+                drop(q);
+                spawn_leader(log);
+            }
             Some(next) => next.slot.set(SlotState::Lead),
             None => q.leader = false,
         }
+    }
+
+    /// Like [`Committer::submit_payload`], for async callers: the future never blocks its
+    /// thread. Natively the commit runs on a short-lived leader thread (an async writer
+    /// cannot be handed the lead while its task is parked); in the browser the future leads
+    /// the commit itself when polled.
+    pub(crate) async fn submit_async(
+        &self,
+        log: &Log,
+        payload: Payload,
+    ) -> Result<Vec<Entry>, AddError> {
+        let slot = Arc::new(Slot::new(true));
+        let lead = {
+            let mut q = lock(&self.queue);
+            q.pending.push(Request {
+                payload,
+                slot: slot.clone(),
+            });
+            !std::mem::replace(&mut q.leader, true)
+        };
+        if lead {
+            #[cfg(not(target_family = "wasm"))]
+            spawn_leader(log);
+            #[cfg(target_family = "wasm")]
+            self.lead(log);
+        }
+        std::future::poll_fn(|cx| {
+            loop {
+                let mut st = lock(&slot.state);
+                match std::mem::take(&mut *st) {
+                    SlotState::Waiting => {
+                        // Registered under the state lock: a `set` that follows sees it.
+                        *lock(&slot.waker) = Some(cx.waker().clone());
+                        return Poll::Pending;
+                    }
+                    SlotState::Lead => {
+                        drop(st);
+                        self.lead(log);
+                    }
+                    SlotState::Done(result) => return Poll::Ready(result),
+                }
+            }
+        })
+        .await
+    }
+}
+
+/// Starts a thread that leads one group commit (and hands the lead on).
+#[cfg(not(target_family = "wasm"))]
+fn spawn_leader(log: &Log) {
+    let leader = log.clone();
+    let spawned = std::thread::Builder::new()
+        .name("cairn-commit".into())
+        .spawn(move || leader.inner.committer.lead(&leader));
+    if let Err(e) = spawned {
+        // No thread to commit with: fail the queued writers rather than leave them waiting.
+        let mut q = lock(&log.inner.committer.queue);
+        for r in q.pending.drain(..) {
+            let err = std::io::Error::other(format!("cannot start a commit thread: {e}"));
+            r.slot
+                .set(SlotState::Done(Err(AddError::Storage(StorageError(
+                    redb::Error::Io(err),
+                )))));
+        }
+        q.leader = false;
     }
 }
 

@@ -283,6 +283,46 @@ impl Log {
         Ok(out.remove(0))
     }
 
+    /// [`Log::add`] for async callers: the future waits for the durable commit without
+    /// blocking its thread, so many concurrent writers cost no thread each. Not tied to any
+    /// async runtime.
+    pub async fn add_async(
+        &self,
+        links: impl IntoIterator<Item = Hash>,
+        value: impl Into<Vec<u8>>,
+    ) -> Result<Entry, AddError> {
+        let draft = self.draft(links.into_iter().collect(), value.into())?;
+        let node = self.finish(draft)?;
+        let mut out = self
+            .inner
+            .committer
+            .submit_async(self, crate::commit::Payload::Nodes(vec![node]))
+            .await?;
+        Ok(out.remove(0))
+    }
+
+    /// [`Log::append`] for async callers (see [`Log::add_async`]).
+    pub async fn append_async(&self, value: impl Into<Vec<u8>>) -> Result<Entry, AddError> {
+        let mut heads = self.heads()?;
+        heads.truncate(
+            self.inner
+                .opts
+                .limits
+                .max_links
+                .min(Limits::FORMAT.max_links),
+        );
+        self.add_async(heads, value).await
+    }
+
+    /// [`Log::insert`] for async callers (see [`Log::add_async`]).
+    pub async fn insert_async(&self, nodes: Vec<Node>) -> Result<Vec<Entry>, AddError> {
+        self.check_received(&nodes)?;
+        self.inner
+            .committer
+            .submit_async(self, crate::commit::Payload::Nodes(nodes))
+            .await
+    }
+
     /// Adds a node linking every current head (hyperlog's `append`). Concurrent appends may
     /// read the same heads and so fork; the next append merges them again. With more heads
     /// than a node may link ([`Limits::max_links`]), it links the first `max_links` in key
@@ -392,8 +432,14 @@ impl Log {
     /// against the limits and the verification policy, and must link only to nodes already in
     /// the log or earlier in `nodes`. Nodes already present are returned as stored.
     pub fn insert(&self, nodes: Vec<Node>) -> Result<Vec<Entry>, AddError> {
+        self.check_received(&nodes)?;
+        self.inner.committer.submit(self, nodes)
+    }
+
+    /// Limits and verification policy for received nodes (before any commit).
+    fn check_received(&self, nodes: &[Node]) -> Result<(), AddError> {
         let limits = &self.inner.opts.limits;
-        for n in &nodes {
+        for n in nodes {
             if n.value().len() > limits.max_value_len {
                 return Err(cairn_core::BuildError::ValueTooLarge {
                     len: n.value().len(),
@@ -409,8 +455,7 @@ impl Log {
                 .into());
             }
         }
-        verify_parallel(&nodes, self.inner.opts.verifier.as_ref())?;
-        self.inner.committer.submit(self, nodes)
+        verify_parallel(nodes, self.inner.opts.verifier.as_ref())
     }
 
     /// The node with key `key` and its change number, if the log has it.

@@ -375,3 +375,87 @@ proptest! {
         prop_assert_eq!(order.len(), keys.len());
     }
 }
+
+/// Polls all futures on this thread until every one is done.
+fn join_all<T>(futs: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = T> + '_>>>) -> Vec<T> {
+    let mut futs: Vec<_> = futs.into_iter().map(Some).collect();
+    let mut out: Vec<Option<T>> = futs.iter().map(|_| None).collect();
+    futures_lite::future::block_on(std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, o) in futs.iter_mut().zip(out.iter_mut()) {
+            if let Some(fut) = f {
+                match fut.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => {
+                        *o = Some(v);
+                        *f = None;
+                    }
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    }));
+    out.into_iter().map(|o| o.unwrap()).collect()
+}
+
+#[test]
+fn async_writers_share_commits_without_a_thread_each() {
+    let dir = tempdir("async");
+    let log = Log::open(
+        dir.join("log.redb"),
+        LogOptions::default().signer(Keypair::from_seed([12; 32])),
+    )
+    .unwrap();
+    // 64 writers as futures on one thread, plus blocking writers on other threads at once.
+    let blocking: Vec<_> = (0..4)
+        .map(|t| {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for i in 0..25 {
+                    log.append(format!("thread {t} {i}")).unwrap();
+                }
+            })
+        })
+        .collect();
+    let futs: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = Vec<Hash>>>>> = (0..64)
+        .map(|w| {
+            let log = log.clone();
+            Box::pin(async move {
+                let mut prev: Option<Hash> = None;
+                let mut keys = Vec::new();
+                for i in 0..10 {
+                    let e = log.add_async(prev, format!("w{w}-{i}")).await.unwrap();
+                    prev = Some(e.node.key());
+                    keys.push(e.node.key());
+                }
+                keys
+            }) as _
+        })
+        .collect();
+    let keys: Vec<Hash> = join_all(futs).into_iter().flatten().collect();
+    for b in blocking {
+        b.join().unwrap();
+    }
+    assert_eq!(keys.len(), 640);
+    assert_eq!(log.len(), 740);
+    let (commits, requests) = log.commit_stats();
+    assert!(
+        commits < requests,
+        "writes shared commits ({commits} for {requests})"
+    );
+    for k in &keys {
+        assert!(log.has(k).unwrap());
+    }
+    check_invariants(&log);
+    // Errors come back typed through the async path too.
+    let missing = Hash([5; 32]);
+    assert!(matches!(
+        futures_lite::future::block_on(log.add_async([missing], b"x".to_vec())),
+        Err(AddError::MissingLink { .. })
+    ));
+    std::fs::remove_dir_all(dir).unwrap();
+}
