@@ -240,7 +240,6 @@ where
     let mut need_flush = false;
     let mut failure: Option<SyncError> = None;
     let mut finished = false;
-    let mut closed = false;
     let mut live = false;
     std::future::poll_fn(|cx| {
         loop {
@@ -248,8 +247,14 @@ where
             while let Some(ev) = session.poll_event() {
                 match ev {
                     Event::Handshake { live: l, .. } => live = l,
-                    Event::Complete if !live => finished = true,
-                    Event::Closed => finished = true,
+                    // One-shot: done; say so and wait for the peer's CLOSE (or its end of
+                    // stream) before leaving.
+                    Event::Complete if !live => session.close(),
+                    Event::Closed => {
+                        // Answer the peer's CLOSE (a live peer that stopped waits for it).
+                        session.close();
+                        finished = true;
+                    }
                     Event::Failed(e) => {
                         failure.get_or_insert(e);
                     }
@@ -274,12 +279,15 @@ where
                         need_flush = true;
                         progress = true;
                     }
-                    Poll::Ready(Err(_)) if finished => {
-                        // Complete, and the peer is already gone: what is left (credit
-                        // grants) no longer matters.
+                    Poll::Ready(Err(_)) if finished || session.close_sent() => {
+                        // Done, and the peer is already gone: what is left (credit grants,
+                        // our CLOSE) no longer matters.
                         pos = out.len();
                         need_flush = false;
-                        eof = true;
+                        if !eof {
+                            eof = true;
+                            let _ = session.handle_eof();
+                        }
                         progress = true;
                     }
                     Poll::Ready(Err(e)) => {
@@ -311,25 +319,17 @@ where
                     let _ = Pin::new(&mut *io).poll_close(cx);
                     return Poll::Ready(Err(f.into()));
                 }
-                if finished && !closed {
-                    // Close our side, then wait for the peer to close its own (it does once
-                    // it has completed too), so that neither side writes into a closed
-                    // stream.
-                    match Pin::new(&mut *io).poll_close(cx) {
-                        Poll::Ready(_) => {
-                            closed = true;
-                            progress = true;
-                        }
-                        Poll::Pending => return Poll::Pending,
-                    }
-                }
-                if closed && eof {
-                    return Poll::Ready(Ok(()));
+                if finished {
+                    // Both CLOSEs are exchanged (or the peer is gone): leave.
+                    return match Pin::new(&mut *io).poll_close(cx) {
+                        Poll::Ready(_) => Poll::Ready(Ok(())),
+                        Poll::Pending => Poll::Pending,
+                    };
                 }
             }
             // After a failure keep reading (and dropping) input so that a peer blocked on writing
             // does not keep our error frame from getting through.
-            if !eof && (failure.is_some() || finished || session.wants_input()) {
+            if !eof && (failure.is_some() || session.wants_input()) {
                 match Pin::new(&mut *io).poll_read(cx, &mut rbuf) {
                     Poll::Ready(Ok(0)) => {
                         eof = true;
@@ -371,8 +371,14 @@ where
             }
             if !stopped && stop.as_mut().poll(cx).is_ready() {
                 stopped = true;
-                session.close();
-                finished = true;
+                if !session.is_complete() {
+                    // Stopped before the initial sync completed: abort.
+                    session.close();
+                    finished = true;
+                } else {
+                    // Say goodbye; leave on the peer's answering CLOSE.
+                    session.close();
+                }
                 progress = true;
             }
             if !progress {

@@ -94,7 +94,8 @@ pub enum Event {
     /// The initial sync is complete, and both sides know it: each holds what the other held
     /// at the start (in the directions the modes allow).
     Complete,
-    /// The peer ended the session cleanly (after [`Event::Complete`]).
+    /// The peer ended the session cleanly after [`Event::Complete`] (its CLOSE, or the end
+    /// of the stream): nothing more will come.
     Closed,
     /// The session failed; the error was sent to the peer when it was ours.
     Failed(SyncError),
@@ -192,6 +193,7 @@ pub struct Session<S: SyncStore> {
     stats: Stats,
     turns: u32,
     last_dir: Option<Dir>,
+    close_sent: bool,
 }
 
 impl<S: SyncStore> std::fmt::Debug for Session<S> {
@@ -285,6 +287,7 @@ impl<S: SyncStore> Session<S> {
             stats: Stats::default(),
             turns: 1,
             last_dir: None,
+            close_sent: false,
         })
     }
 
@@ -358,9 +361,7 @@ impl<S: SyncStore> Session<S> {
             Err(SyncError::Truncated)
         } else if self.phase == Phase::Complete {
             self.phase = Phase::Closed;
-            if self.live {
-                self.events.push_back(Event::Closed);
-            }
+            self.events.push_back(Event::Closed);
             Ok(())
         } else {
             Err(SyncError::UnexpectedEof)
@@ -378,11 +379,26 @@ impl<S: SyncStore> Session<S> {
     }
 
     /// Ends a live session cleanly: queues a CLOSE frame.
+    ///
+    /// After [`Event::Complete`] the session stays open until the peer's CLOSE (or end of
+    /// stream) arrives, reported as [`Event::Closed`]: each side sends CLOSE once it is done
+    /// and leaves when it has the other's, so neither writes into a closed stream and no
+    /// transport needs a half-close. Before completion, `close` aborts the session.
     pub fn close(&mut self) {
-        if !self.is_finished() {
-            self.mux.send_close();
+        if self.is_finished() || self.close_sent {
+            return;
+        }
+        self.mux.send_close();
+        self.close_sent = true;
+        self.jobs.clear();
+        if self.phase != Phase::Complete {
             self.phase = Phase::Closed;
         }
+    }
+
+    /// Whether this side has sent its CLOSE.
+    pub fn close_sent(&self) -> bool {
+        self.close_sent
     }
 
     /// Offers locally appended nodes for live forwarding (ignored unless live and sending).
@@ -448,6 +464,12 @@ impl<S: SyncStore> Session<S> {
                         return Err(SyncError::UnexpectedEof);
                     }
                     self.settle()?;
+                    // Answer it, so that the peer can leave too.
+                    if !self.close_sent {
+                        self.mux.send_close();
+                        self.close_sent = true;
+                    }
+                    self.jobs.clear();
                     self.phase = Phase::Closed;
                     self.events.push_back(Event::Closed);
                     return Ok(());

@@ -446,3 +446,64 @@ fn logs_push_and_pull_over_the_driver() {
         }
     }
 }
+
+/// A stream whose close does nothing (like a process's stdout under some runtimes): the
+/// CLOSE exchange, not an end of stream, must end the session on both sides.
+struct NoHalfClose(cairn_sync::DuplexStream);
+
+impl futures_io::AsyncRead for NoHalfClose {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl futures_io::AsyncWrite for NoHalfClose {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_close(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+#[test]
+fn sessions_end_without_a_half_close() {
+    let (a, b) = diverged(200, 5, 7);
+    let (x, y) = duplex(4 << 10);
+    let (mut x, mut y) = (NoHalfClose(x), NoHalfClose(y));
+    let (ra, rb) = future::block_on(future::zip(
+        sync_log(&a, &mut x, SessionOptions::default(), future::pending()),
+        sync_log(&b, &mut y, SessionOptions::default(), future::pending()),
+    ));
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!((a.len(), b.len()), (212, 212));
+    assert_eq!((ra.nodes_sent, rb.nodes_sent), (5, 7));
+    // Already equal: still one round trip, and the CLOSE keeps it under 64 bytes.
+    let (x, y) = duplex(4 << 10);
+    let (mut x, mut y) = (NoHalfClose(x), NoHalfClose(y));
+    let (ra, rb) = future::block_on(future::zip(
+        sync_log(&a, &mut x, SessionOptions::default(), future::pending()),
+        sync_log(&b, &mut y, SessionOptions::default(), future::pending()),
+    ));
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!((ra.round_trips, rb.round_trips), (1, 1));
+    assert!(ra.bytes_sent <= 64 && rb.bytes_sent <= 64, "{ra:?}");
+    eprintln!("equal re-sync over the driver: {}", ra.to_json());
+}
