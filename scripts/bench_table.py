@@ -47,6 +47,8 @@ row("batch append, 1000 per batch (cairn: signed + durable; JS: unsigned, not sy
 a, ap, arss = jsv("chain-level-signed", "append", "nodesPerSec")
 row("single signed appends, 100 concurrent callers (cairn: durable; JS: one at a time, not synced)",
     c.get("concurrent_append_per_s"), "nodes/s", a, ap)
+row("single signed appends, 100 concurrent async callers (cairn: durable, add_async on a 2-thread runtime)",
+    c.get("async_append_per_s"), "nodes/s", a, ap)
 row("single signed append, one caller (cairn: durable, log.append; JS: log.add, not synced)",
     c.get("sequential_append_per_s"), "nodes/s", a, ap)
 row("get of a random node", c.get("get_mean_us"), "µs")
