@@ -25,9 +25,12 @@
 //!    stream in order, and [`Session::poll_event`] until `None`;
 //! 3. reads more input only while [`Session::wants_input`] (so a peer that does not read
 //!    cannot make this side queue output without bound);
-//! 4. stops when an [`Event::Complete`] arrives on a one-shot session, an [`Event::Closed`]
-//!    on a live one, or an [`Event::Failed`] (after writing what `poll_transmit` still
-//!    gives: the error frame for the peer).
+//! 4. on [`Event::Complete`] of a one-shot session (or when a live one is to stop) calls
+//!    [`Session::close`], which sends CLOSE; leaves on [`Event::Closed`] (the peer's CLOSE,
+//!    answered automatically, or its end of stream) or [`Event::Failed`], after writing what
+//!    `poll_transmit` still gives (the answering CLOSE, or the error frame for the peer).
+//!    The CLOSE exchange means no transport needs a half-close (stdio pipes work), and no
+//!    side writes into a stream the other has already left.
 //!
 //! `poll_transmit` produces bulk data (nodes) lazily, within the channel's flow-control
 //! credit, so a full clone of a million nodes never sits in memory.
