@@ -86,7 +86,10 @@ pub enum Event {
         /// The peer's application metadata.
         metadata: Vec<u8>,
     },
-    /// Received nodes were verified and stored.
+    /// Received nodes (whose links are all present) were handed to the store's insert,
+    /// which verifies and stores them; a store that pipelines inserts reports a refusal by
+    /// the next insert or flush, and the session fails then ([`Event::Complete`] always
+    /// comes after every insert has landed).
     Stored {
         /// How many in this batch.
         nodes: usize,
@@ -110,7 +113,7 @@ pub struct Stats {
     pub node_bytes_sent: u64,
     /// Nodes received (decoded and hash-checked; see `nodes_stored`).
     pub nodes_received: u64,
-    /// Received nodes newly handed to the store.
+    /// Received nodes handed to the store's insert.
     pub nodes_stored: u64,
     /// Bytes handed out by `poll_transmit`.
     pub bytes_sent: u64,
