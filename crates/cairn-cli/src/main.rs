@@ -3,6 +3,7 @@
 //! non-zero exit status.
 
 mod kv;
+mod net;
 mod store;
 mod sync;
 
@@ -46,6 +47,13 @@ enum Command {
     /// Replicate with a peer over standard input and output; the last line on stderr is a
     /// JSON summary.
     Sync(sync::SyncArgs),
+    /// Accept replication over TCP (Noise-encrypted, identities verified) until killed;
+    /// prints the bound address first.
+    Serve {
+        /// Address to listen on (port 0: any free port).
+        #[arg(long, default_value = "127.0.0.1:7340")]
+        listen: std::net::SocketAddr,
+    },
 }
 
 #[derive(Subcommand)]
@@ -100,7 +108,15 @@ fn main() {
         if is_broken_pipe(&e) {
             std::process::exit(0);
         }
-        eprintln!("error: {e:#}");
+        // One line: the error and its causes, each cause only where it adds something.
+        let mut msg = e.to_string();
+        for cause in e.chain().skip(1) {
+            let text = cause.to_string();
+            if !msg.contains(&text) {
+                msg = format!("{msg}: {text}");
+            }
+        }
+        eprintln!("error: {msg}");
         std::process::exit(1);
     }
 }
@@ -114,8 +130,16 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 fn run(cli: Cli) -> Result<()> {
     // The sync protocol owns standard output: no lock on it here.
-    if let Command::Sync(args) = cli.command {
-        return sync::run(&cli.data, args);
+    match cli.command {
+        Command::Sync(args) => return sync::run(&cli.data, args),
+        Command::Serve { listen } => {
+            let opts = cairn_sync::SessionOptions {
+                live: true,
+                ..Default::default()
+            };
+            return net::serve(&cli.data, listen, opts);
+        }
+        _ => {}
     }
     let out = io::stdout();
     let mut out = out.lock();
@@ -129,7 +153,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Log(cmd) => run_log(&cli.data, cmd, &mut out)?,
         Command::Kv(cmd) => kv::run(&cli.data, cmd, &mut out)?,
-        Command::Sync(_) => unreachable!("handled above"),
+        Command::Sync(_) | Command::Serve { .. } => unreachable!("handled above"),
     }
     out.flush()?;
     Ok(())

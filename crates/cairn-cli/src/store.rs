@@ -45,21 +45,33 @@ fn verifier() -> Ed25519Verifier {
     Ed25519Verifier::strict()
 }
 
+fn open(data: &Path, opts: LogOptions) -> Result<Log> {
+    require_store(data)?;
+    Log::open(log_path(data), opts).map_err(|e| match e {
+        cairn_log::OpenError::Storage(cairn_log::StorageError(
+            cairn_log::redb::Error::DatabaseAlreadyOpen,
+        )) => anyhow::anyhow!(
+            "the store at {} is in use by another cairn process (a running `cairn serve`?)",
+            data.display()
+        ),
+        e => e.into(),
+    })
+}
+
 /// Opens the log to read it.
 pub(crate) fn open_reader(data: &Path) -> Result<Log> {
+    open(data, LogOptions::default().verifier(verifier()))
+}
+
+/// The store's ed25519 identity.
+pub(crate) fn identity(data: &Path) -> Result<cairn_core::Keypair> {
     require_store(data)?;
-    Ok(Log::open(
-        log_path(data),
-        LogOptions::default().verifier(verifier()),
-    )?)
+    Ok(identity::load(&identity_path(data))?)
 }
 
 /// Opens the log with the store's identity, to write signed nodes.
 pub(crate) fn open_writer(data: &Path) -> Result<Log> {
     require_store(data)?;
     let kp = identity::load(&identity_path(data))?;
-    Ok(Log::open(
-        log_path(data),
-        LogOptions::default().signer(kp).verifier(verifier()),
-    )?)
+    open(data, LogOptions::default().signer(kp).verifier(verifier()))
 }

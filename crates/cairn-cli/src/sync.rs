@@ -26,6 +26,10 @@ pub(crate) struct SyncArgs {
     /// After the initial sync, keep forwarding new nodes both ways until the peer closes.
     #[arg(long)]
     live: bool,
+    /// Sync with a `cairn serve` at tcp://HOST:PORT (encrypted, authenticated) instead of
+    /// over standard input and output.
+    #[arg(long, value_name = "URL")]
+    connect: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -79,6 +83,12 @@ pub(crate) fn run(data: &Path, args: SyncArgs) -> Result<()> {
         live: args.live,
         ..SessionOptions::default()
     };
+    if let Some(url) = &args.connect {
+        if !url.starts_with("tcp://") {
+            anyhow::bail!("cannot connect to {url}: only tcp://HOST:PORT is supported yet");
+        }
+        return crate::net::connect(&log, &store::identity(data)?, url, opts);
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()

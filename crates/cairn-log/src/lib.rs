@@ -39,6 +39,6 @@ pub mod testing;
 pub use changes::{Changes, ChangesQuery, ChangesStream};
 pub use error::{AddError, OpenError, ReadError, StorageError};
 pub use log::{BatchEntry, Entry, Link, Log, LogOptions};
-pub use redb::StorageBackend;
+pub use redb::{self, StorageBackend};
 
 pub use cairn_core as core;

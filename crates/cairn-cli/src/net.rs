@@ -1,0 +1,241 @@
+//! Replication over TCP, encrypted and authenticated: `cairn serve --listen ADDR` and
+//! `cairn sync --connect tcp://ADDR`.
+//!
+//! A connection starts with a Noise handshake (`Noise_XX_25519_ChaChaPoly_BLAKE2s`, the `snow`
+//! crate) with a fresh X25519 key per process. Each side then proves its cairn identity: its
+//! first encrypted message is its ed25519 public key and its signature over
+//! `BLAKE3-derive_key("cairn 2026-11 noise identity", handshake hash)`. The handshake hash
+//! covers both sides' keys and everything sent so far, so the signature binds the identity to
+//! this very session (a relay cannot splice two sessions together). After that, every
+//! frame of the replication protocol travels in Noise transport messages: a 2-byte big-endian
+//! length, then at most 65,535 bytes of ciphertext.
+//!
+//! The sync session itself (`cairn_sync::sync_log`) runs over an in-memory duplex pipe; two
+//! pumps move its bytes to and from the encrypted socket.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use cairn_core::{Hash, Keypair, PublicKey, Signer};
+use cairn_log::Log;
+use cairn_sync::{SessionOptions, SyncSummary, duplex, sync_log};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+
+const NOISE: &str = "Noise_XX_25519_ChaChaPoly_BLAKE2s";
+const IDENTITY_CONTEXT: &str = "cairn 2026-11 noise identity";
+/// Largest Noise message; its payload is 16 bytes (the tag) shorter.
+const MAX_MSG: usize = 65_535;
+const MAX_PLAIN: usize = MAX_MSG - 16;
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn send(tcp: &mut (impl tokio::io::AsyncWrite + Unpin), msg: &[u8]) -> Result<()> {
+    let len = u16::try_from(msg.len()).context("noise message too long")?;
+    tcp.write_all(&len.to_be_bytes()).await?;
+    tcp.write_all(msg).await?;
+    Ok(())
+}
+
+/// Reads one length-prefixed message; `None` at a clean end of stream.
+async fn recv(tcp: &mut (impl tokio::io::AsyncRead + Unpin), buf: &mut Vec<u8>) -> Result<bool> {
+    let mut len = [0u8; 2];
+    match tcp.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
+        Err(e) => return Err(e.into()),
+    }
+    buf.resize(u16::from_be_bytes(len) as usize, 0);
+    tcp.read_exact(buf)
+        .await
+        .context("connection ended inside a message")?;
+    Ok(true)
+}
+
+/// Runs the Noise handshake and the identity exchange; returns the transport and the peer's
+/// verified ed25519 identity.
+async fn handshake(
+    tcp: &mut TcpStream,
+    me: &Keypair,
+    initiator: bool,
+) -> Result<(snow::TransportState, PublicKey)> {
+    let params = NOISE.parse().context("noise parameters")?;
+    let builder = snow::Builder::new(params);
+    let static_key = builder.generate_keypair()?;
+    let builder = builder.local_private_key(&static_key.private)?;
+    let mut hs = if initiator {
+        builder.build_initiator()?
+    } else {
+        builder.build_responder()?
+    };
+    let mut msg = vec![0u8; MAX_MSG];
+    let mut payload = vec![0u8; MAX_MSG];
+    let mut inbuf = Vec::new();
+    // XX: -> e; <- e, ee, s, es; -> s, se
+    let mut my_turn = initiator;
+    while !hs.is_handshake_finished() {
+        if my_turn {
+            let n = hs.write_message(&[], &mut msg)?;
+            send(tcp, &msg[..n]).await?;
+        } else {
+            if !recv(tcp, &mut inbuf).await? {
+                bail!("the peer closed the connection during the handshake");
+            }
+            hs.read_message(&inbuf, &mut payload)
+                .context("noise handshake failed")?;
+        }
+        my_turn = !my_turn;
+    }
+    let proof_of = |h: &[u8]| Hash(blake3::derive_key(IDENTITY_CONTEXT, h));
+    let mine = proof_of(hs.get_handshake_hash());
+    let mut transport = hs.into_transport_mode()?;
+
+    let mut hello = Vec::with_capacity(96);
+    hello.extend_from_slice(&me.public().0);
+    hello.extend_from_slice(&me.sign(&mine).0);
+    let n = transport.write_message(&hello, &mut msg)?;
+    send(tcp, &msg[..n]).await?;
+    if !recv(tcp, &mut inbuf).await? {
+        bail!("the peer closed the connection before proving its identity");
+    }
+    let n = transport
+        .read_message(&inbuf, &mut payload)
+        .context("bad encrypted identity message")?;
+    if n != 96 {
+        bail!("the peer's identity message has {n} bytes, not 96");
+    }
+    let peer = PublicKey::from_slice(&payload[..32]).context("identity")?;
+    let sig =
+        ed25519_dalek::Signature::from_bytes(payload[32..96].try_into().context("signature")?);
+    ed25519_dalek::VerifyingKey::from_bytes(&peer.0)
+        .and_then(|vk| vk.verify_strict(&mine.0, &sig))
+        .map_err(|_| anyhow::anyhow!("the peer's identity signature does not verify"))?;
+    Ok((transport, peer))
+}
+
+/// Replicates `log` with the peer on `tcp`, after the handshake.
+async fn session(
+    log: &Log,
+    me: &Keypair,
+    mut tcp: TcpStream,
+    initiator: bool,
+    opts: SessionOptions,
+) -> Result<(SyncSummary, PublicKey)> {
+    // A peer that connects and says nothing must not hold a session forever.
+    let (transport, peer) =
+        tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&mut tcp, me, initiator))
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "the peer did not complete the handshake within {HANDSHAKE_TIMEOUT:?}"
+                )
+            })??;
+    let transport = RefCell::new(transport);
+    let (mut app, net) = duplex(256 << 10);
+    let (mut from_app, mut to_app) = futures_lite::io::split(net);
+    let (mut tcp_in, mut tcp_out) = tcp.into_split();
+
+    let outbound = async {
+        let mut plain = vec![0u8; MAX_PLAIN];
+        let mut cipher = vec![0u8; MAX_MSG];
+        loop {
+            let n = from_app.read(&mut plain).await?;
+            if n == 0 {
+                break;
+            }
+            let m = transport
+                .borrow_mut()
+                .write_message(&plain[..n], &mut cipher)?;
+            send(&mut tcp_out, &cipher[..m]).await?;
+        }
+        tcp_out.shutdown().await?;
+        anyhow::Ok(())
+    };
+    let inbound = async {
+        let mut cipher = Vec::new();
+        let mut plain = vec![0u8; MAX_MSG];
+        while recv(&mut tcp_in, &mut cipher).await? {
+            let n = transport
+                .borrow_mut()
+                .read_message(&cipher, &mut plain)
+                .context("a message failed decryption: the connection was tampered with")?;
+            to_app.write_all(&plain[..n]).await?;
+        }
+        to_app.close().await?;
+        anyhow::Ok(())
+    };
+    let work = async {
+        let r = sync_log(log, &mut app, opts, std::future::pending::<()>()).await;
+        let _ = app.close().await;
+        drop(app);
+        r
+    };
+    // The session decides when it is over; the outbound pump then forwards what is left
+    // and the inbound pump is dropped.
+    let both = async { tokio::join!(work, outbound) };
+    tokio::pin!(both);
+    tokio::pin!(inbound);
+    let (result, out) = tokio::select! {
+        r = &mut both => r,
+        i = &mut inbound => {
+            let r = both.await;
+            if let (Err(_), Err(e)) = (&r.0, i) { return Err(e); }
+            r
+        }
+    };
+    let summary = result?;
+    out?;
+    Ok((summary, peer))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the network runtime")
+}
+
+/// `cairn sync --connect tcp://ADDR`.
+pub(crate) fn connect(log: &Log, me: &Keypair, addr: &str, opts: SessionOptions) -> Result<()> {
+    let addr = addr.strip_prefix("tcp://").unwrap_or(addr).to_string();
+    runtime()?.block_on(async {
+        let tcp = TcpStream::connect(&addr)
+            .await
+            .with_context(|| format!("connecting to {addr}"))?;
+        tcp.set_nodelay(true)?;
+        let (summary, peer) = session(log, me, tcp, true, opts).await?;
+        eprintln!("cairn: synced with {peer} at {addr}");
+        eprintln!("{}", summary.to_json());
+        Ok(())
+    })
+}
+
+/// `cairn serve --listen ADDR`: accepts replication sessions until killed, each in its own
+/// task; a session's failure is reported and ends that session only.
+pub(crate) fn serve(data: &Path, listen: SocketAddr, opts: SessionOptions) -> Result<()> {
+    let log = crate::store::open_writer(data)?;
+    let me = crate::store::identity(data)?;
+    let rt = runtime()?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&rt, async move {
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("listening on {listen}"))?;
+        // The bound address first, on stdout (port 0 picks a free port).
+        println!("{}", listener.local_addr()?);
+        eprintln!("cairn: serving {} as {}", data.display(), me.public());
+        loop {
+            let (tcp, from) = listener.accept().await?;
+            let _ = tcp.set_nodelay(true);
+            let (log, me, opts) = (log.clone(), me.clone(), opts.clone());
+            tokio::task::spawn_local(async move {
+                match session(&log, &me, tcp, false, opts).await {
+                    Ok((s, peer)) => eprintln!("cairn: {from} ({peer}): {}", s.to_json()),
+                    Err(e) => eprintln!("cairn: {from}: error: {e:#}"),
+                }
+            });
+        }
+    })
+}
