@@ -20,6 +20,7 @@ struct Args {
     concurrent_total: u64,
     sequential: u64,
     quick_repair: bool,
+    cache_mb: usize,
 }
 
 fn parse() -> Result<Args> {
@@ -30,6 +31,7 @@ fn parse() -> Result<Args> {
         concurrent_total: 100_000,
         sequential: 5_000,
         quick_repair: false,
+        cache_mb: 64,
     };
     let mut it = std::env::args().skip(1);
     a.mode = match it.next().as_deref() {
@@ -37,7 +39,7 @@ fn parse() -> Result<Args> {
         Some("recovery") => Mode::Recovery,
         Some("recovery-child") => Mode::RecoveryChild,
         other => bail!(
-            "usage: cairn-bench log|recovery [--n N] [--dir DIR] [--concurrent N] [--sequential N] [--quick-repair on|off] (got {other:?})"
+            "usage: cairn-bench log|recovery [--n N] [--dir DIR] [--concurrent N] [--sequential N] [--quick-repair on|off] [--cache-mb MB] (got {other:?})"
         ),
     };
     while let Some(flag) = it.next() {
@@ -48,6 +50,7 @@ fn parse() -> Result<Args> {
             "--concurrent" => a.concurrent_total = v.parse()?,
             "--sequential" => a.sequential = v.parse()?,
             "--quick-repair" => a.quick_repair = v == "on",
+            "--cache-mb" => a.cache_mb = v.parse()?,
             _ => bail!("unknown flag {flag}"),
         }
     }
@@ -183,7 +186,9 @@ fn main() -> Result<()> {
     let kp = Keypair::from_seed([42; 32]);
     let unsigned = std::env::var_os("UNSIGNED").is_some();
     let opts = || {
-        let o = LogOptions::default().quick_repair(a.quick_repair);
+        let o = LogOptions::default()
+            .quick_repair(a.quick_repair)
+            .cache_bytes(a.cache_mb << 20);
         if unsigned { o } else { o.signer(kp.clone()) }
     };
     let log = Log::open(&path, opts())?;
