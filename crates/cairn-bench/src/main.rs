@@ -97,6 +97,41 @@ impl Report {
     }
 }
 
+/// Reports a phase of concurrent single appends: rate, appends per commit, latency.
+fn report_appends(
+    r: &mut Report,
+    log: &Log,
+    id: &str,
+    figure: &str,
+    started: Instant,
+    stats_before: (u64, u64),
+    mut lat: Vec<Duration>,
+) {
+    let secs = started.elapsed().as_secs_f64();
+    let (c1, r1) = log.commit_stats();
+    let group = (r1 - stats_before.1) as f64 / (c1 - stats_before.0).max(1) as f64;
+    lat.sort();
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .map_or(f64::NAN, |d| d.as_secs_f64() * 1e3)
+    };
+    r.add(
+        id,
+        figure,
+        lat.len() as f64 / secs,
+        "nodes/s",
+        format!(
+            "{} appends in {:.2} s, {:.1} appends per commit; latency p50 {:.1} ms, p99 {:.1} ms; peak {:.0} MB",
+            lat.len(),
+            secs,
+            group,
+            pct(0.5),
+            pct(0.99),
+            peak_mb()
+        ),
+    );
+}
+
 #[derive(PartialEq)]
 enum Mode {
     Log,
@@ -270,26 +305,14 @@ fn main() -> Result<()> {
     for h in handles {
         lat.extend(h.join().map_err(|_| anyhow::anyhow!("caller panicked"))??);
     }
-    let secs = t.elapsed().as_secs_f64();
-    let (c1, r1) = log.commit_stats();
-    let group = (r1 - r0) as f64 / (c1 - c0).max(1) as f64;
-    lat.sort();
-    let pct =
-        |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1e3;
-    r.add(
+    report_appends(
+        &mut r,
+        &log,
         "concurrent_append_per_s",
         "single durable appends, 100 concurrent callers",
-        (callers * per) as f64 / secs,
-        "nodes/s",
-        format!(
-            "{} appends in {:.2} s, {:.1} appends per commit; latency p50 {:.1} ms, p99 {:.1} ms; peak {:.0} MB",
-            callers * per,
-            secs,
-            group,
-            pct(0.5),
-            pct(0.99),
-            peak_mb()
-        ),
+        t,
+        (c0, r0),
+        lat,
     );
 
     // 2b. The same from 100 async callers (tasks on a 2-thread tokio runtime): waiting for
@@ -325,28 +348,15 @@ fn main() -> Result<()> {
         }
         anyhow::Ok(all)
     })?;
-    let secs = t.elapsed().as_secs_f64();
     drop(rt);
-    let (c1, r1) = log.commit_stats();
-    let group = (r1 - r0) as f64 / (c1 - c0).max(1) as f64;
-    let mut lat = lat;
-    lat.sort();
-    let pct =
-        |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1e3;
-    r.add(
+    report_appends(
+        &mut r,
+        &log,
         "async_append_per_s",
         "single durable appends, 100 concurrent async callers (add_async)",
-        (callers * per) as f64 / secs,
-        "nodes/s",
-        format!(
-            "{} appends in {:.2} s, {:.1} appends per commit; latency p50 {:.1} ms, p99 {:.1} ms; peak {:.0} MB",
-            callers * per,
-            secs,
-            group,
-            pct(0.5),
-            pct(0.99),
-            peak_mb()
-        ),
+        t,
+        (c0, r0),
+        lat,
     );
 
     // 3. Single durable appends, one caller, one after another (no sharing possible).

@@ -303,6 +303,12 @@ impl Log {
 
     /// [`Log::append`] for async callers (see [`Log::add_async`]).
     pub async fn append_async(&self, value: impl Into<Vec<u8>>) -> Result<Entry, AddError> {
+        let heads = self.heads_to_link()?;
+        self.add_async(heads, value).await
+    }
+
+    /// The heads an append links: all of them, up to the link limit.
+    fn heads_to_link(&self) -> Result<Vec<Hash>, StorageError> {
         let mut heads = self.heads()?;
         heads.truncate(
             self.inner
@@ -311,7 +317,7 @@ impl Log {
                 .max_links
                 .min(Limits::FORMAT.max_links),
         );
-        self.add_async(heads, value).await
+        Ok(heads)
     }
 
     /// [`Log::insert`] for async callers (see [`Log::add_async`]).
@@ -328,14 +334,7 @@ impl Log {
     /// than a node may link ([`Limits::max_links`]), it links the first `max_links` in key
     /// order and the rest stay heads for the next append to take.
     pub fn append(&self, value: impl Into<Vec<u8>>) -> Result<Entry, AddError> {
-        let mut heads = self.heads()?;
-        heads.truncate(
-            self.inner
-                .opts
-                .limits
-                .max_links
-                .min(Limits::FORMAT.max_links),
-        );
+        let heads = self.heads_to_link()?;
         self.add(heads, value)
     }
 
