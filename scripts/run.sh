@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # cairn's main job, on its embedded default storage (redb in ./cairn-data, or $CAIRN_DATA).
-# For now that is the signed merkle-DAG log: this builds the `cairn` command, creates the store
+# Until the wiki server exists this tours what does: it builds the `cairn` command, creates the store
 # and an identity if they are missing, writes a small DAG with a fork and a merge, and shows
 # it. Every command it runs is printed, so it doubles as a tour of the CLI.
 set -euo pipefail
@@ -22,3 +22,23 @@ cairn log get "$merge"
 echo "the changes feed (topological order):" >&2
 cairn log changes --since "$(( $(./target/release/cairn log changes | wc -l) - 4 ))"
 echo "store: $CAIRN_DATA (run again to add more; 'cairn log changes --live' tails it)" >&2
+
+echo "the key/value store over the same log (a fork, then a merge):" >&2
+v1=$(cairn kv put page '"cairns mark trails"')
+cairn kv put page '"cairns mark mountain trails"' --link "$v1" >/dev/null
+cairn kv put page '"cairns are stone piles"' --link "$v1" >/dev/null
+cairn kv get page
+cairn kv put page '"cairns are stone piles that mark mountain trails"' >/dev/null
+cairn kv get page
+
+echo "replication: a second store, synced over a pipe (verified node by node):" >&2
+peer=$(mktemp -d)
+CAIRN_DATA=$peer ./target/release/cairn init >/dev/null
+CAIRN_DATA=$peer ./target/release/cairn log append "a node written on the peer" >/dev/null
+fifo="$peer/pipe"; mkfifo "$fifo"
+echo "\$ cairn sync < pipe | cairn --data PEER sync > pipe" >&2
+./target/release/cairn sync < "$fifo" | CAIRN_DATA=$peer ./target/release/cairn sync > "$fifo"
+echo "both stores now hold $(./target/release/cairn log changes | wc -l) nodes and the same heads:" >&2
+cairn log heads
+rm -rf "$peer"
+echo "serve it to peers with: cairn serve --listen 127.0.0.1:7340" >&2
