@@ -53,6 +53,9 @@ enum Command {
         /// Address to listen on (port 0: any free port).
         #[arg(long, default_value = "127.0.0.1:7340")]
         listen: std::net::SocketAddr,
+        /// Seconds a peer may stay silent before its initial sync is complete.
+        #[arg(long, value_name = "SECS", default_value_t = 60)]
+        timeout: u64,
     },
 }
 
@@ -132,12 +135,17 @@ fn run(cli: Cli) -> Result<()> {
     // The sync protocol owns standard output: no lock on it here.
     match cli.command {
         Command::Sync(args) => return sync::run(&cli.data, args),
-        Command::Serve { listen } => {
+        Command::Serve { listen, timeout } => {
             let opts = cairn_sync::SessionOptions {
                 live: true,
                 ..Default::default()
             };
-            return net::serve(&cli.data, listen, opts);
+            return net::serve(
+                &cli.data,
+                listen,
+                opts,
+                std::time::Duration::from_secs(timeout),
+            );
         }
         _ => {}
     }

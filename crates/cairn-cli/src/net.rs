@@ -16,11 +16,12 @@
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use cairn_core::{Hash, Keypair, PublicKey, Signer};
 use cairn_log::Log;
-use cairn_sync::{SessionOptions, SyncSummary, duplex, sync_log};
+use cairn_sync::{SessionOptions, SyncSummary, duplex};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
@@ -30,7 +31,7 @@ const IDENTITY_CONTEXT: &str = "cairn 2026-11 noise identity";
 /// Largest Noise message; its payload is 16 bytes (the tag) shorter.
 const MAX_MSG: usize = 65_535;
 const MAX_PLAIN: usize = MAX_MSG - 16;
-const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 async fn send(tcp: &mut (impl tokio::io::AsyncWrite + Unpin), msg: &[u8]) -> Result<()> {
     let len = u16::try_from(msg.len()).context("noise message too long")?;
@@ -122,6 +123,7 @@ async fn session(
     mut tcp: TcpStream,
     initiator: bool,
     opts: SessionOptions,
+    idle: Duration,
 ) -> Result<(SyncSummary, PublicKey)> {
     // A peer that connects and says nothing must not hold a session forever.
     let (transport, peer) =
@@ -167,7 +169,7 @@ async fn session(
         anyhow::Ok(())
     };
     let work = async {
-        let r = sync_log(log, &mut app, opts, std::future::pending::<()>()).await;
+        let r = crate::sync::sync_session(log, &mut app, opts, idle).await;
         let _ = app.close().await;
         drop(app);
         r
@@ -198,14 +200,20 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// `cairn sync --connect tcp://ADDR`.
-pub(crate) fn connect(log: &Log, me: &Keypair, addr: &str, opts: SessionOptions) -> Result<()> {
+pub(crate) fn connect(
+    log: &Log,
+    me: &Keypair,
+    addr: &str,
+    opts: SessionOptions,
+    idle: Duration,
+) -> Result<()> {
     let addr = addr.strip_prefix("tcp://").unwrap_or(addr).to_string();
     runtime()?.block_on(async {
         let tcp = TcpStream::connect(&addr)
             .await
             .with_context(|| format!("connecting to {addr}"))?;
         tcp.set_nodelay(true)?;
-        let (summary, peer) = session(log, me, tcp, true, opts).await?;
+        let (summary, peer) = session(log, me, tcp, true, opts, idle).await?;
         eprintln!("cairn: synced with {peer} at {addr}");
         eprintln!("{}", summary.to_json());
         Ok(())
@@ -214,7 +222,12 @@ pub(crate) fn connect(log: &Log, me: &Keypair, addr: &str, opts: SessionOptions)
 
 /// `cairn serve --listen ADDR`: accepts replication sessions until killed, each in its own
 /// task; a session's failure is reported and ends that session only.
-pub(crate) fn serve(data: &Path, listen: SocketAddr, opts: SessionOptions) -> Result<()> {
+pub(crate) fn serve(
+    data: &Path,
+    listen: SocketAddr,
+    opts: SessionOptions,
+    idle: Duration,
+) -> Result<()> {
     let log = crate::store::open_writer(data)?;
     let me = crate::store::identity(data)?;
     let rt = runtime()?;
@@ -231,7 +244,7 @@ pub(crate) fn serve(data: &Path, listen: SocketAddr, opts: SessionOptions) -> Re
             let _ = tcp.set_nodelay(true);
             let (log, me, opts) = (log.clone(), me.clone(), opts.clone());
             tokio::task::spawn_local(async move {
-                match session(&log, &me, tcp, false, opts).await {
+                match session(&log, &me, tcp, false, opts, idle).await {
                     Ok((s, peer)) => eprintln!("cairn: {from} ({peer}): {}", s.to_json()),
                     Err(e) => eprintln!("cairn: {from}: error: {e:#}"),
                 }

@@ -11,7 +11,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use anyhow::{Context as _, Result};
-use cairn_sync::{Mode, SessionOptions, sync_log};
+use cairn_log::Log;
+use cairn_sync::{
+    DriverError, LogFeed, LogStore, Mode, NoFeed, Session, SessionOptions, SyncSummary, Timer,
+    run_with_timeout,
+};
 use clap::{Args, ValueEnum};
 use futures_io::{AsyncRead, AsyncWrite};
 use tokio_util::compat::{Compat, TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
@@ -30,6 +34,10 @@ pub(crate) struct SyncArgs {
     /// over standard input and output.
     #[arg(long, value_name = "URL")]
     connect: Option<String>,
+    /// Seconds a peer may stay silent before the initial sync is complete (one that stops
+    /// mid-frame or never answers); a live session may then be quiet for any time.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    timeout: u64,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -71,6 +79,41 @@ impl AsyncWrite for Stdio {
     }
 }
 
+/// tokio's clock for the sync driver's idle timeout.
+struct TokioTimer;
+
+impl Timer for TokioTimer {
+    type Sleep = tokio::time::Sleep;
+    fn sleep(&self, d: std::time::Duration) -> Self::Sleep {
+        tokio::time::sleep(d)
+    }
+}
+
+/// Replicates `log` with the peer on `io` (inside a tokio runtime with time enabled): a
+/// silent peer fails the session with a timeout error (also sent to it).
+pub(crate) async fn sync_session<IO>(
+    log: &Log,
+    io: &mut IO,
+    mut opts: SessionOptions,
+    idle: std::time::Duration,
+) -> Result<SyncSummary, DriverError>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let store = LogStore::open(log)?;
+    opts.limits = *log.limits();
+    let live = opts.live;
+    let start = log.len();
+    let mut session = Session::new(store, opts)?;
+    let never = std::future::pending::<()>();
+    if live {
+        let feed = LogFeed::new(log, start);
+        run_with_timeout(&mut session, io, feed, never, TokioTimer, idle).await
+    } else {
+        run_with_timeout(&mut session, io, NoFeed, never, TokioTimer, idle).await
+    }
+}
+
 /// Runs the sync; the summary is the last line on stderr, as JSON.
 pub(crate) fn run(data: &Path, args: SyncArgs) -> Result<()> {
     let log = store::open_writer(data)?;
@@ -87,10 +130,11 @@ pub(crate) fn run(data: &Path, args: SyncArgs) -> Result<()> {
         if !url.starts_with("tcp://") {
             anyhow::bail!("cannot connect to {url}: only tcp://HOST:PORT is supported yet");
         }
-        return crate::net::connect(&log, &store::identity(data)?, url, opts);
+        let idle = std::time::Duration::from_secs(args.timeout);
+        return crate::net::connect(&log, &store::identity(data)?, url, opts, idle);
     }
     let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
+        .enable_all()
         .build()
         .context("starting the I/O runtime")?;
     let summary = rt.block_on(async {
@@ -98,11 +142,17 @@ pub(crate) fn run(data: &Path, args: SyncArgs) -> Result<()> {
             input: tokio::io::stdin().compat(),
             output: tokio::io::stdout().compat_write(),
         };
-        sync_log(&log, &mut io, opts, std::future::pending::<()>()).await
-    })?;
-    eprintln!("{}", summary.to_json());
+        sync_session(
+            &log,
+            &mut io,
+            opts,
+            std::time::Duration::from_secs(args.timeout),
+        )
+        .await
+    });
     // tokio's stdin is read by a blocking thread that may still wait for input: don't wait
-    // for it.
+    // for it, whether the sync succeeded or not.
     rt.shutdown_background();
+    eprintln!("{}", summary?.to_json());
     Ok(())
 }

@@ -114,3 +114,33 @@ fn two_stores_converge_over_stdio() {
     assert_eq!(count(&a), 80);
     std::fs::remove_dir_all(&base).unwrap();
 }
+
+#[test]
+fn a_silent_peer_times_out_with_a_clear_error() {
+    let dir = std::env::temp_dir().join(format!("cairn-sync-silent-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    ok(cairn(&dir).arg("init"));
+    ok(cairn(&dir).args(["log", "append", "x"]));
+    // Standard input stays open and says nothing.
+    let mut child = spawn_sync(&dir, &["--timeout", "1"]);
+    let stdin = child.stdin.take().unwrap();
+    let start = std::time::Instant::now();
+    let deadline = start + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no timeout after 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let o = child.wait_with_output().unwrap();
+    drop(stdin);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("error:") && err.to_lowercase().contains("time"),
+        "{err}"
+    );
+    assert_eq!(ok(cairn(&dir).args(["log", "changes"])).lines().count(), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
