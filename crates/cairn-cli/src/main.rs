@@ -53,6 +53,10 @@ enum Command {
         /// Address to listen on (port 0: any free port).
         #[arg(long, default_value = "127.0.0.1:7340")]
         listen: std::net::SocketAddr,
+        /// Also accept replication over WebSocket on this address (for browsers); the same
+        /// Noise session runs inside binary messages.
+        #[arg(long, value_name = "ADDR")]
+        ws_listen: Option<std::net::SocketAddr>,
         /// Seconds a peer may stay silent before its initial sync is complete.
         #[arg(long, value_name = "SECS", default_value_t = 60)]
         timeout: u64,
@@ -135,7 +139,11 @@ fn run(cli: Cli) -> Result<()> {
     // The sync protocol owns standard output: no lock on it here.
     match cli.command {
         Command::Sync(args) => return sync::run(&cli.data, args),
-        Command::Serve { listen, timeout } => {
+        Command::Serve {
+            listen,
+            ws_listen,
+            timeout,
+        } => {
             let opts = cairn_sync::SessionOptions {
                 live: true,
                 ..Default::default()
@@ -143,6 +151,7 @@ fn run(cli: Cli) -> Result<()> {
             return net::serve(
                 &cli.data,
                 listen,
+                ws_listen,
                 opts,
                 std::time::Duration::from_secs(timeout),
             );

@@ -23,8 +23,10 @@ use cairn_core::{Hash, Keypair, PublicKey, Signer};
 use cairn_log::Log;
 use cairn_sync::{SessionOptions, SyncSummary, duplex};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::Message;
 
 const NOISE: &str = "Noise_XX_25519_ChaChaPoly_BLAKE2s";
 const IDENTITY_CONTEXT: &str = "cairn 2026-11 noise identity";
@@ -33,32 +35,114 @@ const MAX_MSG: usize = 65_535;
 const MAX_PLAIN: usize = MAX_MSG - 16;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-async fn send(tcp: &mut (impl tokio::io::AsyncWrite + Unpin), msg: &[u8]) -> Result<()> {
-    let len = u16::try_from(msg.len()).context("noise message too long")?;
-    tcp.write_all(&len.to_be_bytes()).await?;
-    tcp.write_all(msg).await?;
-    Ok(())
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
+type WsServer = tokio_tungstenite::WebSocketStream<TcpStream>;
+
+/// The sending half of a connection: Noise messages as length-prefixed TCP frames, or as
+/// binary WebSocket messages.
+enum Tx {
+    Tcp(tokio::net::tcp::OwnedWriteHalf),
+    Ws(futures_util::stream::SplitSink<Ws, Message>),
+    WsServer(futures_util::stream::SplitSink<WsServer, Message>),
 }
 
-/// Reads one length-prefixed message; `None` at a clean end of stream.
-async fn recv(tcp: &mut (impl tokio::io::AsyncRead + Unpin), buf: &mut Vec<u8>) -> Result<bool> {
-    let mut len = [0u8; 2];
-    match tcp.read_exact(&mut len).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
-        Err(e) => return Err(e.into()),
+/// The receiving half.
+enum Rx {
+    Tcp(tokio::net::tcp::OwnedReadHalf),
+    Ws(futures_util::stream::SplitStream<Ws>),
+    WsServer(futures_util::stream::SplitStream<WsServer>),
+}
+
+impl Tx {
+    async fn send(&mut self, msg: &[u8]) -> Result<()> {
+        match self {
+            Tx::Tcp(tcp) => {
+                let len = u16::try_from(msg.len()).context("noise message too long")?;
+                tcp.write_all(&len.to_be_bytes()).await?;
+                tcp.write_all(msg).await?;
+            }
+            Tx::Ws(ws) => ws.send(Message::binary(msg.to_vec())).await?,
+            Tx::WsServer(ws) => ws.send(Message::binary(msg.to_vec())).await?,
+        }
+        Ok(())
     }
-    buf.resize(u16::from_be_bytes(len) as usize, 0);
-    tcp.read_exact(buf)
-        .await
-        .context("connection ended inside a message")?;
-    Ok(true)
+
+    async fn close(&mut self) -> Result<()> {
+        match self {
+            Tx::Tcp(tcp) => tcp.shutdown().await?,
+            Tx::Ws(ws) => ws.close().await?,
+            Tx::WsServer(ws) => ws.close().await?,
+        }
+        Ok(())
+    }
+}
+
+impl Rx {
+    /// Reads one message into `buf`; `false` at a clean end of the connection.
+    async fn recv(&mut self, buf: &mut Vec<u8>) -> Result<bool> {
+        let next = match self {
+            Rx::Tcp(tcp) => {
+                let mut len = [0u8; 2];
+                match tcp.read_exact(&mut len).await {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
+                    Err(e) => return Err(e.into()),
+                }
+                buf.resize(u16::from_be_bytes(len) as usize, 0);
+                tcp.read_exact(buf)
+                    .await
+                    .context("connection ended inside a message")?;
+                return Ok(true);
+            }
+            Rx::Ws(ws) => ws_next(ws.next().await)?,
+            Rx::WsServer(ws) => ws_next(ws.next().await)?,
+        };
+        match next {
+            Some(data) if data.len() <= MAX_MSG => {
+                buf.clear();
+                buf.extend_from_slice(&data);
+                Ok(true)
+            }
+            Some(data) => bail!(
+                "a websocket message of {} bytes (at most {MAX_MSG})",
+                data.len()
+            ),
+            None => Ok(false),
+        }
+    }
+}
+
+/// The payload of the next binary WebSocket message, skipping pings and pongs; `None` when
+/// the peer closed.
+fn ws_next(
+    msg: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+) -> Result<Option<Vec<u8>>> {
+    match msg {
+        None | Some(Ok(Message::Close(_))) => Ok(None),
+        Some(Ok(Message::Binary(b))) => Ok(Some(b.to_vec())),
+        Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(Some(Vec::new())),
+        Some(Ok(_)) => bail!("the peer sent a websocket message that is not binary"),
+        Some(Err(e)) => Err(e.into()),
+    }
+}
+
+/// Reads the next non-empty message (pings arrive as empty ones).
+async fn next_message(rx: &mut Rx, buf: &mut Vec<u8>) -> Result<bool> {
+    loop {
+        if !rx.recv(buf).await? {
+            return Ok(false);
+        }
+        if !buf.is_empty() {
+            return Ok(true);
+        }
+    }
 }
 
 /// Runs the Noise handshake and the identity exchange; returns the transport and the peer's
 /// verified ed25519 identity.
 async fn handshake(
-    tcp: &mut TcpStream,
+    tx: &mut Tx,
+    rx: &mut Rx,
     me: &Keypair,
     initiator: bool,
 ) -> Result<(snow::TransportState, PublicKey)> {
@@ -79,9 +163,9 @@ async fn handshake(
     while !hs.is_handshake_finished() {
         if my_turn {
             let n = hs.write_message(&[], &mut msg)?;
-            send(tcp, &msg[..n]).await?;
+            tx.send(&msg[..n]).await?;
         } else {
-            if !recv(tcp, &mut inbuf).await? {
+            if !next_message(rx, &mut inbuf).await? {
                 bail!("the peer closed the connection during the handshake");
             }
             hs.read_message(&inbuf, &mut payload)
@@ -97,8 +181,8 @@ async fn handshake(
     hello.extend_from_slice(&me.public().0);
     hello.extend_from_slice(&me.sign(&mine).0);
     let n = transport.write_message(&hello, &mut msg)?;
-    send(tcp, &msg[..n]).await?;
-    if !recv(tcp, &mut inbuf).await? {
+    tx.send(&msg[..n]).await?;
+    if !next_message(rx, &mut inbuf).await? {
         bail!("the peer closed the connection before proving its identity");
     }
     let n = transport
@@ -120,24 +204,23 @@ async fn handshake(
 async fn session(
     log: &Log,
     me: &Keypair,
-    mut tcp: TcpStream,
+    (mut tx, mut rx): (Tx, Rx),
     initiator: bool,
     opts: SessionOptions,
     idle: Duration,
 ) -> Result<(SyncSummary, PublicKey)> {
     // A peer that connects and says nothing must not hold a session forever.
-    let (transport, peer) =
-        tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&mut tcp, me, initiator))
-            .await
-            .map_err(|_| {
-                anyhow::anyhow!(
-                    "the peer did not complete the handshake within {HANDSHAKE_TIMEOUT:?}"
-                )
-            })??;
+    let (transport, peer) = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        handshake(&mut tx, &mut rx, me, initiator),
+    )
+    .await
+    .map_err(|_| {
+        anyhow::anyhow!("the peer did not complete the handshake within {HANDSHAKE_TIMEOUT:?}")
+    })??;
     let transport = RefCell::new(transport);
     let (mut app, net) = duplex(256 << 10);
     let (mut from_app, mut to_app) = futures_lite::io::split(net);
-    let (mut tcp_in, mut tcp_out) = tcp.into_split();
 
     let outbound = async {
         let mut plain = vec![0u8; MAX_PLAIN];
@@ -150,15 +233,15 @@ async fn session(
             let m = transport
                 .borrow_mut()
                 .write_message(&plain[..n], &mut cipher)?;
-            send(&mut tcp_out, &cipher[..m]).await?;
+            tx.send(&cipher[..m]).await?;
         }
-        tcp_out.shutdown().await?;
+        tx.close().await?;
         anyhow::Ok(())
     };
     let inbound = async {
         let mut cipher = Vec::new();
         let mut plain = vec![0u8; MAX_MSG];
-        while recv(&mut tcp_in, &mut cipher).await? {
+        while next_message(&mut rx, &mut cipher).await? {
             let n = transport
                 .borrow_mut()
                 .read_message(&cipher, &mut plain)
@@ -199,32 +282,45 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting the network runtime")
 }
 
-/// `cairn sync --connect tcp://ADDR`.
+/// `cairn sync --connect tcp://ADDR` or `ws://ADDR`.
 pub(crate) fn connect(
     log: &Log,
     me: &Keypair,
-    addr: &str,
+    url: &str,
     opts: SessionOptions,
     idle: Duration,
 ) -> Result<()> {
-    let addr = addr.strip_prefix("tcp://").unwrap_or(addr).to_string();
+    let addr = url.to_string();
     runtime()?.block_on(async {
-        let tcp = TcpStream::connect(&addr)
-            .await
-            .with_context(|| format!("connecting to {addr}"))?;
-        tcp.set_nodelay(true)?;
-        let (summary, peer) = session(log, me, tcp, true, opts, idle).await?;
+        let link = if let Some(host) = url.strip_prefix("tcp://") {
+            let tcp = TcpStream::connect(host)
+                .await
+                .with_context(|| format!("connecting to {addr}"))?;
+            tcp.set_nodelay(true)?;
+            let (r, w) = tcp.into_split();
+            (Tx::Tcp(w), Rx::Tcp(r))
+        } else if url.starts_with("ws://") {
+            let (ws, _) = tokio_tungstenite::connect_async(url)
+                .await
+                .with_context(|| format!("connecting to {addr}"))?;
+            let (w, r) = ws.split();
+            (Tx::Ws(w), Rx::Ws(r))
+        } else {
+            bail!("cannot connect to {url}: use tcp://HOST:PORT or ws://HOST:PORT");
+        };
+        let (summary, peer) = session(log, me, link, true, opts, idle).await?;
         eprintln!("cairn: synced with {peer} at {addr}");
         eprintln!("{}", summary.to_json());
         Ok(())
     })
 }
 
-/// `cairn serve --listen ADDR`: accepts replication sessions until killed, each in its own
-/// task; a session's failure is reported and ends that session only.
+/// `cairn serve --listen ADDR [--ws-listen ADDR]`: accepts replication sessions until
+/// killed, each in its own task; a session's failure is reported and ends that session only.
 pub(crate) fn serve(
     data: &Path,
     listen: SocketAddr,
+    ws_listen: Option<SocketAddr>,
     opts: SessionOptions,
     idle: Duration,
 ) -> Result<()> {
@@ -236,15 +332,51 @@ pub(crate) fn serve(
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
-        // The bound address first, on stdout (port 0 picks a free port).
+        let ws_listener = match ws_listen {
+            Some(a) => Some(
+                TcpListener::bind(a)
+                    .await
+                    .with_context(|| format!("listening on {a}"))?,
+            ),
+            None => None,
+        };
+        // The bound addresses first, on stdout (port 0 picks a free port).
         println!("{}", listener.local_addr()?);
+        if let Some(l) = &ws_listener {
+            println!("{}", l.local_addr()?);
+        }
         eprintln!("cairn: serving {} as {}", data.display(), me.public());
         loop {
-            let (tcp, from) = listener.accept().await?;
+            let ws_accept = async {
+                match &ws_listener {
+                    Some(l) => l.accept().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let (tcp, from, websocket) = tokio::select! {
+                a = listener.accept() => { let (tcp, from) = a?; (tcp, from, false) }
+                a = ws_accept => { let (tcp, from) = a?; (tcp, from, true) }
+            };
             let _ = tcp.set_nodelay(true);
             let (log, me, opts) = (log.clone(), me.clone(), opts.clone());
             tokio::task::spawn_local(async move {
-                match session(&log, &me, tcp, false, opts, idle).await {
+                let result = async {
+                    let link = if websocket {
+                        let ws = tokio::time::timeout(
+                            HANDSHAKE_TIMEOUT,
+                            tokio_tungstenite::accept_async(tcp),
+                        )
+                        .await
+                        .map_err(|_| anyhow::anyhow!("the websocket upgrade timed out"))??;
+                        let (w, r) = ws.split();
+                        (Tx::WsServer(w), Rx::WsServer(r))
+                    } else {
+                        let (r, w) = tcp.into_split();
+                        (Tx::Tcp(w), Rx::Tcp(r))
+                    };
+                    session(&log, &me, link, false, opts, idle).await
+                };
+                match result.await {
                     Ok((s, peer)) => eprintln!("cairn: {from} ({peer}): {}", s.to_json()),
                     Err(e) => eprintln!("cairn: {from}: error: {e:#}"),
                 }

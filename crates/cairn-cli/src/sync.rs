@@ -30,8 +30,8 @@ pub(crate) struct SyncArgs {
     /// After the initial sync, keep forwarding new nodes both ways until the peer closes.
     #[arg(long)]
     live: bool,
-    /// Sync with a `cairn serve` at tcp://HOST:PORT (encrypted, authenticated) instead of
-    /// over standard input and output.
+    /// Sync with a `cairn serve` at tcp://HOST:PORT or ws://HOST:PORT (encrypted,
+    /// authenticated) instead of over standard input and output.
     #[arg(long, value_name = "URL")]
     connect: Option<String>,
     /// Seconds a peer may stay silent before the initial sync is complete (one that stops
@@ -127,9 +127,6 @@ pub(crate) fn run(data: &Path, args: SyncArgs) -> Result<()> {
         ..SessionOptions::default()
     };
     if let Some(url) = &args.connect {
-        if !url.starts_with("tcp://") {
-            anyhow::bail!("cannot connect to {url}: only tcp://HOST:PORT is supported yet");
-        }
         let idle = std::time::Duration::from_secs(args.timeout);
         return crate::net::connect(&log, &store::identity(data)?, url, opts, idle);
     }

@@ -48,17 +48,24 @@ fn many_clients_converge_through_a_server() {
     ok(cairn(&server_dir).args(["log", "append", "from the server"]));
     let mut server = Server(
         cairn(&server_dir)
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--ws-listen",
+                "127.0.0.1:0",
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     );
-    let mut addr = String::new();
-    BufReader::new(server.0.stdout.take().unwrap())
-        .read_line(&mut addr)
-        .unwrap();
+    let mut out = BufReader::new(server.0.stdout.take().unwrap());
+    let (mut addr, mut ws_addr) = (String::new(), String::new());
+    out.read_line(&mut addr).unwrap();
+    out.read_line(&mut ws_addr).unwrap();
     let url = format!("tcp://{}", addr.trim());
+    let ws_url = format!("ws://{}", ws_addr.trim());
 
     // A hostile client first: garbage instead of a Noise handshake.
     let mut bad = std::net::TcpStream::connect(addr.trim()).unwrap();
@@ -66,7 +73,13 @@ fn many_clients_converge_through_a_server() {
         .unwrap();
     drop(bad);
 
-    // Then 20 clients at once, each with a node of its own.
+    // And one that is not even a WebSocket client.
+    let mut bad = std::net::TcpStream::connect(ws_addr.trim()).unwrap();
+    bad.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    drop(bad);
+
+    // Then 20 clients at once, each with a node of its own: half over TCP, half over
+    // WebSocket.
     let clients: Vec<_> = (0..20)
         .map(|i| {
             let dir = base.join(format!("c{i}"));
@@ -77,9 +90,10 @@ fn many_clients_converge_through_a_server() {
         .collect();
     let running: Vec<_> = clients
         .iter()
-        .map(|dir| {
+        .enumerate()
+        .map(|(i, dir)| {
             cairn(dir)
-                .args(["sync", "--connect", &url])
+                .args(["sync", "--connect", if i % 2 == 0 { &url } else { &ws_url }])
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
                 .spawn()
