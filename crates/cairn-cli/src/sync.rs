@@ -12,10 +12,7 @@ use std::task::{Context, Poll};
 
 use anyhow::{Context as _, Result};
 use cairn_log::Log;
-use cairn_sync::{
-    DriverError, LogFeed, LogStore, Mode, NoFeed, Session, SessionOptions, SyncSummary, Timer,
-    run_with_timeout,
-};
+use cairn_sync::{DriverError, Mode, SessionOptions, SyncSummary, Timer, sync_log_with_timeout};
 use clap::{Args, ValueEnum};
 use futures_io::{AsyncRead, AsyncWrite};
 use tokio_util::compat::{Compat, TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
@@ -94,24 +91,14 @@ impl Timer for TokioTimer {
 pub(crate) async fn sync_session<IO>(
     log: &Log,
     io: &mut IO,
-    mut opts: SessionOptions,
+    opts: SessionOptions,
     idle: std::time::Duration,
 ) -> Result<SyncSummary, DriverError>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
-    let store = LogStore::open(log)?;
-    opts.limits = *log.limits();
-    let live = opts.live;
-    let start = log.len();
-    let mut session = Session::new(store, opts)?;
     let never = std::future::pending::<()>();
-    if live {
-        let feed = LogFeed::new(log, start);
-        run_with_timeout(&mut session, io, feed, never, TokioTimer, idle).await
-    } else {
-        run_with_timeout(&mut session, io, NoFeed, never, TokioTimer, idle).await
-    }
+    sync_log_with_timeout(log, io, opts, never, TokioTimer, idle).await
 }
 
 /// Runs the sync; the summary is the last line on stderr, as JSON.

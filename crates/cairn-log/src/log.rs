@@ -263,7 +263,9 @@ impl Log {
         Ok(Draft::new(links, author, value, &self.inner.opts.limits)?)
     }
 
-    fn finish(&self, draft: Draft) -> Result<Node, AddError> {
+    /// A finished node of this log's: drafted, then signed (if the log has a signer).
+    fn build(&self, links: Vec<Hash>, value: Vec<u8>) -> Result<Node, AddError> {
+        let draft = self.draft(links, value)?;
         Ok(match &self.inner.opts.signer {
             Some(s) => draft.sign(s.as_ref())?,
             None => draft.finish(None)?,
@@ -277,8 +279,7 @@ impl Log {
         links: impl IntoIterator<Item = Hash>,
         value: impl Into<Vec<u8>>,
     ) -> Result<Entry, AddError> {
-        let draft = self.draft(links.into_iter().collect(), value.into())?;
-        let node = self.finish(draft)?;
+        let node = self.build(links.into_iter().collect(), value.into())?;
         let mut out = self.inner.committer.submit(self, vec![node])?;
         Ok(out.remove(0))
     }
@@ -291,8 +292,7 @@ impl Log {
         links: impl IntoIterator<Item = Hash>,
         value: impl Into<Vec<u8>>,
     ) -> Result<Entry, AddError> {
-        let draft = self.draft(links.into_iter().collect(), value.into())?;
-        let node = self.finish(draft)?;
+        let node = self.build(links.into_iter().collect(), value.into())?;
         let mut out = self
             .inner
             .committer

@@ -152,12 +152,30 @@ impl Feed<LogStore> for LogFeed {
 pub async fn sync_log<IO, F>(
     log: &Log,
     io: &mut IO,
-    mut opts: SessionOptions,
+    opts: SessionOptions,
     stop: F,
 ) -> Result<SyncSummary, DriverError>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
     F: Future<Output = ()>,
+{
+    sync_log_with_timeout(log, io, opts, stop, NoTimer, Duration::MAX).await
+}
+
+/// Like [`sync_log`], and fails a peer that sends nothing for `idle` before the initial sync
+/// is complete (see [`run_with_timeout`]), using `timer` for the clock.
+pub async fn sync_log_with_timeout<IO, F, T>(
+    log: &Log,
+    io: &mut IO,
+    mut opts: SessionOptions,
+    stop: F,
+    timer: T,
+    idle: Duration,
+) -> Result<SyncSummary, DriverError>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+    F: Future<Output = ()>,
+    T: Timer,
 {
     let store = LogStore::open(log)?;
     opts.limits = *log.limits();
@@ -165,9 +183,10 @@ where
     let start = log.len();
     let mut session = Session::new(store, opts)?;
     if live {
-        run(&mut session, io, LogFeed::new(log, start), stop).await
+        let feed = LogFeed::new(log, start);
+        run_with_timeout(&mut session, io, feed, stop, timer, idle).await
     } else {
-        run(&mut session, io, NoFeed, stop).await
+        run_with_timeout(&mut session, io, NoFeed, stop, timer, idle).await
     }
 }
 

@@ -91,7 +91,7 @@ pub mod wire;
 
 pub use driver::{
     DriverError, DuplexStream, Feed, LogFeed, NoFeed, NoTimer, SyncSummary, Timer, duplex, run,
-    run_with_timeout, sync_log,
+    run_with_timeout, sync_log, sync_log_with_timeout,
 };
 pub use error::{InsertError, SyncError, WireError};
 pub use index::{IndexViewError, LogStore, LogStoreError, SyncIndexView};
