@@ -1,21 +1,12 @@
 //! `cairn serve` and `cairn sync --connect tcp://…`: encrypted, authenticated replication over
 //! TCP on 127.0.0.1, many clients, and a hostile one that must not disturb the others.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Stdio};
 
-fn cairn(dir: &std::path::Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cairn"));
-    c.arg("--data").arg(dir);
-    c
-}
-
-fn ok(c: &mut Command) -> String {
-    let o = c.output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8(o.stdout).unwrap().trim_end().to_string()
-}
+use common::{cairn, finish, ok};
 
 /// Kills the server when the test ends, however it ends.
 struct Server(Child);
@@ -24,19 +15,6 @@ impl Drop for Server {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// Waits for `child` at most `secs` seconds.
-fn finish(mut child: Child, secs: u64) -> std::process::Output {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("cairn sync did not finish within {secs} s");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.wait_with_output().unwrap()
 }
 
 #[test]

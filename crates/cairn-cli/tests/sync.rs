@@ -1,19 +1,11 @@
 //! `cairn sync` over standard input and output: two processes piped into each other.
 
+mod common;
+
 use std::io::{Read, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 
-fn cairn(dir: &std::path::Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_cairn"));
-    c.arg("--data").arg(dir);
-    c
-}
-
-fn ok(c: &mut Command) -> String {
-    let o = c.output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8(o.stdout).unwrap().trim_end().to_string()
-}
+use common::{cairn, finish, ok};
 
 fn spawn_sync(dir: &std::path::Path, args: &[&str]) -> Child {
     cairn(dir)
@@ -47,7 +39,7 @@ fn pipe_together(mut a: Child, mut b: Child) -> [(bool, String); 2] {
     let t1 = copy(a.stdout.take().unwrap(), b.stdin.take().unwrap());
     let t2 = copy(b.stdout.take().unwrap(), a.stdin.take().unwrap());
     let out = [a, b].map(|c| {
-        let o = c.wait_with_output().unwrap();
+        let o = finish(c, 60);
         (
             o.status.success(),
             String::from_utf8_lossy(&o.stderr).to_string(),
@@ -108,7 +100,7 @@ fn two_stores_converge_over_stdio() {
     let mut stdin = g.stdin.take().unwrap();
     stdin.write_all(&[0xff; 64]).unwrap();
     drop(stdin);
-    let o = g.wait_with_output().unwrap();
+    let o = finish(g, 60);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("error:"));
     assert_eq!(count(&a), 80);
@@ -124,16 +116,7 @@ fn a_silent_peer_times_out_with_a_clear_error() {
     // Standard input stays open and says nothing.
     let mut child = spawn_sync(&dir, &["--timeout", "1"]);
     let stdin = child.stdin.take().unwrap();
-    let start = std::time::Instant::now();
-    let deadline = start + std::time::Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no timeout after 30 s"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let o = child.wait_with_output().unwrap();
+    let o = finish(child, 30);
     drop(stdin);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
