@@ -38,8 +38,9 @@ fn parse() -> Result<Args> {
         Some("log") => Mode::Log,
         Some("recovery") => Mode::Recovery,
         Some("recovery-child") => Mode::RecoveryChild,
+        Some("verify") => Mode::Verify,
         other => bail!(
-            "usage: cairn-bench log|recovery [--n N] [--dir DIR] [--concurrent N] [--sequential N] [--quick-repair on|off] [--cache-mb MB] (got {other:?})"
+            "usage: cairn-bench log|recovery|verify [--n N] [--dir DIR] [--concurrent N] [--sequential N] [--quick-repair on|off] [--cache-mb MB] (got {other:?})"
         ),
     };
     while let Some(flag) = it.next() {
@@ -137,6 +138,7 @@ enum Mode {
     Log,
     Recovery,
     RecoveryChild,
+    Verify,
 }
 
 /// Batch-appends `n` nodes of 32 bytes (1000 per batch, each linking the previous batch's).
@@ -208,11 +210,56 @@ fn recovery_child(a: &Args) -> Result<()> {
     Ok(())
 }
 
+/// `cairn-bench verify --n N`: ed25519 verification rates of N signed nodes with 32-byte
+/// values, one author (a clone) and 64 authors: one by one, in batches of 2048 on one thread,
+/// and in batches split over every core.
+fn verify(a: &Args) -> Result<()> {
+    use cairn_core::{Ed25519Verifier, Limits, Node, Verify};
+    let limits = Limits::default();
+    for authors in [1u64, 64] {
+        let keys: Vec<Keypair> = (0..authors)
+            .map(|i| Keypair::from_seed([i as u8 + 1; 32]))
+            .collect();
+        let nodes: Vec<Node> = (0..a.n)
+            .map(|i| Node::signed([], value(i), &keys[(i % authors) as usize], &limits))
+            .collect::<Result<_, _>>()?;
+        let v = Ed25519Verifier::strict();
+        let rate = |t: Instant| a.n as f64 / t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        for n in &nodes {
+            v.verify(n)?;
+        }
+        let single = rate(t);
+        let t = Instant::now();
+        for c in nodes.chunks(2048) {
+            v.verify_batch(c)?;
+        }
+        let batch = rate(t);
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let t = Instant::now();
+        for c in nodes.chunks(2048) {
+            std::thread::scope(|s| {
+                let hs: Vec<_> = c
+                    .chunks(c.len().div_ceil(threads))
+                    .map(|part| s.spawn(|| v.verify_batch(part)))
+                    .collect();
+                hs.into_iter().try_for_each(|h| h.join().expect("thread"))
+            })?;
+        }
+        let parallel = rate(t);
+        println!(
+            "{authors} author(s): one by one {single:.0}/s, batch of 2048 on one thread {batch:.0}/s, on {threads} threads {parallel:.0}/s"
+        );
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let a = parse()?;
     match a.mode {
         Mode::Recovery => return recovery(&a),
         Mode::RecoveryChild => return recovery_child(&a),
+        Mode::Verify => return verify(&a),
         Mode::Log => {}
     }
     let _ = std::fs::remove_dir_all(&a.dir);

@@ -20,6 +20,8 @@
 //! invalid. So single and batch verification accept exactly the same signatures. Every
 //! honestly made ed25519 signature satisfies both.
 
+use std::collections::HashMap;
+
 use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
 use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
@@ -29,7 +31,9 @@ use sha2::{Digest, Sha512};
 /// A signature parsed and ready to check.
 pub(crate) struct Prepared {
     a: EdwardsPoint,
+    a_bytes: [u8; 32],
     r: EdwardsPoint,
+    r_bytes: [u8; 32],
     s: Scalar,
     k: Scalar,
 }
@@ -42,12 +46,43 @@ pub(crate) enum Reject {
     Signature,
 }
 
+/// Decompressed public keys, so a batch with few authors decompresses each key once.
+///
+/// Decompression is a field square root, about a sixth of a signature's batched cost; in a
+/// clone of one writer's log every node names the same key.
+#[derive(Default)]
+pub(crate) struct Keys {
+    /// The keys seen, newest last; the most recent author is checked first.
+    seen: Vec<([u8; 32], EdwardsPoint)>,
+}
+
+impl Keys {
+    /// Beyond this many distinct keys a linear search costs more than it saves.
+    const MAX: usize = 64;
+
+    fn point(&mut self, public: &[u8; 32]) -> Result<EdwardsPoint, Reject> {
+        if let Some((_, p)) = self.seen.iter().rev().find(|(b, _)| b == public) {
+            return Ok(*p);
+        }
+        let a = CompressedEdwardsY(*public)
+            .decompress()
+            .filter(|a| !a.is_small_order())
+            .ok_or(Reject::Key)?;
+        if self.seen.len() < Self::MAX {
+            self.seen.push((*public, a));
+        }
+        Ok(a)
+    }
+}
+
 /// Parses a public key, a signature and the signed message.
-pub(crate) fn prepare(public: &[u8; 32], sig: &[u8; 64], msg: &[u8]) -> Result<Prepared, Reject> {
-    let a = CompressedEdwardsY(*public)
-        .decompress()
-        .filter(|a| !a.is_small_order())
-        .ok_or(Reject::Key)?;
+pub(crate) fn prepare(
+    keys: &mut Keys,
+    public: &[u8; 32],
+    sig: &[u8; 64],
+    msg: &[u8],
+) -> Result<Prepared, Reject> {
+    let a = keys.point(public)?;
     let mut r_bytes = [0u8; 32];
     r_bytes.copy_from_slice(&sig[..32]);
     let r = CompressedEdwardsY(r_bytes)
@@ -64,7 +99,14 @@ pub(crate) fn prepare(public: &[u8; 32], sig: &[u8; 64], msg: &[u8]) -> Result<P
     h.update(msg);
     let wide: [u8; 64] = h.finalize().into();
     let k = Scalar::from_bytes_mod_order_wide(&wide);
-    Ok(Prepared { a, r, s, k })
+    Ok(Prepared {
+        a,
+        a_bytes: *public,
+        r,
+        r_bytes,
+        s,
+        k,
+    })
 }
 
 /// The cofactored check of one signature.
@@ -75,6 +117,9 @@ pub(crate) fn check(p: &Prepared) -> bool {
 }
 
 /// The cofactored, randomized check of many signatures at once.
+///
+/// Terms of the same key are summed first (`Σ (zᵢkᵢ)A = (Σ zᵢkᵢ)A`), so a batch by one author
+/// is a multiscalar multiplication of `n + 2` points instead of `2n + 1`.
 pub(crate) fn check_batch(ps: &[Prepared]) -> bool {
     match ps {
         [] => return true,
@@ -83,12 +128,23 @@ pub(crate) fn check_batch(ps: &[Prepared]) -> bool {
     }
     let zs = coefficients(ps);
     let b_coefficient: Scalar = ps.iter().zip(&zs).map(|(p, z)| z * p.s).sum();
+    // Per distinct key, the sum of its zᵢkᵢ; keys in first-seen order.
+    let mut index: HashMap<&[u8; 32], usize> = HashMap::new();
+    let mut keys: Vec<(EdwardsPoint, Scalar)> = Vec::new();
+    for (p, z) in ps.iter().zip(&zs) {
+        let zk = z * p.k;
+        let i = *index.entry(&p.a_bytes).or_insert_with(|| {
+            keys.push((p.a, Scalar::ZERO));
+            keys.len() - 1
+        });
+        keys[i].1 += zk;
+    }
     let scalars = std::iter::once(-b_coefficient)
         .chain(zs.iter().copied())
-        .chain(ps.iter().zip(&zs).map(|(p, z)| z * p.k));
+        .chain(keys.iter().map(|(_, sum)| *sum));
     let points = std::iter::once(ED25519_BASEPOINT_POINT)
         .chain(ps.iter().map(|p| p.r))
-        .chain(ps.iter().map(|p| p.a));
+        .chain(keys.iter().map(|(a, _)| *a));
     EdwardsPoint::vartime_multiscalar_mul(scalars, points)
         .mul_by_cofactor()
         .is_identity()
@@ -101,7 +157,7 @@ fn coefficients(ps: &[Prepared]) -> Vec<Scalar> {
     let _ = getrandom::fill(&mut seed);
     let mut h = blake3::Hasher::new_keyed(&seed);
     for p in ps {
-        h.update(p.r.compress().as_bytes());
+        h.update(&p.r_bytes);
         h.update(p.k.as_bytes());
         h.update(p.s.as_bytes());
     }

@@ -111,7 +111,11 @@ impl Ed25519Verifier {
     }
 
     /// Checks the policy and parses the signature; `None` for an accepted unsigned node.
-    fn prepare(&self, node: &Node) -> Result<Option<ed25519::Prepared>, VerifyError> {
+    fn prepare(
+        &self,
+        keys: &mut ed25519::Keys,
+        node: &Node,
+    ) -> Result<Option<ed25519::Prepared>, VerifyError> {
         let (Some(author), Some(sig)) = (node.author(), node.signature()) else {
             return if self.require_signed {
                 Err(VerifyError::Unsigned(node.key()))
@@ -127,7 +131,7 @@ impl Ed25519Verifier {
                 author: *author,
             });
         }
-        match ed25519::prepare(&author.0, &sig.0, &node.key_ref().0) {
+        match ed25519::prepare(keys, &author.0, &sig.0, &node.key_ref().0) {
             Ok(p) => Ok(Some(p)),
             Err(ed25519::Reject::Key) => Err(VerifyError::BadPublicKey {
                 key: node.key(),
@@ -149,7 +153,7 @@ impl Verify for Ed25519Verifier {
     /// Checks one node with the cofactored ed25519 equation (see `ed25519.rs`), which accepts
     /// exactly what [`Verify::verify_batch`] accepts.
     fn verify(&self, node: &Node) -> Result<(), VerifyError> {
-        match self.prepare(node)? {
+        match self.prepare(&mut ed25519::Keys::default(), node)? {
             Some(p) if !ed25519::check(&p) => Err(bad_signature(node)),
             _ => Ok(()),
         }
@@ -159,8 +163,9 @@ impl Verify for Ed25519Verifier {
     /// by one); when the batch fails, checks them one by one to name the first bad node.
     fn verify_batch(&self, nodes: &[Node]) -> Result<(), VerifyError> {
         let mut prepared = Vec::with_capacity(nodes.len());
+        let mut keys = ed25519::Keys::default();
         for n in nodes {
-            if let Some(p) = self.prepare(n)? {
+            if let Some(p) = self.prepare(&mut keys, n)? {
                 prepared.push(p);
             }
         }
@@ -212,6 +217,40 @@ mod tests {
             v.verify_batch(&[signed_a, forged, signed_b]),
             Err(VerifyError::BadSignature { .. })
         ));
+    }
+
+    /// Batches group the terms of each author; a wrong signature anywhere in a batch of a few
+    /// authors with many nodes each must still fail it, and an author's valid signature
+    /// moved onto another author's node too.
+    #[test]
+    fn batches_with_repeated_authors_catch_every_bad_signature() {
+        let l = Limits::default();
+        let keys: Vec<Keypair> = (1..=3).map(|i| Keypair::from_seed([i; 32])).collect();
+        let nodes: Vec<Node> = (0..60u8)
+            .map(|i| Node::signed([], vec![i], &keys[usize::from(i) % 3], &l).unwrap())
+            .collect();
+        let v = Ed25519Verifier::strict();
+        v.verify_batch(&nodes).unwrap();
+        for bad in [0, 17, 59] {
+            let mut batch = nodes.clone();
+            let n = nodes[bad].clone();
+            // A valid signature by the right key, but over another node's key.
+            let other = &nodes[(bad + 3) % nodes.len()];
+            let draft = Draft::new([], n.author().copied(), n.value().to_vec(), &l).unwrap();
+            batch[bad] = draft.finish(other.signature().copied()).unwrap();
+            assert!(matches!(
+                v.verify_batch(&batch),
+                Err(VerifyError::BadSignature { .. })
+            ));
+            // The node of one author, signed by another.
+            let draft = Draft::new([], n.author().copied(), b"swap".to_vec(), &l).unwrap();
+            let wrong = keys[(bad + 1) % 3].sign(&draft.key());
+            batch[bad] = draft.finish(Some(wrong)).unwrap();
+            assert!(matches!(
+                v.verify_batch(&batch),
+                Err(VerifyError::BadSignature { .. })
+            ));
+        }
     }
 
     /// A signature whose R has a small-order component, made by the key's owner: ed25519-dalek
