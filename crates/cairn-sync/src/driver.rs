@@ -162,12 +162,13 @@ where
     sync_log_with_timeout(log, io, opts, stop, NoTimer, Duration::MAX).await
 }
 
-/// Like [`sync_log`], and fails a peer that sends nothing for `idle` before the initial sync
-/// is complete (see [`run_with_timeout`]), using `timer` for the clock.
+/// Like [`sync_log`], with a clock (`timer`): fails a peer that sends nothing for `idle`
+/// before the initial sync is complete, and keeps live sessions alive (see
+/// [`run_with_timeout`]).
 pub async fn sync_log_with_timeout<IO, F, T>(
     log: &Log,
     io: &mut IO,
-    mut opts: SessionOptions,
+    opts: SessionOptions,
     stop: F,
     timer: T,
     idle: Duration,
@@ -177,6 +178,27 @@ where
     F: Future<Output = ()>,
     T: Timer,
 {
+    sync_log_with_progress(log, io, opts, stop, timer, idle, |_: &Session<LogStore>| {}).await
+}
+
+/// Like [`sync_log_with_timeout`], and calls `progress` with the session after every step
+/// that moved bytes or events — e.g. to draw a progress bar from [`Session::stats`]. It is
+/// called often: it should be cheap and throttle itself.
+pub async fn sync_log_with_progress<IO, F, T, P>(
+    log: &Log,
+    io: &mut IO,
+    mut opts: SessionOptions,
+    stop: F,
+    timer: T,
+    idle: Duration,
+    progress: P,
+) -> Result<SyncSummary, DriverError>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+    F: Future<Output = ()>,
+    T: Timer,
+    P: FnMut(&Session<LogStore>),
+{
     let store = LogStore::open(log)?;
     opts.limits = *log.limits();
     let live = opts.live;
@@ -184,9 +206,9 @@ where
     let mut session = Session::new(store, opts)?;
     if live {
         let feed = LogFeed::new(log, start);
-        run_with_timeout(&mut session, io, feed, stop, timer, idle).await
+        run_with_progress(&mut session, io, feed, stop, timer, idle, progress).await
     } else {
-        run_with_timeout(&mut session, io, NoFeed, stop, timer, idle).await
+        run_with_progress(&mut session, io, NoFeed, stop, timer, idle, progress).await
     }
 }
 
@@ -228,13 +250,23 @@ where
     run_with_timeout(session, io, feed, stop, NoTimer, Duration::MAX).await
 }
 
-/// Like [`run`], and fails with [`SyncError::Timeout`] (sent to the peer) when the peer sends
-/// nothing for `idle` before the initial sync is complete (a peer that stops mid-frame or
-/// never answers). A live session after completion may be quiet for any time.
+/// Like [`run`], with a clock (`timer`; the session itself has none):
+///
+/// - fails with [`SyncError::Timeout`] (sent to the peer) when the peer sends nothing for
+///   `idle` before the initial sync is complete (a peer that stops mid-frame or never
+///   answers);
+/// - in a live session after the initial sync, sends a keep-alive ([`Session::ping`]) when
+///   it has sent nothing for [`SessionOptions::keep_alive`], and — if the peer sends
+///   keep-alives too ([`Session::peer_keep_alive`]) — fails with [`SyncError::Timeout`] when
+///   the peer has sent nothing for [`SessionOptions::live_timeout`] (it vanished, e.g. a
+///   half-open TCP connection); a live peer without keep-alives may be quiet for any time;
+/// - once this side has sent CLOSE (a complete one-shot sync, or `stop`), waits at most
+///   `idle` (or `live_timeout`, whichever is shorter) for the peer's answering CLOSE, then
+///   leaves all the same; after a failure, waits at most as long to deliver the error.
 pub async fn run_with_timeout<S, IO, L, F, T>(
     session: &mut Session<S>,
     io: &mut IO,
-    mut feed: L,
+    feed: L,
     stop: F,
     timer: T,
     idle: Duration,
@@ -246,7 +278,58 @@ where
     F: Future<Output = ()>,
     T: Timer,
 {
-    let mut sleep = Box::pin(timer.sleep(idle));
+    run_with_progress(session, io, feed, stop, timer, idle, |_: &Session<S>| {}).await
+}
+
+/// What the driver's timer currently waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// Input; silence this long fails the session with a timeout. Re-armed by every read.
+    Silence(Duration),
+    /// The peer's answering CLOSE; then leave anyway.
+    Leave(Duration),
+    /// Our error frame getting out; then return the error anyway.
+    Drain(Duration),
+    /// Nothing.
+    Forever,
+}
+
+impl Wait {
+    fn duration(self) -> Option<Duration> {
+        match self {
+            Wait::Silence(d) | Wait::Leave(d) | Wait::Drain(d) if d != Duration::MAX => Some(d),
+            _ => None,
+        }
+    }
+}
+
+/// Like [`run_with_timeout`], and calls `progress` with the session after every step that
+/// moved bytes or events — e.g. to draw a progress bar from [`Session::stats`]. It is
+/// called often: it should be cheap and throttle itself.
+pub async fn run_with_progress<S, IO, L, F, T, P>(
+    session: &mut Session<S>,
+    io: &mut IO,
+    mut feed: L,
+    stop: F,
+    timer: T,
+    idle: Duration,
+    mut progress_cb: P,
+) -> Result<SyncSummary, DriverError>
+where
+    S: SyncStore,
+    IO: AsyncRead + AsyncWrite + Unpin,
+    L: Feed<S>,
+    F: Future<Output = ()>,
+    T: Timer,
+    P: FnMut(&Session<S>),
+{
+    let keep_alive = session.options().keep_alive;
+    let live_timeout = session.options().live_timeout;
+    let grace = idle.min(live_timeout);
+    let arm = |w: Wait| w.duration().map(|d| Box::pin(timer.sleep(d)));
+    let mut wait = Wait::Silence(idle);
+    let mut sleep = arm(wait);
+    let mut ping_sleep: Option<Pin<Box<T::Sleep>>> = None;
     #[cfg(not(target_family = "wasm"))]
     let started = std::time::Instant::now();
     let mut stop = pin!(stop);
@@ -264,6 +347,7 @@ where
         loop {
             let mut progress = false;
             while let Some(ev) = session.poll_event() {
+                progress = true;
                 match ev {
                     Event::Handshake { live: l, .. } => live = l,
                     // One-shot: done; say so and wait for the peer's CLOSE (or its end of
@@ -279,6 +363,32 @@ where
                     }
                     _ => {}
                 }
+            }
+            // What the timers wait for now.
+            let keeping_alive = live
+                && failure.is_none()
+                && !finished
+                && session.is_complete()
+                && !session.close_sent();
+            let want = if failure.is_some() {
+                Wait::Drain(grace)
+            } else if !session.is_complete() {
+                Wait::Silence(idle)
+            } else if finished || session.close_sent() {
+                Wait::Leave(grace)
+            } else if keeping_alive && session.peer_keep_alive() {
+                Wait::Silence(live_timeout)
+            } else {
+                Wait::Forever
+            };
+            if want != wait {
+                wait = want;
+                sleep = arm(wait);
+            }
+            if !keeping_alive || keep_alive == Duration::MAX {
+                ping_sleep = None;
+            } else if ping_sleep.is_none() {
+                ping_sleep = Some(Box::pin(timer.sleep(keep_alive)));
             }
             if pos == out.len()
                 && let Some(b) = session.poll_transmit()
@@ -297,6 +407,11 @@ where
                         pos += n;
                         need_flush = true;
                         progress = true;
+                        if ping_sleep.is_some() {
+                            // Output is proof of life: the next keep-alive is due after
+                            // `keep_alive` of quiet from now.
+                            ping_sleep = Some(Box::pin(timer.sleep(keep_alive)));
+                        }
                     }
                     Poll::Ready(Err(_)) if finished || session.close_sent() => {
                         // Done, and the peer is already gone: what is left (credit grants,
@@ -357,7 +472,9 @@ where
                     }
                     Poll::Ready(Ok(n)) => {
                         progress = true;
-                        sleep = Box::pin(timer.sleep(idle));
+                        if let Wait::Silence(_) = wait {
+                            sleep = arm(wait);
+                        }
                         let _ = session.handle_input(&rbuf[..n]);
                     }
                     Poll::Ready(Err(e)) => {
@@ -379,13 +496,32 @@ where
                     Poll::Pending => {}
                 }
             }
-            if idle != Duration::MAX
-                && failure.is_none()
-                && !eof
-                && !session.is_complete()
-                && sleep.as_mut().poll(cx).is_ready()
+            if let Some(p) = ping_sleep.as_mut()
+                && p.as_mut().poll(cx).is_ready()
             {
-                session.timeout(idle);
+                ping_sleep = None;
+                // Only when nothing is waiting to go out: blocked output is not quiet.
+                if pos == out.len() {
+                    session.ping();
+                }
+                progress = true;
+            }
+            if let Some(s) = sleep.as_mut()
+                && s.as_mut().poll(cx).is_ready()
+            {
+                sleep = None;
+                match wait {
+                    Wait::Silence(d) => session.timeout(d),
+                    // The sync is complete; the peer did not say goodbye in time.
+                    Wait::Leave(_) => return Poll::Ready(Ok(())),
+                    // Nobody reads our error frame.
+                    Wait::Drain(_) => {
+                        if let Some(f) = failure.take() {
+                            return Poll::Ready(Err(f.into()));
+                        }
+                    }
+                    Wait::Forever => {}
+                }
                 progress = true;
             }
             if !stopped && stop.as_mut().poll(cx).is_ready() {
@@ -400,7 +536,9 @@ where
                 }
                 progress = true;
             }
-            if !progress {
+            if progress {
+                progress_cb(session);
+            } else {
                 return Poll::Pending;
             }
         }

@@ -27,7 +27,8 @@ pub fn sample_store(n: usize, seed: u8) -> MemStore {
 }
 
 /// Feeds `data` as the peer's bytes to a session over a small signed store. The first byte
-/// picks the mode, the store size and the chunking; the rest is the input. Panics on a
+/// picks the mode, the store size, the chunking and whether this side sends a keep-alive
+/// after every chunk; the rest is the input. Panics on a
 /// broken invariant: a failed session completing, a store holding anything it did not hold
 /// before plus verified nodes, unbounded output. Returns whether the session completed.
 pub fn session_input(data: &[u8]) -> bool {
@@ -71,8 +72,12 @@ pub fn session_input(data: &[u8]) -> bool {
         }
     };
     drain(&mut s, &mut failed);
+    let pings = cfg & 0x80 != 0;
     for c in input.chunks(chunk) {
         let _ = s.handle_input(c);
+        if pings {
+            s.ping();
+        }
         drain(&mut s, &mut failed);
     }
     let _ = s.handle_eof();

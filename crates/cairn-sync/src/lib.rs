@@ -30,7 +30,11 @@
 //!    answered automatically, or its end of stream) or [`Event::Failed`], after writing what
 //!    `poll_transmit` still gives (the answering CLOSE, or the error frame for the peer).
 //!    The CLOSE exchange means no transport needs a half-close (stdio pipes work), and no
-//!    side writes into a stream the other has already left.
+//!    side writes into a stream the other has already left;
+//! 5. in a quiet live session, calls [`Session::ping`] now and then (a keep-alive the peer
+//!    takes as proof of life), and treats a long silence of a peer that does the same
+//!    ([`Session::peer_keep_alive`]) as a vanished peer ([`Session::timeout`]). The session
+//!    has no clock; [`run_with_timeout`] does this with the caller's [`Timer`].
 //!
 //! `poll_transmit` produces bulk data (nodes) lazily, within the channel's flow-control
 //! credit, so a full clone of a million nodes never sits in memory.
@@ -91,7 +95,7 @@ pub mod wire;
 
 pub use driver::{
     DriverError, DuplexStream, Feed, LogFeed, NoFeed, NoTimer, SyncSummary, Timer, duplex, run,
-    run_with_timeout, sync_log, sync_log_with_timeout,
+    run_with_progress, run_with_timeout, sync_log, sync_log_with_progress, sync_log_with_timeout,
 };
 pub use error::{InsertError, SyncError, WireError};
 pub use index::{IndexViewError, LogStore, LogStoreError, SyncIndexView};

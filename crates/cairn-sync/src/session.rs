@@ -1,6 +1,7 @@
 //! The sans-IO session: one connection, one log channel.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::Duration;
 
 use cairn_core::{Hash, Limits, Node, varint};
 
@@ -46,6 +47,18 @@ pub struct SessionOptions {
     pub insert_batch: usize,
     /// A range holding at most this many nodes is reconciled by listing its hashes.
     pub ids_threshold: usize,
+    /// Live sessions, after the initial sync: a driver with a timer
+    /// ([`run_with_timeout`](crate::run_with_timeout)) sends a keep-alive
+    /// ([`Session::ping`]) once it has sent nothing for this long, so that the peer can tell
+    /// a quiet session from a vanished one. Default 15 s; [`Duration::MAX`]: never. The
+    /// session itself has no timers.
+    pub keep_alive: Duration,
+    /// Live sessions, after the initial sync: a driver with a timer fails the session with
+    /// [`SyncError::Timeout`] (sent to the peer) when a peer that sends keep-alives has sent
+    /// nothing for this long (it vanished: a half-open connection). Default 45 s, three
+    /// keep-alive intervals; keep it well above the peer's `keep_alive`.
+    /// [`Duration::MAX`]: wait forever.
+    pub live_timeout: Duration,
 }
 
 impl Default for SessionOptions {
@@ -59,6 +72,8 @@ impl Default for SessionOptions {
             max_pending_bytes: 64 << 20,
             insert_batch: 2048,
             ids_threshold: 16,
+            keep_alive: Duration::from_secs(15),
+            live_timeout: Duration::from_secs(45),
         }
     }
 }
@@ -165,6 +180,9 @@ pub struct Session<S: SyncStore> {
     can_send: bool,
     can_recv: bool,
     live: bool,
+    /// The peer's HELLO said it accepts PING.
+    peer_keep_alive: bool,
+    peer_count: Option<u64>,
     top: u64,
     awaiting_reply: bool,
     sent_ids: VecDeque<Vec<Hash>>,
@@ -244,6 +262,7 @@ impl<S: SyncStore> Session<S> {
             version: PROTOCOL_VERSION,
             mode: opts.mode,
             live: opts.live,
+            keep_alive: true,
             metadata: opts.metadata.clone(),
             count: summary.agg.count,
             max_height: summary.max_height,
@@ -264,6 +283,8 @@ impl<S: SyncStore> Session<S> {
             can_send: false,
             can_recv: false,
             live: false,
+            peer_keep_alive: false,
+            peer_count: None,
             top: 0,
             awaiting_reply: false,
             sent_ids: VecDeque::new(),
@@ -292,6 +313,11 @@ impl<S: SyncStore> Session<S> {
             last_dir: None,
             close_sent: false,
         })
+    }
+
+    /// The options the session was created with.
+    pub fn options(&self) -> &SessionOptions {
+        &self.opts
     }
 
     /// The store.
@@ -330,6 +356,35 @@ impl<S: SyncStore> Session<S> {
     /// Whether the session is live (known after the handshake).
     pub fn is_live(&self) -> bool {
         self.live
+    }
+
+    /// Whether the peer accepts keep-alives (known after the handshake): a driver expects
+    /// them back from such a peer, and only then fails a silent live session.
+    pub fn peer_keep_alive(&self) -> bool {
+        self.peer_keep_alive
+    }
+
+    /// The number of nodes the peer held at the start, from its handshake.
+    pub fn peer_count(&self) -> Option<u64> {
+        self.peer_count
+    }
+
+    /// Queues a keep-alive (PING) for the peer: proof of life in a quiet session, which the
+    /// peer otherwise ignores (no answer, no round trip). The session has no timers: the
+    /// driver decides when (see [`SessionOptions::keep_alive`]). Returns whether one was
+    /// queued — only after the handshake, to a peer that accepts them, and before the
+    /// session ends or this side sends CLOSE. Drain [`Session::poll_transmit`] after it.
+    pub fn ping(&mut self) -> bool {
+        if !self.peer_keep_alive
+            || !matches!(self.phase, Phase::Reconcile | Phase::Complete)
+            || self.close_sent
+        {
+            return false;
+        }
+        let mut body = Vec::with_capacity(1);
+        wire::encode_ping(&mut body);
+        self.mux.send(LOG_CHANNEL, &body);
+        true
     }
 
     /// Whether the driver should read more input now: false while much output is queued, so
@@ -486,7 +541,10 @@ impl<S: SyncStore> Session<S> {
             // Live: make received nodes visible now.
             self.settle()
         } else {
-            self.flush()
+            // Before completion, received nodes go to the store in batches of `insert_batch`
+            // (`push_ready`) and the rest when the exchange completes: one commit per read
+            // of the stream would make a clone's commits small and many.
+            Ok(())
         }
     }
 
@@ -510,6 +568,10 @@ impl<S: SyncStore> Session<S> {
                 self.turn(Dir::In);
                 self.on_done()
             }
+            // Proof of life only: no answer, no turn. Never before the peer's HELLO (it
+            // follows HELLO on an honest peer's stream).
+            Message::Ping if self.phase == Phase::Handshake => Err(SyncError::Unexpected("PING")),
+            Message::Ping => Ok(()),
         }
     }
 
@@ -532,6 +594,8 @@ impl<S: SyncStore> Session<S> {
         self.can_send = mine.sends() && theirs.receives();
         self.can_recv = mine.receives() && theirs.sends();
         self.live = self.my.live && h.live;
+        self.peer_keep_alive = h.keep_alive;
+        self.peer_count = Some(h.count);
         self.top = self
             .my
             .max_height

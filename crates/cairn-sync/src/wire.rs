@@ -4,8 +4,9 @@
 //! LEB128; fixed-size fields are raw bytes.
 //!
 //! ```text
-//! HELLO  = 0x01 version:u8 mode:u8 flags:u8 (bit 0: live) meta_len:varint meta
+//! HELLO  = 0x01 version:u8 mode:u8 flags:u8 meta_len:varint meta
 //!          count:varint top:varint (max height + 1, 0 when empty) fingerprint:32
+//!          flags: bit 0 live, bit 1 keep-alive (the sender accepts PING); other bits ignored
 //! RANGES = 0x02 more:u8 n:varint item×n
 //!          the items of one turn cover [MIN, END) in order; a turn may span several
 //!          messages: all but the last have more = 1 and do not reach END
@@ -22,6 +23,8 @@
 //!          link_count:varint link×link_count value_len:varint value [signature:64 if signed]
 //! link   = back:varint (0: hash:32 follows; d ≥ 1: the node sent d nodes ago on this channel)
 //! DONE   = 0x04
+//! PING   = 0x05   keep-alive: proof of life in a quiet session, after HELLO only, sent only
+//!                 to a peer whose HELLO has the keep-alive flag; no answer, no round trip
 //! ```
 
 use std::collections::{HashMap, VecDeque};
@@ -51,6 +54,10 @@ pub(crate) const TAG_HELLO: u8 = 1;
 pub(crate) const TAG_RANGES: u8 = 2;
 pub(crate) const TAG_NODES: u8 = 3;
 pub(crate) const TAG_DONE: u8 = 4;
+pub(crate) const TAG_PING: u8 = 5;
+
+const FLAG_LIVE: u8 = 1;
+const FLAG_KEEP_ALIVE: u8 = 2;
 
 /// Which way nodes may flow, as in hyperlog: `push` only sends, `pull` only receives, `sync`
 /// does both. push↔push and pull↔pull cannot work together.
@@ -112,6 +119,8 @@ pub struct Hello {
     pub mode: Mode,
     /// Whether the sender wants a live session.
     pub live: bool,
+    /// Whether the sender accepts keep-alive messages ([`Message::Ping`]).
+    pub keep_alive: bool,
     /// Application metadata (hyperlog's `metadata`), at most [`MAX_METADATA`] bytes.
     pub metadata: Vec<u8>,
     /// Number of nodes the sender holds.
@@ -165,6 +174,8 @@ pub enum Message<'a> {
     Nodes(&'a [u8]),
     /// The sender has sent everything it will send for the initial sync.
     Done,
+    /// Keep-alive: the sender is still there.
+    Ping,
 }
 
 impl Hello {
@@ -173,7 +184,14 @@ impl Hello {
         out.push(TAG_HELLO);
         out.push(self.version);
         out.push(self.mode.byte());
-        out.push(u8::from(self.live));
+        let mut flags = 0;
+        if self.live {
+            flags |= FLAG_LIVE;
+        }
+        if self.keep_alive {
+            flags |= FLAG_KEEP_ALIVE;
+        }
+        out.push(flags);
         varint::encode(self.metadata.len() as u64, out);
         out.extend_from_slice(&self.metadata);
         varint::encode(self.count, out);
@@ -265,6 +283,11 @@ pub fn encode_done(out: &mut Vec<u8>) {
     out.push(TAG_DONE);
 }
 
+/// Appends a PING (keep-alive) message.
+pub fn encode_ping(out: &mut Vec<u8>) {
+    out.push(TAG_PING);
+}
+
 /// Decodes one message of the log channel. `start` is where a RANGES message's first range
 /// starts (see [`encode_ranges`]).
 pub fn decode_message(body: &[u8], start: Key) -> Result<Message<'_>, WireError> {
@@ -288,7 +311,8 @@ pub fn decode_message(body: &[u8], start: Key) -> Result<Message<'_>, WireError>
             Message::Hello(Hello {
                 version,
                 mode,
-                live: flags & 1 == 1,
+                live: flags & FLAG_LIVE != 0,
+                keep_alive: flags & FLAG_KEEP_ALIVE != 0,
                 metadata,
                 count,
                 max_height: top.checked_sub(1),
@@ -341,6 +365,7 @@ pub fn decode_message(body: &[u8], start: Key) -> Result<Message<'_>, WireError>
         }
         TAG_NODES => return Ok(Message::Nodes(r.rest())),
         TAG_DONE => Message::Done,
+        TAG_PING => Message::Ping,
         o => return Err(WireError::UnknownMessage(o)),
     };
     r.end()?;
@@ -536,6 +561,7 @@ mod tests {
             version: PROTOCOL_VERSION,
             mode: Mode::Pull,
             live: true,
+            keep_alive: true,
             metadata: b"meta".to_vec(),
             count: 100_000,
             max_height: Some(99_999),
@@ -543,7 +569,31 @@ mod tests {
         };
         let mut out = Vec::new();
         hello.encode(&mut out);
-        assert_eq!(decode_message(&out, Key::MIN), Ok(Message::Hello(hello)));
+        assert_eq!(out[3], 3, "flags: live and keep-alive");
+        assert_eq!(
+            decode_message(&out, Key::MIN),
+            Ok(Message::Hello(hello.clone()))
+        );
+        // A peer that knows neither flag nor PING sets none; unknown flag bits are ignored.
+        let old = Hello {
+            live: false,
+            keep_alive: false,
+            ..hello
+        };
+        let mut out = Vec::new();
+        old.encode(&mut out);
+        assert_eq!(out[3], 0);
+        out[3] = 0x80;
+        assert_eq!(decode_message(&out, Key::MIN), Ok(Message::Hello(old)));
+        // PING is one byte, with nothing after it.
+        let mut out = Vec::new();
+        encode_ping(&mut out);
+        assert_eq!(out, [5]);
+        assert_eq!(decode_message(&out, Key::MIN), Ok(Message::Ping));
+        assert_eq!(
+            decode_message(&[5, 0], Key::MIN),
+            Err(WireError::TrailingBytes(1))
+        );
         let items = vec![
             Item {
                 upper: Key::at_height(5),

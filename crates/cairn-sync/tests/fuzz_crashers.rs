@@ -20,8 +20,10 @@ fn kept_fuzz_inputs_replay_cleanly() {
     assert!(count > 0, "no fixtures found in {dir}");
 }
 
-/// What the peer sends in a real session against the fuzz target's victim configuration.
-fn transcript(cfg: u8, peer_nodes: usize, peer_seed: u8) -> Vec<u8> {
+/// What the peer sends in a real session against the fuzz target's victim configuration;
+/// with `pings`, the peer also sends keep-alives among its first messages (they queue only
+/// after the handshake).
+fn transcript(cfg: u8, peer_nodes: usize, peer_seed: u8, pings: bool) -> Vec<u8> {
     let mode = match cfg & 3 {
         0 => Mode::Push,
         1 => Mode::Pull,
@@ -50,8 +52,12 @@ fn transcript(cfg: u8, peer_nodes: usize, peer_seed: u8) -> Vec<u8> {
     )
     .unwrap();
     let mut sent = vec![cfg];
-    loop {
+    for round in 0.. {
         let mut moved = false;
+        // Pings among the first messages (a ping on its own would never let it end).
+        if pings && round < 8 {
+            p.ping();
+        }
         while let Some(b) = v.poll_transmit() {
             let _ = p.handle_input(&b);
             moved = true;
@@ -61,7 +67,7 @@ fn transcript(cfg: u8, peer_nodes: usize, peer_seed: u8) -> Vec<u8> {
             let _ = v.handle_input(&b);
             moved = true;
         }
-        if !moved {
+        if !moved && (!pings || round >= 8) {
             break;
         }
     }
@@ -70,13 +76,15 @@ fn transcript(cfg: u8, peer_nodes: usize, peer_seed: u8) -> Vec<u8> {
 
 #[test]
 fn transcripts_replay_to_completion() {
-    for cfg in [0x02u8, 0x0e, 0x1e, 0x01, 0x3e] {
+    for cfg in [0x02u8, 0x0e, 0x1e, 0x01, 0x3e, 0x82, 0xbe] {
         for (n, seed) in [(0, 2), (3, 2), (5, 1), (9, 3)] {
-            let t = transcript(cfg, n, seed);
-            assert!(
-                session_input(&t),
-                "cfg {cfg:#x}, {n} peer nodes: replay completes"
-            );
+            for pings in [false, true] {
+                let t = transcript(cfg, n, seed, pings);
+                assert!(
+                    session_input(&t),
+                    "cfg {cfg:#x}, {n} peer nodes, pings {pings}: replay completes"
+                );
+            }
         }
     }
 }
@@ -87,9 +95,11 @@ fn write_fuzz_seed_corpus() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/corpus/sync_frames");
     std::fs::create_dir_all(dir).unwrap();
     let mut i = 0;
-    for cfg in [0x02u8, 0x0e, 0x1e, 0x01, 0x3e, 0x42, 0x4e] {
+    for cfg in [0x02u8, 0x0e, 0x1e, 0x01, 0x3e, 0x42, 0x4e, 0xbe] {
         for (n, seed) in [(0, 2), (3, 2), (5, 1), (9, 3)] {
-            std::fs::write(format!("{dir}/seed-{i:02}"), transcript(cfg, n, seed)).unwrap();
+            let pings = cfg & 0x80 != 0;
+            let t = transcript(cfg, n, seed, pings);
+            std::fs::write(format!("{dir}/seed-{i:02}"), t).unwrap();
             i += 1;
         }
     }

@@ -39,6 +39,7 @@ fn hello(count: u64, fp: [u8; 32]) -> Vec<u8> {
         version: PROTOCOL_VERSION,
         mode: Mode::Sync,
         live: false,
+        keep_alive: false,
         metadata: Vec::new(),
         count,
         max_height: Some(count.saturating_sub(1)),
@@ -376,6 +377,17 @@ fn protocol_violations_and_peer_errors() {
     let mut s = victim(&log, SessionOptions::default());
     let e = run(&mut s, &[done()]);
     assert!(matches!(e, SyncError::Unexpected("DONE")), "{e:?}");
+    // A keep-alive before HELLO: no holding a connection open without a handshake.
+    let mut s = victim(&log, SessionOptions::default());
+    let e = run(&mut s, &[data(&[5])]);
+    assert!(matches!(e, SyncError::Unexpected("PING")), "{e:?}");
+    // After HELLO it is accepted, with nothing after it.
+    let mut s = victim(&log, SessionOptions::default());
+    let e = run(&mut s, &[hello(5, [3; 32]), data(&[5]), data(&[5, 0])]);
+    assert!(
+        matches!(e, SyncError::Wire(WireError::TrailingBytes(1))),
+        "{e:?}"
+    );
     // Wrong version.
     let mut s = victim(&log, SessionOptions::default());
     let mut h = hello(0, [0; 32]);
