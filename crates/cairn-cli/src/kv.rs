@@ -10,7 +10,7 @@ use cairn_kv::{Kv, ListOptions, WriteOptions};
 use cairn_log::Log;
 use clap::Subcommand;
 
-use crate::store;
+use cairn_cli::store;
 
 #[derive(Subcommand)]
 pub(crate) enum KvCommand {

@@ -3,14 +3,12 @@
 //! non-zero exit status.
 
 mod kv;
-mod net;
-mod store;
-mod sync;
 
 use std::io::{self, BufRead, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use cairn_cli::{net, store, sync};
 use cairn_core::Hash;
 use cairn_log::{ChangesQuery, Entry};
 use clap::{Args, Parser, Subcommand};
@@ -60,6 +58,10 @@ enum Command {
         /// Seconds a peer may stay silent before its initial sync is complete.
         #[arg(long, value_name = "SECS", default_value_t = 60)]
         timeout: u64,
+        /// Live sessions: send a keep-alive after this many seconds without output; a peer
+        /// that sends none for three times as long is gone (0: no keep-alives).
+        #[arg(long, value_name = "SECS", default_value_t = 15)]
+        keep_alive: u64,
     },
 }
 
@@ -143,11 +145,13 @@ fn run(cli: Cli) -> Result<()> {
             listen,
             ws_listen,
             timeout,
+            keep_alive,
         } => {
             let opts = cairn_sync::SessionOptions {
                 live: true,
                 ..Default::default()
             };
+            let opts = sync::with_keep_alive(opts, keep_alive);
             return net::serve(
                 &cli.data,
                 listen,

@@ -10,10 +10,13 @@
 //! frame of the replication protocol travels in Noise transport messages: a 2-byte big-endian
 //! length, then at most 65,535 bytes of ciphertext.
 //!
+//! On WebSocket, each Noise message is one binary message, so tungstenite is configured to
+//! refuse any message or frame over 65,535 bytes as soon as its header arrives (its default
+//! would buffer up to 64 MiB per connection first).
+//!
 //! The sync session itself (`cairn_sync::sync_log`) runs over an in-memory duplex pipe; two
 //! pumps move its bytes to and from the encrypted socket.
 
-use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -21,12 +24,13 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use cairn_core::{Hash, Keypair, PublicKey, Signer};
 use cairn_log::Log;
-use cairn_sync::{SessionOptions, SyncSummary, duplex};
+use cairn_sync::{LogStore, Session, SessionOptions, SyncSummary, duplex};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 const NOISE: &str = "Noise_XX_25519_ChaChaPoly_BLAKE2s";
 const IDENTITY_CONTEXT: &str = "cairn 2026-11 noise identity";
@@ -34,6 +38,13 @@ const IDENTITY_CONTEXT: &str = "cairn 2026-11 noise identity";
 const MAX_MSG: usize = 65_535;
 const MAX_PLAIN: usize = MAX_MSG - 16;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// WebSocket limits: a message is one Noise message, so nothing larger is ever needed.
+fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(MAX_MSG))
+        .max_frame_size(Some(MAX_MSG))
+}
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
 type WsServer = tokio_tungstenite::WebSocketStream<TcpStream>;
@@ -200,15 +211,27 @@ async fn handshake(
     Ok((transport, peer))
 }
 
-/// Replicates `log` with the peer on `tcp`, after the handshake.
-async fn session(
+/// How one session runs: its options, its idle timeout, a future that ends a live session
+/// cleanly when it resolves, and a view of the session as it goes.
+struct Run<F, P> {
+    opts: SessionOptions,
+    idle: Duration,
+    stop: F,
+    progress: P,
+}
+
+/// Replicates `log` with the peer on `link`, after the handshake.
+async fn session<F, P>(
     log: &Log,
     me: &Keypair,
     (mut tx, mut rx): (Tx, Rx),
     initiator: bool,
-    opts: SessionOptions,
-    idle: Duration,
-) -> Result<(SyncSummary, PublicKey)> {
+    run: Run<F, P>,
+) -> Result<(SyncSummary, PublicKey)>
+where
+    F: std::future::Future<Output = ()>,
+    P: FnMut(&Session<LogStore>),
+{
     // A peer that connects and says nothing must not hold a session forever.
     let (transport, peer) = tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
@@ -218,7 +241,14 @@ async fn session(
     .map_err(|_| {
         anyhow::anyhow!("the peer did not complete the handshake within {HANDSHAKE_TIMEOUT:?}")
     })??;
-    let transport = RefCell::new(transport);
+    // Both pumps use it, never across an await (a Mutex rather than a RefCell keeps the
+    // future `Send`).
+    let transport = std::sync::Mutex::new(transport);
+    let transport = || {
+        transport
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    };
     let (mut app, net) = duplex(256 << 10);
     let (mut from_app, mut to_app) = futures_lite::io::split(net);
 
@@ -230,9 +260,7 @@ async fn session(
             if n == 0 {
                 break;
             }
-            let m = transport
-                .borrow_mut()
-                .write_message(&plain[..n], &mut cipher)?;
+            let m = transport().write_message(&plain[..n], &mut cipher)?;
             tx.send(&cipher[..m]).await?;
         }
         tx.close().await?;
@@ -242,8 +270,7 @@ async fn session(
         let mut cipher = Vec::new();
         let mut plain = vec![0u8; MAX_MSG];
         while next_message(&mut rx, &mut cipher).await? {
-            let n = transport
-                .borrow_mut()
+            let n = transport()
                 .read_message(&cipher, &mut plain)
                 .context("a message failed decryption: the connection was tampered with")?;
             to_app.write_all(&plain[..n]).await?;
@@ -252,7 +279,13 @@ async fn session(
         anyhow::Ok(())
     };
     let work = async {
-        let r = crate::sync::sync_session(log, &mut app, opts, idle).await;
+        let Run {
+            opts,
+            idle,
+            stop,
+            progress,
+        } = run;
+        let r = crate::sync::sync_session(log, &mut app, opts, idle, stop, progress).await;
         let _ = app.close().await;
         drop(app);
         r
@@ -282,42 +315,81 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting the network runtime")
 }
 
-/// `cairn sync --connect tcp://ADDR` or `ws://ADDR`.
-pub(crate) fn connect(
+/// Dials `url`: tcp://HOST:PORT or ws://HOST:PORT.
+async fn dial(url: &str) -> Result<(Tx, Rx)> {
+    Ok(if let Some(host) = url.strip_prefix("tcp://") {
+        let tcp = TcpStream::connect(host)
+            .await
+            .with_context(|| format!("connecting to {url}"))?;
+        tcp.set_nodelay(true)?;
+        let (r, w) = tcp.into_split();
+        (Tx::Tcp(w), Rx::Tcp(r))
+    } else if url.starts_with("ws://") {
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(ws_config()), true)
+            .await
+            .with_context(|| format!("connecting to {url}"))?;
+        let (w, r) = ws.split();
+        (Tx::Ws(w), Rx::Ws(r))
+    } else {
+        bail!("cannot connect to {url}: use tcp://HOST:PORT or ws://HOST:PORT");
+    })
+}
+
+/// Syncs `log` with the `cairn serve` at `url` (tcp://HOST:PORT or ws://HOST:PORT) as the
+/// identity `me`: dial, Noise handshake, identity proofs, then one session with `opts`
+/// (`idle`: see `cairn sync --timeout`; a live session ends cleanly when `stop` resolves).
+/// Returns the summary and the server's verified identity. Must run inside a tokio runtime
+/// with I/O and time enabled; the future is `Send` (given a `Send` `stop`), so many
+/// clients can run at once on a multi-thread runtime.
+pub async fn sync_with<F: std::future::Future<Output = ()>>(
+    log: &Log,
+    me: &Keypair,
+    url: &str,
+    opts: SessionOptions,
+    idle: Duration,
+    stop: F,
+) -> Result<(SyncSummary, PublicKey)> {
+    let link = dial(url).await?;
+    let progress = |_: &Session<LogStore>| {};
+    let run = Run {
+        opts,
+        idle,
+        stop,
+        progress,
+    };
+    session(log, me, link, true, run).await
+}
+
+/// `cairn sync --connect tcp://ADDR` or `ws://ADDR`: syncs, with a progress line on a
+/// terminal, and prints the summary as the last line on stderr.
+pub fn connect(
     log: &Log,
     me: &Keypair,
     url: &str,
     opts: SessionOptions,
     idle: Duration,
 ) -> Result<()> {
-    let addr = url.to_string();
-    runtime()?.block_on(async {
-        let link = if let Some(host) = url.strip_prefix("tcp://") {
-            let tcp = TcpStream::connect(host)
-                .await
-                .with_context(|| format!("connecting to {addr}"))?;
-            tcp.set_nodelay(true)?;
-            let (r, w) = tcp.into_split();
-            (Tx::Tcp(w), Rx::Tcp(r))
-        } else if url.starts_with("ws://") {
-            let (ws, _) = tokio_tungstenite::connect_async(url)
-                .await
-                .with_context(|| format!("connecting to {addr}"))?;
-            let (w, r) = ws.split();
-            (Tx::Ws(w), Rx::Ws(r))
-        } else {
-            bail!("cannot connect to {url}: use tcp://HOST:PORT or ws://HOST:PORT");
+    let mut bar = crate::progress::Bar::stderr(log.len());
+    let result = runtime()?.block_on(async {
+        let link = dial(url).await?;
+        let run = Run {
+            opts,
+            idle,
+            stop: std::future::pending(),
+            progress: |s: &Session<LogStore>| bar.update(s),
         };
-        let (summary, peer) = session(log, me, link, true, opts, idle).await?;
-        eprintln!("cairn: synced with {peer} at {addr}");
-        eprintln!("{}", summary.to_json());
-        Ok(())
-    })
+        session(log, me, link, true, run).await
+    });
+    bar.clear();
+    let (summary, peer) = result?;
+    eprintln!("cairn: synced with {peer} at {url}");
+    eprintln!("{}", summary.to_json());
+    Ok(())
 }
 
 /// `cairn serve --listen ADDR [--ws-listen ADDR]`: accepts replication sessions until
 /// killed, each in its own task; a session's failure is reported and ends that session only.
-pub(crate) fn serve(
+pub fn serve(
     data: &Path,
     listen: SocketAddr,
     ws_listen: Option<SocketAddr>,
@@ -364,7 +436,7 @@ pub(crate) fn serve(
                     let link = if websocket {
                         let ws = tokio::time::timeout(
                             HANDSHAKE_TIMEOUT,
-                            tokio_tungstenite::accept_async(tcp),
+                            tokio_tungstenite::accept_async_with_config(tcp, Some(ws_config())),
                         )
                         .await
                         .map_err(|_| anyhow::anyhow!("the websocket upgrade timed out"))??;
@@ -374,7 +446,13 @@ pub(crate) fn serve(
                         let (r, w) = tcp.into_split();
                         (Tx::Tcp(w), Rx::Tcp(r))
                     };
-                    session(&log, &me, link, false, opts, idle).await
+                    let run = Run {
+                        opts,
+                        idle,
+                        stop: std::future::pending(),
+                        progress: |_: &Session<LogStore>| {},
+                    };
+                    session(&log, &me, link, false, run).await
                 };
                 match result.await {
                     Ok((s, peer)) => eprintln!("cairn: {from} ({peer}): {}", s.to_json()),

@@ -16,7 +16,7 @@ fn identity_path(data: &Path) -> PathBuf {
 
 /// Creates the directory, identity and log if they are missing. Returns the public key and
 /// whether anything was created.
-pub(crate) fn init(data: &Path) -> Result<(PublicKey, bool)> {
+pub fn init(data: &Path) -> Result<(PublicKey, bool)> {
     std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
     let id_path = identity_path(data);
     let (kp, created) = if id_path.exists() {
@@ -59,18 +59,18 @@ fn open(data: &Path, opts: LogOptions) -> Result<Log> {
 }
 
 /// Opens the log to read it.
-pub(crate) fn open_reader(data: &Path) -> Result<Log> {
+pub fn open_reader(data: &Path) -> Result<Log> {
     open(data, LogOptions::default().verifier(verifier()))
 }
 
 /// The store's ed25519 identity.
-pub(crate) fn identity(data: &Path) -> Result<cairn_core::Keypair> {
+pub fn identity(data: &Path) -> Result<cairn_core::Keypair> {
     require_store(data)?;
     Ok(identity::load(&identity_path(data))?)
 }
 
 /// Opens the log with the store's identity, to write signed nodes.
-pub(crate) fn open_writer(data: &Path) -> Result<Log> {
+pub fn open_writer(data: &Path) -> Result<Log> {
     require_store(data)?;
     let kp = identity::load(&identity_path(data))?;
     open(data, LogOptions::default().signer(kp).verifier(verifier()))

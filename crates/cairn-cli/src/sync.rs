@@ -12,15 +12,19 @@ use std::task::{Context, Poll};
 
 use anyhow::{Context as _, Result};
 use cairn_log::Log;
-use cairn_sync::{DriverError, Mode, SessionOptions, SyncSummary, Timer, sync_log_with_timeout};
+use cairn_sync::{
+    DriverError, LogStore, Mode, Session, SessionOptions, SyncSummary, Timer,
+    sync_log_with_progress,
+};
 use clap::{Args, ValueEnum};
 use futures_io::{AsyncRead, AsyncWrite};
 use tokio_util::compat::{Compat, TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 
 use crate::store;
 
+/// The arguments of `cairn sync`.
 #[derive(Args)]
-pub(crate) struct SyncArgs {
+pub struct SyncArgs {
     /// push: only send; pull: only receive; sync: both.
     #[arg(long, value_enum, default_value_t = SyncMode::Sync)]
     mode: SyncMode,
@@ -32,9 +36,31 @@ pub(crate) struct SyncArgs {
     #[arg(long, value_name = "URL")]
     connect: Option<String>,
     /// Seconds a peer may stay silent before the initial sync is complete (one that stops
-    /// mid-frame or never answers); a live session may then be quiet for any time.
+    /// mid-frame or never answers).
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     timeout: u64,
+    /// Live sessions: send a keep-alive after this many seconds without output; a peer that
+    /// sends none for three times as long is gone (0: no keep-alives).
+    #[arg(long, value_name = "SECS", default_value_t = 15)]
+    keep_alive: u64,
+}
+
+/// Session options with keep-alives every `secs` seconds and a live timeout of three
+/// intervals (`0`: neither).
+pub fn with_keep_alive(opts: SessionOptions, secs: u64) -> SessionOptions {
+    let (keep_alive, live_timeout) = if secs == 0 {
+        (std::time::Duration::MAX, std::time::Duration::MAX)
+    } else {
+        (
+            std::time::Duration::from_secs(secs),
+            std::time::Duration::from_secs(secs.saturating_mul(3)),
+        )
+    };
+    SessionOptions {
+        keep_alive,
+        live_timeout,
+        ..opts
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -76,8 +102,8 @@ impl AsyncWrite for Stdio {
     }
 }
 
-/// tokio's clock for the sync driver's idle timeout.
-struct TokioTimer;
+/// tokio's clock for the sync driver's timeouts and keep-alives.
+pub struct TokioTimer;
 
 impl Timer for TokioTimer {
     type Sleep = tokio::time::Sleep;
@@ -87,22 +113,26 @@ impl Timer for TokioTimer {
 }
 
 /// Replicates `log` with the peer on `io` (inside a tokio runtime with time enabled): a
-/// silent peer fails the session with a timeout error (also sent to it).
-pub(crate) async fn sync_session<IO>(
+/// silent peer fails the session with a timeout error (also sent to it); a live session
+/// ends cleanly when `stop` resolves; `progress` sees the session as it goes.
+pub async fn sync_session<IO, F, P>(
     log: &Log,
     io: &mut IO,
     opts: SessionOptions,
     idle: std::time::Duration,
+    stop: F,
+    progress: P,
 ) -> Result<SyncSummary, DriverError>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
+    F: std::future::Future<Output = ()>,
+    P: FnMut(&Session<LogStore>),
 {
-    let never = std::future::pending::<()>();
-    sync_log_with_timeout(log, io, opts, never, TokioTimer, idle).await
+    sync_log_with_progress(log, io, opts, stop, TokioTimer, idle, progress).await
 }
 
-/// Runs the sync; the summary is the last line on stderr, as JSON.
-pub(crate) fn run(data: &Path, args: SyncArgs) -> Result<()> {
+/// Runs `cairn sync`; the summary is the last line on stderr, as JSON.
+pub fn run(data: &Path, args: SyncArgs) -> Result<()> {
     let log = store::open_writer(data)?;
     let opts = SessionOptions {
         mode: match args.mode {
@@ -113,6 +143,7 @@ pub(crate) fn run(data: &Path, args: SyncArgs) -> Result<()> {
         live: args.live,
         ..SessionOptions::default()
     };
+    let opts = with_keep_alive(opts, args.keep_alive);
     if let Some(url) = &args.connect {
         let idle = std::time::Duration::from_secs(args.timeout);
         return crate::net::connect(&log, &store::identity(data)?, url, opts, idle);
@@ -121,22 +152,23 @@ pub(crate) fn run(data: &Path, args: SyncArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the I/O runtime")?;
+    let mut bar = crate::progress::Bar::stderr(log.len());
     let summary = rt.block_on(async {
         let mut io = Stdio {
             input: tokio::io::stdin().compat(),
             output: tokio::io::stdout().compat_write(),
         };
-        sync_session(
-            &log,
-            &mut io,
-            opts,
-            std::time::Duration::from_secs(args.timeout),
-        )
+        let idle = std::time::Duration::from_secs(args.timeout);
+        let never = std::future::pending();
+        sync_session(&log, &mut io, opts, idle, never, |s: &Session<LogStore>| {
+            bar.update(s)
+        })
         .await
     });
     // tokio's stdin is read by a blocking thread that may still wait for input: don't wait
     // for it, whether the sync succeeded or not.
     rt.shutdown_background();
+    bar.clear();
     eprintln!("{}", summary?.to_json());
     Ok(())
 }

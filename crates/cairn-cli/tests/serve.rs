@@ -117,3 +117,161 @@ fn many_clients_converge_through_a_server() {
     assert!(!o.status.success());
     std::fs::remove_dir_all(&base).unwrap();
 }
+
+/// 100 replication sessions at once against one `cairn serve`, clients in this process (each
+/// its own store, identity and writes; half TCP, half WebSocket; push, pull and sync): every
+/// session succeeds and every store ends with exactly what its mode allows — once one-shot,
+/// once live with all 100 open at the same moment (see `cairn_cli::swarm`).
+#[test]
+fn a_hundred_concurrent_sessions_all_complete_and_correct() {
+    let dir = std::env::temp_dir().join(format!("cairn-swarm-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let opts = cairn_cli::swarm::SwarmOptions {
+        sessions: 100,
+        deadline: std::time::Duration::from_secs(45),
+        ..Default::default()
+    };
+    let started = std::time::Instant::now();
+    let report = cairn_cli::swarm::run(env!("CARGO_BIN_EXE_cairn").as_ref(), &dir, &opts)
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    eprintln!("{} in {:?}", report.to_json(), started.elapsed());
+    assert_eq!((report.tcp, report.ws), (50, 50));
+    assert!(
+        report.server_errors.is_empty(),
+        "{:?}",
+        report.server_errors
+    );
+    // 10 server nodes, 3 + 2 from each of the 80 push and sync clients.
+    assert_eq!(report.union, 10 + 80 * 5);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Peak resident memory of process `pid`, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Opens a WebSocket to `addr` by hand and sends the header of a binary frame of `len`
+/// bytes, then up to `len` bytes of it (as long as the server takes them). Returns whether
+/// the server ended the connection (rather than kept reading) within the timeout.
+fn send_oversized_ws_frame(addr: &str, len: u64) -> bool {
+    use std::io::Read;
+    use std::time::Duration;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    let mut byte = [0u8; 1];
+    while !response.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).unwrap();
+        response.push(byte[0]);
+    }
+    assert!(response.starts_with(b"HTTP/1.1 101"), "{response:?}");
+    // FIN + binary; masked, 64-bit length; mask 0.
+    let mut header = vec![0x82, 0xff];
+    header.extend_from_slice(&len.to_be_bytes());
+    header.extend_from_slice(&[0; 4]);
+    if s.write_all(&header).is_err() {
+        return true;
+    }
+    let chunk = vec![0u8; 64 << 10];
+    let mut sent = 0;
+    while sent < len {
+        if s.write_all(&chunk).is_err() {
+            return true; // refused: reset by the server
+        }
+        sent += chunk.len() as u64;
+    }
+    // Everything went through: did the server then end the connection?
+    let mut rest = Vec::new();
+    match s.read_to_end(&mut rest) {
+        Ok(_) => true,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+/// A WebSocket message can only ever be one Noise message (≤ 65,535 bytes): anything larger
+/// is refused when its frame header arrives, before the server buffers it — tungstenite's
+/// defaults would take 16 MiB frames and 64 MiB messages per connection — and the server
+/// keeps serving.
+#[test]
+fn oversized_websocket_messages_are_refused_before_buffering() {
+    let base = std::env::temp_dir().join(format!("cairn-ws-cap-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let server_dir = base.join("server");
+    ok(cairn(&server_dir).arg("init"));
+    ok(cairn(&server_dir).args(["log", "append", "from the server"]));
+    let mut server = Server(
+        cairn(&server_dir)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--ws-listen",
+                "127.0.0.1:0",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut out = BufReader::new(server.0.stdout.take().unwrap());
+    let (mut addr, mut ws_addr) = (String::new(), String::new());
+    out.read_line(&mut addr).unwrap();
+    out.read_line(&mut ws_addr).unwrap();
+    let ws_addr = ws_addr.trim().to_string();
+    let pid = server.0.id();
+    let before = peak_rss_kib(pid);
+    // Four at once, each a 15 MiB frame (under tungstenite's default frame limit).
+    let attackers: Vec<_> = (0..4)
+        .map(|_| {
+            let a = ws_addr.clone();
+            std::thread::spawn(move || send_oversized_ws_frame(&a, 15 << 20))
+        })
+        .collect();
+    for a in attackers {
+        assert!(a.join().unwrap(), "the server kept the connection open");
+    }
+    // A frame just over the limit is refused too.
+    assert!(send_oversized_ws_frame(&ws_addr, 65_536));
+    let grown = peak_rss_kib(pid).saturating_sub(before);
+    eprintln!("server peak memory: {before} KiB before, grew by {grown} KiB");
+    assert!(
+        grown < 16 << 10,
+        "the server's peak memory grew by {grown} KiB: it buffered the oversized messages"
+    );
+    // And it still serves, over WebSocket as over TCP.
+    let client = base.join("client");
+    ok(cairn(&client).arg("init"));
+    for url in [format!("ws://{ws_addr}"), format!("tcp://{}", addr.trim())] {
+        let o = finish(
+            cairn(&client)
+                .args(["sync", "--connect", &url])
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+            60,
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert_eq!(
+        ok(cairn(&client).args(["log", "changes"])).lines().count(),
+        1
+    );
+    drop(server);
+    std::fs::remove_dir_all(&base).unwrap();
+}

@@ -1,0 +1,16 @@
+//! The library half of the `cairn` command: the store directory ([`store`]), replication
+//! over standard input and output ([`sync`]) and over Noise-encrypted TCP and WebSocket
+//! ([`net`]: `cairn serve` and its client), the progress line ([`progress`]), and a load
+//! client that runs many replication sessions at once against one `cairn serve`
+//! ([`swarm`]). The binary (`src/main.rs`) parses arguments and calls these; tests and
+//! `cairn-bench serve` call them in process.
+//!
+//! Errors are `anyhow` here, as in the binary: this crate is the command, not a library
+//! for applications (those use the `cairn-*` crates below it).
+#![deny(missing_docs)]
+
+pub mod net;
+pub mod progress;
+pub mod store;
+pub mod swarm;
+pub mod sync;
