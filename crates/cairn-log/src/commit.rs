@@ -9,7 +9,7 @@
 //!
 //! With one thread (the browser) every writer is its own leader and nothing ever waits.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, mpsc};
 use std::task::{Poll, Waker};
@@ -28,6 +28,10 @@ pub(crate) struct Committer {
     pub(crate) commits: AtomicU64,
     pub(crate) requests: AtomicU64,
     pub(crate) commit_nanos: AtomicU64,
+    /// Commits that were not made durable, and how many of those a later durable commit
+    /// covers for sure (every commit before a durable one is durable with it).
+    pub(crate) deferred: AtomicU64,
+    pub(crate) synced: AtomicU64,
 }
 
 #[derive(Default)]
@@ -40,6 +44,9 @@ struct Queue {
 struct Request {
     payload: Payload,
     slot: Arc<Slot>,
+    /// Whether the caller returns only once the commit is on disk ([`Log::insert_deferred`]
+    /// callers don't). A group is committed durably if any of its requests is.
+    durable: bool,
 }
 
 /// What a write request stores.
@@ -164,11 +171,30 @@ impl Committer {
         self.submit_payload(log, Payload::Nodes(nodes))
     }
 
+    /// Like [`Committer::submit`], but returns once the commit is visible, before it is
+    /// durable (see [`Log::insert_deferred`]).
+    pub(crate) fn submit_deferred(
+        &self,
+        log: &Log,
+        nodes: Vec<Node>,
+    ) -> Result<Vec<Entry>, AddError> {
+        self.submit_request(log, Payload::Nodes(nodes), false)
+    }
+
     /// Like [`Committer::submit`], for any payload.
     pub(crate) fn submit_payload(
         &self,
         log: &Log,
         payload: Payload,
+    ) -> Result<Vec<Entry>, AddError> {
+        self.submit_request(log, payload, true)
+    }
+
+    fn submit_request(
+        &self,
+        log: &Log,
+        payload: Payload,
+        durable: bool,
     ) -> Result<Vec<Entry>, AddError> {
         let slot = Arc::new(Slot::new(false));
         let mut lead = {
@@ -176,6 +202,7 @@ impl Committer {
             q.pending.push(Request {
                 payload,
                 slot: slot.clone(),
+                durable,
             });
             !std::mem::replace(&mut q.leader, true)
         };
@@ -256,6 +283,7 @@ impl Committer {
             q.pending.push(Request {
                 payload,
                 slot: slot.clone(),
+                durable: true,
             });
             !std::mem::replace(&mut q.leader, true)
         };
@@ -341,8 +369,16 @@ fn write_group(
     group: Vec<Request>,
 ) -> Result<(Vec<Outcome>, Option<u64>), StorageError> {
     let mut txn = log.inner.db.begin_write()?;
-    // See LogOptions::quick_repair.
-    txn.set_quick_repair(log.inner.opts.quick_repair);
+    let committer = &log.inner.committer;
+    let durable = group.iter().any(|r| r.durable);
+    // Deferred commits made before this one, which a durable commit makes durable too.
+    let deferred_before = committer.deferred.load(Ordering::Acquire);
+    if durable {
+        // See LogOptions::quick_repair.
+        txn.set_quick_repair(log.inner.opts.quick_repair);
+    } else if txn.set_durability(redb::Durability::None).is_err() {
+        // Not allowed in this database mode: commit durably.
+    }
     let mut outcomes = Vec::with_capacity(group.len());
     let start_len;
     let mut len;
@@ -356,6 +392,10 @@ fn write_group(
         // Keys added by earlier requests of this group.
         let mut group_keys: HashMap<Hash, u64> = HashMap::new();
         let mut buf = Vec::new();
+        // Nodes written by this transaction that none of its nodes links to, and earlier
+        // nodes its nodes link to.
+        let mut new_heads: HashSet<Hash> = HashSet::new();
+        let mut linked: HashSet<Hash> = HashSet::new();
         for req in group {
             // Check the whole request before writing any of it.
             let mut req_keys: HashMap<Hash, u64> = HashMap::new();
@@ -403,15 +443,26 @@ fn write_group(
                     nodes_t.insert(change, buf.as_slice())?;
                     keys_t.insert(&node.key().0, change)?;
                     for link in node.links() {
-                        heads_t.remove(&link.0)?;
+                        if !new_heads.remove(link) {
+                            linked.insert(*link);
+                        }
                     }
-                    heads_t.insert(&node.key().0, ())?;
+                    new_heads.insert(node.key());
                 }
                 entries.push(Entry { change, node });
             }
             len = next;
             group_keys.extend(req_keys);
             outcomes.push((slot, Ok(entries)));
+        }
+        // The heads table changes once per transaction, not once per node: in a chain of n
+        // new nodes only the last is a head, and only heads linked from outside the
+        // transaction's own nodes are removed.
+        for key in &linked {
+            heads_t.remove(&key.0)?;
+        }
+        for key in &new_heads {
+            heads_t.insert(&key.0, ())?;
         }
         if len != start_len {
             meta_t.insert(META_LEN, len)?;
@@ -422,5 +473,12 @@ fn write_group(
         return Ok((outcomes, None));
     }
     txn.commit()?;
+    if durable {
+        committer
+            .synced
+            .fetch_max(deferred_before, Ordering::AcqRel);
+    } else {
+        committer.deferred.fetch_add(1, Ordering::AcqRel);
+    }
     Ok((outcomes, Some(len)))
 }

@@ -435,6 +435,61 @@ impl Log {
         self.inner.committer.submit(self, nodes)
     }
 
+    /// The first half of [`Log::insert`]: checks `nodes` against this log's limits and
+    /// verification policy (on all cores) without storing them. Pass the result to
+    /// [`Log::insert_checked`] — so a receiver can verify one batch while the previous one
+    /// commits.
+    pub fn check(&self, nodes: Vec<Node>) -> Result<Checked, AddError> {
+        self.check_received(&nodes)?;
+        Ok(Checked {
+            nodes,
+            log: Arc::downgrade(&self.inner),
+        })
+    }
+
+    /// The second half of [`Log::insert`]: stores nodes this log has [checked](Log::check),
+    /// atomically, each linking only to nodes already in the log or earlier in the batch.
+    /// Nodes checked by another log are checked again here, by this log's policy.
+    pub fn insert_checked(&self, checked: Checked) -> Result<Vec<Entry>, AddError> {
+        let nodes = self.own_checked(checked)?;
+        self.inner.committer.submit(self, nodes)
+    }
+
+    /// Like [`Log::insert_checked`], but returns as soon as the nodes are stored and visible
+    /// (to reads, the changes feed and views), **before** they are durable: they become
+    /// durable with the next durable commit on the log's database, or [`Log::sync`]. A crash
+    /// before that loses them (and only them, with every later deferred insert: the store
+    /// stays consistent). For bulk imports such as a replication session, which calls
+    /// [`Log::sync`] before it reports success: one `fsync` per session instead of one per
+    /// batch.
+    pub fn insert_deferred(&self, checked: Checked) -> Result<Vec<Entry>, AddError> {
+        let nodes = self.own_checked(checked)?;
+        self.inner.committer.submit_deferred(self, nodes)
+    }
+
+    /// Makes every deferred insert durable now (nothing to do if there is none).
+    pub fn sync(&self) -> Result<(), StorageError> {
+        let committer = &self.inner.committer;
+        let deferred = committer.deferred.load(Ordering::Acquire);
+        if committer.synced.load(Ordering::Acquire) >= deferred {
+            return Ok(());
+        }
+        // An empty durable commit: every commit before it becomes durable.
+        let mut txn = self.inner.db.begin_write()?;
+        txn.set_quick_repair(self.inner.opts.quick_repair);
+        txn.commit()?;
+        committer.synced.fetch_max(deferred, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// The nodes of `checked`, checked again if another log checked them.
+    fn own_checked(&self, checked: Checked) -> Result<Vec<Node>, AddError> {
+        if !std::ptr::eq(checked.log.as_ptr(), Arc::as_ptr(&self.inner)) {
+            self.check_received(&checked.nodes)?;
+        }
+        Ok(checked.nodes)
+    }
+
     /// Limits and verification policy for received nodes (before any commit).
     fn check_received(&self, nodes: &[Node]) -> Result<(), AddError> {
         let limits = &self.inner.opts.limits;
@@ -508,6 +563,51 @@ impl Log {
             out.push(Hash(*k.value()));
         }
         Ok(out)
+    }
+}
+
+/// Nodes that passed a log's limits and verification policy ([`Log::check`]), for
+/// [`Log::insert_checked`] on the same log.
+pub struct Checked {
+    nodes: Vec<Node>,
+    /// The log that checked them (a weak reference keeps its address from being reused).
+    log: std::sync::Weak<Inner>,
+}
+
+impl Checked {
+    /// The checked nodes.
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+}
+
+impl fmt::Debug for Checked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Checked")
+            .field("nodes", &self.nodes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Read access to the log's key index (node key → change number) from inside another write
+/// transaction on the log's database: for views that, while applying, need the change number
+/// of a node's links (a view can then keep per-node data in a table keyed by change number,
+/// which grows at its end, instead of a second table keyed by random hashes).
+pub struct KeyIndex<'t> {
+    table: redb::Table<'t, &'static [u8; 32], u64>,
+}
+
+impl<'t> KeyIndex<'t> {
+    /// Opens the key index in `txn`. Nothing is written to it.
+    pub fn open(txn: &'t redb::WriteTransaction) -> Result<KeyIndex<'t>, StorageError> {
+        Ok(KeyIndex {
+            table: txn.open_table(KEYS)?,
+        })
+    }
+
+    /// The change number of node `key`, if the log has it.
+    pub fn change_of(&self, key: &Hash) -> Result<Option<u64>, StorageError> {
+        Ok(self.table.get(&key.0)?.map(|v| v.value()))
     }
 }
 

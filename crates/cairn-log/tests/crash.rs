@@ -141,3 +141,78 @@ proptest! {
         run_case(seed, fail_after, keep);
     }
 }
+
+/// Deferred inserts (replication's bulk path) mixed with durable appends and `sync`: after a
+/// crash anywhere, every deferred node followed by a successful `sync` or durable commit is
+/// there, every acknowledged durable write is there, and the log is whole (what was lost is
+/// a suffix of deferred commits, never a hole).
+fn run_deferred_case(seed: u64, fail_after: u64, keep_mode: u8) {
+    let mut rng = Rng(seed | 1);
+    // The nodes to import, made by another log: a chain with side branches.
+    let source = Log::memory(opts(false)).unwrap();
+    let mut prev = source.append(b"root".to_vec()).unwrap().node.key();
+    let mut imported = vec![source.get(&prev).unwrap().unwrap().node];
+    for i in 0..300u32 {
+        let e = source.add([prev], format!("s{i}")).unwrap();
+        if i % 3 != 0 {
+            prev = e.node.key();
+        }
+        imported.push(e.node);
+    }
+    let (backend, handle) = CrashBackend::new();
+    let quick_repair = seed.is_multiple_of(2);
+    let log = Log::with_backend(backend, opts(quick_repair)).unwrap();
+    let mut acked: Vec<Hash> = Vec::new();
+    let mut deferred: Vec<Hash> = Vec::new();
+    handle.fail_after(fail_after);
+    let mut next = 0;
+    while next < imported.len() {
+        let r = rng.next();
+        let res = match r % 5 {
+            0 => log.sync().map_err(cairn_log::AddError::from).map(|()| {
+                acked.append(&mut deferred);
+            }),
+            1 => log.append(format!("local{next}")).map(|e| {
+                acked.append(&mut deferred);
+                acked.push(e.node.key());
+            }),
+            _ => {
+                let n = (1 + (r >> 8) as usize % 40).min(imported.len() - next);
+                let batch = imported[next..next + n].to_vec();
+                next += n;
+                log.check(batch)
+                    .and_then(|c| log.insert_deferred(c))
+                    .map(|es| deferred.extend(es.iter().map(|e| e.node.key())))
+            }
+        };
+        if res.is_err() {
+            break;
+        }
+    }
+    drop(log);
+    let image = handle.crash(|i| match keep_mode {
+        0 => false,
+        1 => true,
+        _ => (seed >> (i % 61)) & 1 == 1,
+    });
+    let (backend, _h) = CrashBackend::from_image(image);
+    let log = Log::with_backend(backend, opts(quick_repair))
+        .unwrap_or_else(|e| panic!("store does not open after crash (seed {seed}): {e}"));
+    check_whole(&log, &acked);
+    log.append(b"after".to_vec()).unwrap();
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    #[test]
+    fn crash_with_deferred_inserts(seed: u64, fail_after in 0u64..3000, keep in 0u8..3) {
+        run_deferred_case(seed, fail_after, keep);
+    }
+}
+
+#[test]
+fn deferred_inserts_without_a_crash_are_durable_after_sync() {
+    for keep in 0..2u8 {
+        run_deferred_case(7 + u64::from(keep), u64::MAX / 2, keep);
+    }
+}

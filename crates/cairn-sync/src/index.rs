@@ -5,10 +5,15 @@
 //!
 //! | table | key | value |
 //! |---|---|---|
-//! | `view.sync.height` | node hash `[u8; 32]` | height `u64` |
+//! | `view.sync.height` | change number `u64` | height `u64` |
 //! | `view.sync.order` | height (big-endian u64) ‖ hash, `[u8; 40]` | change number `u64` |
 //! | `view.sync.buckets` | `(level: u8, height >> 4·level: u64)` | count u64 LE ‖ hash sum 32 B LE |
 //! | `view.sync.meta` | `"top"` | greatest height + 1 |
+//!
+//! Heights are keyed by change number, not by hash: change numbers only grow, so the table is
+//! written at its right edge (a random-keyed table costs a page rewrite per node once it
+//! outgrows the cache). A link's height is found through the log's own key index
+//! ([`cairn_log::KeyIndex`]: hash → change number), then this table.
 //!
 //! A bucket at level L holds the additive fingerprint of all nodes whose height lies in one
 //! aligned block of 16^L heights; level 15 has one bucket, the whole set. The fingerprint of
@@ -20,14 +25,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use cairn_core::{Hash, Node};
-use cairn_log::{AddError, Entry, Log, ReadError, StorageError};
+use cairn_log::{AddError, Entry, KeyIndex, Log, ReadError, StorageError};
 use cairn_view::{Indexer, IndexerOptions, View};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
 use crate::error::InsertError;
 use crate::store::{Agg, Key, Summary, SyncStore};
 
-const HEIGHTS: TableDefinition<&[u8; 32], u64> = TableDefinition::new("view.sync.height");
+const HEIGHTS: TableDefinition<u64, u64> = TableDefinition::new("view.sync.height");
 const ORDER: TableDefinition<&[u8; 40], u64> = TableDefinition::new("view.sync.order");
 const BUCKETS: TableDefinition<(u8, u64), &[u8; 40]> = TableDefinition::new("view.sync.buckets");
 const META: TableDefinition<&str, u64> = TableDefinition::new("view.sync.meta");
@@ -90,7 +95,7 @@ impl View for SyncIndexView {
     }
 
     fn version(&self) -> u64 {
-        2
+        3
     }
 
     fn apply(&mut self, txn: &WriteTransaction, entries: &[Entry]) -> Result<(), IndexViewError> {
@@ -101,23 +106,30 @@ impl View for SyncIndexView {
         let mut top = meta.get(TOP).map_err(ve)?.map_or(0, |v| v.value());
         let mut batch: HashMap<Hash, u64> = HashMap::with_capacity(entries.len());
         let mut sums: HashMap<(u8, u64), Agg> = HashMap::new();
+        let keys = KeyIndex::open(txn).map_err(|e| ve(e.0))?;
+        let missing = |node: Hash, link: Hash| IndexViewError::MissingHeight { node, link };
         for e in entries {
             let key = e.node.key();
             let mut height = 0u64;
             for l in e.node.links() {
                 let h = match batch.get(l) {
                     Some(h) => *h,
-                    None => heights.get(&l.0).map_err(ve)?.map(|v| v.value()).ok_or(
-                        IndexViewError::MissingHeight {
-                            node: key,
-                            link: *l,
-                        },
-                    )?,
+                    None => {
+                        let change = keys
+                            .change_of(l)
+                            .map_err(|e| ve(e.0))?
+                            .ok_or_else(|| missing(key, *l))?;
+                        heights
+                            .get(change)
+                            .map_err(ve)?
+                            .map(|v| v.value())
+                            .ok_or_else(|| missing(key, *l))?
+                    }
                 };
                 height = height.max(h + 1);
             }
             batch.insert(key, height);
-            heights.insert(&key.0, height).map_err(ve)?;
+            heights.insert(e.change, height).map_err(ve)?;
             order
                 .insert(&Key { height, hash: key }.to_bytes(), e.change)
                 .map_err(ve)?;
@@ -182,9 +194,11 @@ fn shared_indexer(
 /// the [`SyncIndexView`], rebuilt from the log if missing or stale.
 ///
 /// Natively, inserts are **pipelined**: [`SyncStore::insert`] hands the batch to a worker
-/// thread (which runs `Log::insert`: verification, then the commit) and returns, so the
-/// session decodes the next batch meanwhile; at most one batch is in flight. Its nodes count
-/// as present for [`SyncStore::has`]; its outcome is collected by the next `insert` or by
+/// and returns, so the session decodes the next batch while one thread checks a batch
+/// ([`Log::check`], signatures on all cores) and another commits the batch before it
+/// ([`Log::insert_deferred`]: visible at once, made durable by one `fsync` every 2^18 nodes
+/// and at every [`SyncStore::flush`]). At most two batches are in flight; their nodes count as present
+/// for [`SyncStore::has`]; their outcomes are collected in order by later `insert`s or by
 /// [`SyncStore::flush`], which the session calls before it reports anything complete.
 pub struct LogStore {
     log: Log,
@@ -193,7 +207,8 @@ pub struct LogStore {
     inserted: Vec<(u64, u64)>,
     #[cfg(not(target_family = "wasm"))]
     worker: Option<pipeline::Worker>,
-    /// Keys of the batch in flight.
+    /// Keys of the batches in flight, oldest first, and all of them as one set.
+    pending: std::collections::VecDeque<Vec<Hash>>,
     in_flight: std::collections::HashSet<Hash>,
     /// The log's length at the last `summary`: `keys` lists only nodes up to it.
     snapshot: u64,
@@ -204,46 +219,89 @@ mod pipeline {
     use std::sync::mpsc;
 
     use cairn_core::Node;
-    use cairn_log::{AddError, Entry, Log};
+    use cairn_log::{AddError, Checked, Entry, Log};
 
     pub(super) type Outcome = Result<Vec<Entry>, AddError>;
 
-    /// A thread that runs `Log::insert` on one batch at a time.
+    /// Most batches handed to the pipeline and not yet collected: one being checked, one
+    /// being committed.
+    pub(super) const DEPTH: usize = 2;
+
+    /// Batches are committed without `fsync` ([`Log::insert_deferred`]); every this many
+    /// nodes, and when the session flushes, one `fsync` makes them durable.
+    const SYNC_EVERY: usize = 1 << 18;
+
+    /// Two threads: one checks a batch ([`Log::check`], signatures on all cores) while the
+    /// other commits the batch before it ([`Log::insert_checked`]). Outcomes come back in
+    /// order.
     pub(super) struct Worker {
         pub(super) tx: Option<mpsc::SyncSender<Vec<Node>>>,
         pub(super) rx: mpsc::Receiver<Outcome>,
-        pub(super) busy: bool,
-        thread: Option<std::thread::JoinHandle<()>>,
+        threads: Vec<std::thread::JoinHandle<()>>,
     }
 
     impl Worker {
         pub(super) fn start(log: &Log) -> std::io::Result<Worker> {
-            let (tx, jobs) = mpsc::sync_channel::<Vec<Node>>(1);
-            let (done, rx) = mpsc::sync_channel::<Outcome>(1);
+            let (tx, jobs) = mpsc::sync_channel::<Vec<Node>>(0);
+            let (to_commit, checked) = mpsc::sync_channel::<Result<Checked, AddError>>(0);
+            let (done, rx) = mpsc::sync_channel::<Outcome>(DEPTH);
+            let checker = {
+                let log = log.clone();
+                std::thread::Builder::new()
+                    .name("cairn-sync check".into())
+                    .spawn(move || {
+                        for batch in jobs {
+                            if to_commit.send(log.check(batch)).is_err() {
+                                return;
+                            }
+                        }
+                    })?
+            };
             let log = log.clone();
-            let thread = std::thread::Builder::new()
-                .name("cairn-sync insert".into())
+            let committer = std::thread::Builder::new()
+                .name("cairn-sync commit".into())
                 .spawn(move || {
-                    for batch in jobs {
-                        if done.send(log.insert(batch)).is_err() {
+                    let mut unsynced = 0usize;
+                    for c in checked {
+                        let mut outcome = c.and_then(|c| log.insert_deferred(c));
+                        if let Ok(entries) = &outcome {
+                            unsynced += entries.len();
+                            if unsynced >= SYNC_EVERY {
+                                unsynced = 0;
+                                if let Err(e) = log.sync() {
+                                    outcome = Err(e.into());
+                                }
+                            }
+                        }
+                        if done.send(outcome).is_err() {
                             return;
                         }
                     }
-                })?;
+                });
+            let committer = match committer {
+                Ok(t) => t,
+                Err(e) => {
+                    drop(tx);
+                    let _ = checker.join();
+                    return Err(e);
+                }
+            };
             Ok(Worker {
                 tx: Some(tx),
                 rx,
-                busy: false,
-                thread: Some(thread),
+                threads: vec![checker, committer],
             })
         }
     }
 
     impl Drop for Worker {
         fn drop(&mut self) {
+            // Closing the job channel ends the checker, which ends the committer. Neither
+            // blocks meanwhile: at most DEPTH outcomes are ever outstanding, and `rx` holds
+            // DEPTH.
             self.tx = None;
-            if let Some(t) = self.thread.take() {
-                // A panic in the worker has been reported by the panic hook already.
+            for t in self.threads.drain(..) {
+                // A panic in a worker has been reported by the panic hook already.
                 let _ = t.join();
             }
         }
@@ -276,6 +334,7 @@ impl LogStore {
             inserted: Vec::new(),
             #[cfg(not(target_family = "wasm"))]
             worker: None,
+            pending: std::collections::VecDeque::new(),
             in_flight: std::collections::HashSet::new(),
             snapshot: u64::MAX,
         })
@@ -494,9 +553,11 @@ impl SyncStore for LogStore {
     }
 
     fn insert(&mut self, nodes: Vec<Node>) -> Result<(), InsertError<LogStoreError>> {
-        self.flush()?;
         #[cfg(not(target_family = "wasm"))]
         {
+            while self.pending.len() >= pipeline::DEPTH {
+                self.collect_oldest()?;
+            }
             if self.worker.is_none() {
                 self.worker = Some(
                     pipeline::Worker::start(&self.log)
@@ -508,14 +569,12 @@ impl SyncStore for LogStore {
             {
                 let keys: Vec<Hash> = nodes.iter().map(|n| n.key()).collect();
                 if tx.send(nodes).is_ok() {
-                    w.busy = true;
-                    self.in_flight.extend(keys);
+                    self.in_flight.extend(keys.iter().copied());
+                    self.pending.push_back(keys);
                     return Ok(());
                 }
             }
-            Err(InsertError::Storage(LogStoreError::Log(
-                "the insert worker stopped".into(),
-            )))
+            Err(worker_stopped())
         }
         #[cfg(target_family = "wasm")]
         {
@@ -527,17 +586,39 @@ impl SyncStore for LogStore {
 
     fn flush(&mut self) -> Result<(), InsertError<LogStoreError>> {
         #[cfg(not(target_family = "wasm"))]
-        if let Some(w) = &mut self.worker
-            && w.busy
-        {
-            w.busy = false;
-            let outcome = w.rx.recv().map_err(|_| {
-                InsertError::Storage(LogStoreError::Log("the insert worker stopped".into()))
-            })?;
-            self.in_flight.clear();
-            // Change numbers above the smallest new one are this batch's.
-            return self.collect(0, outcome);
+        if !self.pending.is_empty() {
+            while !self.pending.is_empty() {
+                self.collect_oldest()?;
+            }
+            // Deferred commits become durable before the session counts them as received.
+            self.log
+                .sync()
+                .map_err(|e| InsertError::Storage(LogStoreError::Storage(e)))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(not(target_family = "wasm"))]
+fn worker_stopped() -> InsertError<LogStoreError> {
+    InsertError::Storage(LogStoreError::Log("the insert worker stopped".into()))
+}
+
+#[cfg(not(target_family = "wasm"))]
+impl LogStore {
+    /// Waits for the outcome of the oldest batch in flight and records it.
+    fn collect_oldest(&mut self) -> Result<(), InsertError<LogStoreError>> {
+        let Some(keys) = self.pending.pop_front() else {
+            return Ok(());
+        };
+        for k in &keys {
+            self.in_flight.remove(k);
+        }
+        let outcome = match &self.worker {
+            Some(w) => w.rx.recv().map_err(|_| worker_stopped())?,
+            None => return Err(worker_stopped()),
+        };
+        // Every entry returned counts as this store's (only echo suppression uses it).
+        self.collect(0, outcome)
     }
 }
