@@ -398,6 +398,12 @@ pub fn serve(
 ) -> Result<()> {
     let log = crate::store::open_writer(data)?;
     let me = crate::store::identity(data)?;
+    // The sync index, brought up to date before the first peer comes and kept up to date
+    // (by its background thread) while serving, so no session waits for it.
+    let index = cairn_sync::LogStore::open(&log).context("opening the sync index")?;
+    index
+        .catch_up()
+        .context("bringing the sync index up to date")?;
     let rt = runtime()?;
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async move {

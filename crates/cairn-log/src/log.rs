@@ -338,6 +338,23 @@ impl Log {
         self.add(heads, value)
     }
 
+    /// Appends `values` as a chain in one atomic batch: the first links every current head
+    /// (as [`Log::append`]), each next one the one before. The same nodes as appending them
+    /// one by one, with one commit and signing on all cores.
+    pub fn append_all(&self, values: Vec<Vec<u8>>) -> Result<Vec<Entry>, AddError> {
+        let heads = self.heads_to_link()?;
+        let mut first = Some(heads);
+        let entries = values
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| match first.take() {
+                Some(heads) => BatchEntry::new(heads.into_iter().map(Link::Node), v),
+                None => BatchEntry::new([Link::Earlier(i - 1)], v),
+            })
+            .collect();
+        self.batch(entries)
+    }
+
     /// Adds all `entries` atomically: all are stored, or none. An entry may link to an earlier
     /// entry of the batch ([`Link::Earlier`]). Signing runs on all cores.
     pub fn batch(&self, entries: Vec<BatchEntry>) -> Result<Vec<Entry>, AddError> {
@@ -533,6 +550,24 @@ impl Log {
             })?;
         let node = decode_stored(change, bytes.value(), key)?;
         Ok(Some(Entry { change, node }))
+    }
+
+    /// The nodes at the given change numbers, whose keys the caller knows (from an index
+    /// kept beside the log), read in one transaction; `None` for a change number past the
+    /// log's end. The stored bytes are decoded without recomputing the key, as by
+    /// [`Log::get`]; a key that does not match the change number's node is not detected here.
+    pub fn get_changes(&self, wanted: &[(u64, Hash)]) -> Result<Vec<Option<Node>>, ReadError> {
+        let txn = self.inner.db.begin_read().map_err(StorageError::from)?;
+        let nodes = txn.open_table(NODES).map_err(StorageError::from)?;
+        wanted
+            .iter()
+            .map(
+                |(change, key)| match nodes.get(change).map_err(StorageError::from)? {
+                    Some(bytes) => decode_stored(*change, bytes.value(), key).map(Some),
+                    None => Ok(None),
+                },
+            )
+            .collect()
     }
 
     /// Whether the log has the node `key`.

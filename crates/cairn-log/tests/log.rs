@@ -488,3 +488,25 @@ fn check_then_insert_checked_keeps_each_logs_policy() {
     strict.sync().unwrap();
     strict.sync().unwrap();
 }
+
+#[test]
+fn append_all_chains_and_get_changes_reads_by_change() {
+    let log = signed_log(6);
+    let root = log.append(b"root".to_vec()).unwrap();
+    let side = log.add([root.node.key()], b"side".to_vec()).unwrap();
+    // Two heads (root's child "side" and nothing else): the chain's first links every head.
+    let chain = log
+        .append_all(vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()])
+        .unwrap();
+    assert_eq!(chain[0].node.links(), &[side.node.key()]);
+    assert_eq!(chain[1].node.links(), &[chain[0].node.key()]);
+    assert_eq!(chain[2].node.links(), &[chain[1].node.key()]);
+    assert_eq!(log.heads().unwrap(), vec![chain[2].node.key()]);
+
+    let wanted: Vec<(u64, Hash)> = chain.iter().map(|e| (e.change, e.node.key())).collect();
+    let got = log.get_changes(&wanted).unwrap();
+    for (e, g) in chain.iter().zip(&got) {
+        assert_eq!(g.as_ref().unwrap(), &e.node);
+    }
+    assert_eq!(log.get_changes(&[(99, Hash([0; 32]))]).unwrap(), vec![None]);
+}

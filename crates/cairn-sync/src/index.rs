@@ -465,6 +465,39 @@ impl LogStore {
     }
 }
 
+impl LogStore {
+    /// Keys in `[lo, hi)` of the session's snapshot, with their change numbers.
+    fn keys_and_changes(
+        &self,
+        lo: &Key,
+        hi: &Key,
+        limit: usize,
+    ) -> Result<Vec<(Key, u64)>, LogStoreError> {
+        if lo >= hi {
+            return Ok(Vec::new());
+        }
+        let txn = self.log.database().begin_read().map_err(se)?;
+        let Some(order) = open_read(&txn, ORDER)? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        let (a, b) = (lo.to_bytes(), hi.to_bytes());
+        for row in order.range::<&[u8; 40]>(&a..&b).map_err(se)? {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, change) = row.map_err(se)?;
+            // Only the session's snapshot: nodes stored since (by other sessions, local
+            // writes, or this session) are not offered, so every node sent has its links
+            // sent too or already at the peer.
+            if change.value() <= self.snapshot {
+                out.push((Key::from_bytes(k.value()), change.value()));
+            }
+        }
+        Ok(out)
+    }
+}
+
 fn open_read<K: redb::Key + 'static, V: redb::Value + 'static>(
     txn: &redb::ReadTransaction,
     def: TableDefinition<K, V>,
@@ -520,28 +553,24 @@ impl SyncStore for LogStore {
     }
 
     fn keys(&self, lo: &Key, hi: &Key, limit: usize) -> Result<Vec<Key>, LogStoreError> {
-        if lo >= hi {
-            return Ok(Vec::new());
-        }
-        let txn = self.log.database().begin_read().map_err(se)?;
-        let Some(order) = open_read(&txn, ORDER)? else {
-            return Ok(Vec::new());
-        };
-        let mut out = Vec::new();
-        let (a, b) = (lo.to_bytes(), hi.to_bytes());
-        for row in order.range::<&[u8; 40]>(&a..&b).map_err(se)? {
-            if out.len() >= limit {
-                break;
-            }
-            let (k, change) = row.map_err(se)?;
-            // Only the session's snapshot: nodes stored since (by other sessions, local
-            // writes, or this session) are not offered, so every node sent has its links
-            // sent too or already at the peer.
-            if change.value() <= self.snapshot {
-                out.push(Key::from_bytes(k.value()));
-            }
-        }
-        Ok(out)
+        Ok(self
+            .keys_and_changes(lo, hi, limit)?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect())
+    }
+
+    /// One scan of the order index for the keys and change numbers, then one read of the
+    /// log for the nodes: no key-index lookup per node.
+    fn nodes(&self, lo: &Key, hi: &Key, limit: usize) -> Result<Vec<(Key, Node)>, LogStoreError> {
+        let found = self.keys_and_changes(lo, hi, limit)?;
+        let wanted: Vec<(u64, Hash)> = found.iter().map(|(k, c)| (*c, k.hash)).collect();
+        let nodes = self.log.get_changes(&wanted)?;
+        Ok(found
+            .into_iter()
+            .zip(nodes)
+            .filter_map(|((k, _), n)| n.map(|n| (k, n)))
+            .collect())
     }
 
     fn get(&self, hash: &Hash) -> Result<Option<Node>, LogStoreError> {

@@ -1067,20 +1067,18 @@ impl<S: SyncStore> Session<S> {
                 }
                 Job::Range { lo, hi, except } => {
                     'outer: while size < NODES_MESSAGE_BYTES {
-                        let keys = self.store.keys(lo, hi, 64).map_err(SyncError::store)?;
-                        if keys.is_empty() {
+                        let found = self.store.nodes(lo, hi, 64).map_err(SyncError::store)?;
+                        if found.is_empty() {
                             finished = true;
                             break;
                         }
-                        for k in keys {
+                        for (k, n) in found {
                             *lo = succ(&k);
                             if except.contains(&k.hash) {
                                 continue;
                             }
-                            if let Some(n) = self.store.get(&k.hash).map_err(SyncError::store)? {
-                                size += n.encoded_len();
-                                nodes.push(n);
-                            }
+                            size += n.encoded_len();
+                            nodes.push(n);
                             if size >= NODES_MESSAGE_BYTES || nodes.len() >= MAX_NODES_PER_MESSAGE {
                                 break 'outer;
                             }

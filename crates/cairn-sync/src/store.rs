@@ -168,6 +168,18 @@ pub trait SyncStore {
     /// The node with this hash.
     fn get(&self, hash: &Hash) -> Result<Option<Node>, Self::Error>;
 
+    /// Up to `limit` nodes of [`SyncStore::keys`]`(lo, hi, limit)`, in key order, with their
+    /// keys: what a sender streams. The default reads them one by one.
+    fn nodes(&self, lo: &Key, hi: &Key, limit: usize) -> Result<Vec<(Key, Node)>, Self::Error> {
+        let mut out = Vec::new();
+        for k in self.keys(lo, hi, limit)? {
+            if let Some(n) = self.get(&k.hash)? {
+                out.push((k, n));
+            }
+        }
+        Ok(out)
+    }
+
     /// Whether the node is stored.
     fn has(&self, hash: &Hash) -> Result<bool, Self::Error>;
 
