@@ -263,6 +263,12 @@ where
 /// - once this side has sent CLOSE (a complete one-shot sync, or `stop`), waits at most
 ///   `idle` (or `live_timeout`, whichever is shorter) for the peer's answering CLOSE, then
 ///   leaves all the same; after a failure, waits at most as long to deliver the error.
+///
+/// A silence is confirmed once before it fails the session (a sixteenth of the period, at
+/// most a second later), so that a thread too busy to run the code that hands us the peer's
+/// bytes does not blame the peer; and the driver yields after 64 KiB of input in one poll, so
+/// that one busy session does not starve the others sharing its thread (nor their
+/// keep-alives).
 pub async fn run_with_timeout<S, IO, L, F, T>(
     session: &mut Session<S>,
     io: &mut IO,
@@ -280,6 +286,12 @@ where
 {
     run_with_progress(session, io, feed, stop, timer, idle, |_: &Session<S>| {}).await
 }
+
+/// Longest wait confirming a peer's silence after the silence timer fired.
+const SILENCE_CONFIRM: Duration = Duration::from_secs(1);
+
+/// Bytes of input a driver handles in one poll before it yields.
+const POLL_INPUT_BUDGET: usize = 64 << 10;
 
 /// What the driver's timer currently waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -329,6 +341,8 @@ where
     let arm = |w: Wait| w.duration().map(|d| Box::pin(timer.sleep(d)));
     let mut wait = Wait::Silence(idle);
     let mut sleep = arm(wait);
+    // The silence timer fired once and awaits confirmation.
+    let mut stale = false;
     let mut ping_sleep: Option<Pin<Box<T::Sleep>>> = None;
     #[cfg(not(target_family = "wasm"))]
     let started = std::time::Instant::now();
@@ -344,6 +358,10 @@ where
     let mut finished = false;
     let mut live = false;
     std::future::poll_fn(|cx| {
+        // Input handled in this poll: past the budget the driver yields (and is polled again
+        // at once), so that one busy session cannot starve the others on its thread — nor
+        // their keep-alives.
+        let mut budget = POLL_INPUT_BUDGET;
         loop {
             let mut progress = false;
             while let Some(ev) = session.poll_event() {
@@ -384,6 +402,7 @@ where
             if want != wait {
                 wait = want;
                 sleep = arm(wait);
+                stale = false;
             }
             if !keeping_alive || keep_alive == Duration::MAX {
                 ping_sleep = None;
@@ -472,8 +491,10 @@ where
                     }
                     Poll::Ready(Ok(n)) => {
                         progress = true;
+                        budget = budget.saturating_sub(n);
                         if let Wait::Silence(_) = wait {
                             sleep = arm(wait);
+                            stale = false;
                         }
                         let _ = session.handle_input(&rbuf[..n]);
                     }
@@ -511,6 +532,12 @@ where
             {
                 sleep = None;
                 match wait {
+                    // The silence may be ours: a starved thread that has not yet run the
+                    // code moving the peer's bytes to us. Confirm it once, a moment later.
+                    Wait::Silence(d) if !stale => {
+                        stale = true;
+                        sleep = Some(Box::pin(timer.sleep((d / 16).min(SILENCE_CONFIRM))));
+                    }
                     Wait::Silence(d) => session.timeout(d),
                     // The sync is complete; the peer did not say goodbye in time.
                     Wait::Leave(_) => return Poll::Ready(Ok(())),
@@ -536,9 +563,13 @@ where
                 }
                 progress = true;
             }
-            if progress {
-                progress_cb(session);
-            } else {
+            if !progress {
+                return Poll::Pending;
+            }
+            progress_cb(session);
+            if budget == 0 {
+                // The next poll starts by draining what this input produced.
+                cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
         }
