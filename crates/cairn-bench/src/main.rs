@@ -3,6 +3,12 @@
 //! Each phase resets the kernel's peak-RSS mark (`/proc/self/clear_refs`) and reads `VmHWM`
 //! at its end, as the JS anchor does, so "peak MB" is the true high-water mark of that phase.
 //! Values are 32 bytes, as in the JS anchor. Prints a markdown table and one JSON line.
+//!
+//! `cairn-bench serve --sessions N [--cairn PATH] [--dir DIR]`: N concurrent replication
+//! sessions against one real `cairn serve` process (the `cairn` binary beside this one, or
+//! PATH), clients in this process, half over TCP and half over WebSocket, each with its own
+//! store and writes; every client's and the server's final set is checked (see
+//! `cairn_cli::swarm`). Prints each round's time and the server's peak RSS, and one JSON line.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,6 +27,9 @@ struct Args {
     sequential: u64,
     quick_repair: bool,
     cache_mb: usize,
+    sessions: usize,
+    writes: usize,
+    cairn: Option<PathBuf>,
 }
 
 fn parse() -> Result<Args> {
@@ -32,6 +41,9 @@ fn parse() -> Result<Args> {
         sequential: 5_000,
         quick_repair: false,
         cache_mb: 64,
+        sessions: 100,
+        writes: 3,
+        cairn: None,
     };
     let mut it = std::env::args().skip(1);
     a.mode = match it.next().as_deref() {
@@ -39,8 +51,9 @@ fn parse() -> Result<Args> {
         Some("recovery") => Mode::Recovery,
         Some("recovery-child") => Mode::RecoveryChild,
         Some("verify") => Mode::Verify,
+        Some("serve") => Mode::Serve,
         other => bail!(
-            "usage: cairn-bench log|recovery|verify [--n N] [--dir DIR] [--concurrent N] [--sequential N] [--quick-repair on|off] [--cache-mb MB] (got {other:?})"
+            "usage: cairn-bench log|recovery|verify|serve [--n N] [--dir DIR] [--concurrent N] [--sequential N] [--quick-repair on|off] [--cache-mb MB] [--sessions N] [--writes N] [--cairn PATH] (got {other:?})"
         ),
     };
     while let Some(flag) = it.next() {
@@ -52,6 +65,9 @@ fn parse() -> Result<Args> {
             "--sequential" => a.sequential = v.parse()?,
             "--quick-repair" => a.quick_repair = v == "on",
             "--cache-mb" => a.cache_mb = v.parse()?,
+            "--sessions" => a.sessions = v.parse()?,
+            "--writes" => a.writes = v.parse()?,
+            "--cairn" => a.cairn = Some(v.into()),
             _ => bail!("unknown flag {flag}"),
         }
     }
@@ -139,6 +155,7 @@ enum Mode {
     Recovery,
     RecoveryChild,
     Verify,
+    Serve,
 }
 
 /// Batch-appends `n` nodes of 32 bytes (1000 per batch, each linking the previous batch's).
@@ -254,12 +271,74 @@ fn verify(a: &Args) -> Result<()> {
     Ok(())
 }
 
+/// `cairn-bench serve --sessions N`: N concurrent sessions against one `cairn serve`.
+fn serve(a: &Args) -> Result<()> {
+    let cairn = match &a.cairn {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("the bench's directory")?
+            .join("cairn"),
+    };
+    if !cairn.exists() {
+        bail!(
+            "no cairn binary at {} (build it: cargo build --release -p cairn-cli, or pass --cairn PATH)",
+            cairn.display()
+        );
+    }
+    let _ = std::fs::remove_dir_all(&a.dir);
+    std::fs::create_dir_all(&a.dir)?;
+    let opts = cairn_cli::swarm::SwarmOptions {
+        sessions: a.sessions,
+        writes: a.writes,
+        deadline: Duration::from_secs(600),
+        verbose: true,
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let r = cairn_cli::swarm::run(&cairn, &a.dir, &opts)?;
+    let total = started.elapsed();
+    let _ = std::fs::remove_dir_all(&a.dir);
+    println!(
+        "| {} concurrent sessions against one `cairn serve` ({} TCP, {} WebSocket), all checked | |",
+        r.sessions, r.tcp, r.ws
+    );
+    println!("|---|---|");
+    for (name, round) in [("one-shot", &r.one_shot), ("live", &r.live)] {
+        println!(
+            "| {name} round: all sessions done | {} ms ({} nodes received, {} sent, {} KiB of protocol; at most {} sessions at once) |",
+            round.ms,
+            round.nodes_received,
+            round.nodes_sent,
+            round.bytes / 1024,
+            round.peak_concurrent
+        );
+    }
+    println!(
+        "| server peak RSS (VmHWM) | {} |",
+        r.server_peak_rss_kib.map_or("n/a".to_string(), |k| format!(
+            "{:.1} MB",
+            k as f64 / 1024.0
+        ))
+    );
+    println!(
+        "| whole run (stores, server start, both rounds, checks) | {:.1} s |",
+        total.as_secs_f64()
+    );
+    if !r.server_errors.is_empty() {
+        bail!("the server reported errors: {:?}", r.server_errors);
+    }
+    println!("{}", r.to_json());
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let a = parse()?;
     match a.mode {
         Mode::Recovery => return recovery(&a),
         Mode::RecoveryChild => return recovery_child(&a),
         Mode::Verify => return verify(&a),
+        Mode::Serve => return serve(&a),
         Mode::Log => {}
     }
     let _ = std::fs::remove_dir_all(&a.dir);

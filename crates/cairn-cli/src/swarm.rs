@@ -45,6 +45,8 @@ pub struct SwarmOptions {
     pub server_nodes: usize,
     /// The longest a round may take.
     pub deadline: Duration,
+    /// Print each round's figures on stderr as it ends.
+    pub verbose: bool,
 }
 
 impl Default for SwarmOptions {
@@ -55,6 +57,7 @@ impl Default for SwarmOptions {
             live_writes: 2,
             server_nodes: 10,
             deadline: Duration::from_secs(60),
+            verbose: false,
         }
     }
 }
@@ -267,6 +270,9 @@ pub fn run(cairn: &Path, dir: &Path, opts: &SwarmOptions) -> Result<Report> {
 
     // Round 1: one-shot, all at once.
     let one_shot = rt.block_on(round(&clients, false, opts))?;
+    if opts.verbose {
+        eprintln!("one-shot round: {one_shot:?}");
+    }
     for c in clients.iter().filter(|c| c.mode.sends()) {
         server_set.extend(c.own.iter().copied());
     }
@@ -314,14 +320,23 @@ pub fn run(cairn: &Path, dir: &Path, opts: &SwarmOptions) -> Result<Report> {
             _ => c.own.union(&server_set).copied().collect(),
         }
     };
+    let want: Vec<u64> = clients.iter().map(|c| expected(c).len() as u64).collect();
     let began = Instant::now();
     loop {
         let lagging = clients
             .iter()
-            .filter(|c| c.log.len() != expected(c).len() as u64)
+            .zip(&want)
+            .filter(|(c, w)| c.log.len() != **w)
             .count();
         if lagging == 0 {
             break;
+        }
+        // A live session ends only when stopped: one that ended already failed.
+        if let Some(i) = tasks.iter().position(|t| t.is_finished()) {
+            stop.store(true, Ordering::SeqCst);
+            let (_, _, r) = rt.block_on(tasks.into_iter().nth(i).context("task")?)?;
+            let e = r.err().context("a live session ended before the stop")?;
+            return Err(e.context(format!("live round: client {i}")));
         }
         if began.elapsed() > opts.deadline {
             stop.store(true, Ordering::SeqCst);
@@ -336,6 +351,9 @@ pub fn run(cairn: &Path, dir: &Path, opts: &SwarmOptions) -> Result<Report> {
     // Every session is still open here (a live one ends only when stopped): all N at once.
     stop.store(true, Ordering::SeqCst);
     let live = rt.block_on(finish(tasks, opts.deadline, true))?;
+    if opts.verbose {
+        eprintln!("live round: {live:?}");
+    }
     for (i, c) in clients.iter().enumerate() {
         ensure!(
             set(&c.log)? == expected(c),
