@@ -4,7 +4,8 @@
 For each N: a source store of N signed nodes with 32-byte values (`cairn log append --stdin`,
 one writer's chain), its sync index built by a first `cairn serve` start (timed), then a
 measured `cairn serve` and `cairn sync --connect tcp://` into an empty store, then an
-already-equal re-sync. Peak RSS of each side is its own ru_maxrss (wait4), so each figure
+already-equal re-sync. Peak RSS of each side is its own ru_maxrss (wait4; this script
+keeps itself small, as a child's figure starts from its parent's size at fork), so each figure
 is one process: the server (sender) from its start, the client (receiver) for the clone.
 Prints a markdown table and one JSON line per N.
 """
@@ -70,9 +71,20 @@ def bench(cairn, tmp, n):
     a, b = os.path.join(root, "a"), os.path.join(root, "b")
     for d in (a, b):
         run([cairn, "--data", d, "init"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    values = "".join(f"value-{i:026d}\n" for i in range(n)).encode()
+    # Values are written in chunks: this process must stay small, since a child's ru_maxrss
+    # starts from its parent's resident size at fork.
     t = time.monotonic()
-    run([cairn, "--data", a, "log", "append", "--stdin"], input=values, stdout=subprocess.DEVNULL)
+    fill_p = subprocess.Popen(
+        [cairn, "--data", a, "log", "append", "--stdin"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+    )
+    for start in range(0, n, 10000):
+        chunk = "".join(f"value-{i:026d}\n" for i in range(start, min(n, start + 10000)))
+        fill_p.stdin.write(chunk.encode())
+    fill_p.stdin.close()
+    if fill_p.wait() != 0:
+        raise SystemExit("cairn log append --stdin failed")
     fill = time.monotonic() - t
     # First start: builds the sync index (a serving peer keeps it current as it writes).
     t = time.monotonic()

@@ -389,6 +389,32 @@ pub fn connect(
 
 /// `cairn serve --listen ADDR [--ws-listen ADDR]`: accepts replication sessions until
 /// killed, each in its own task; a session's failure is reported and ends that session only.
+/// Resolves on SIGINT or SIGTERM (on Unix; Ctrl-C elsewhere), naming the signal.
+async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = tokio::signal::ctrl_c() => "SIGINT",
+            },
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                "SIGINT"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
+}
+
+/// `cairn serve`: accepts replication sessions until SIGINT or SIGTERM, then closes the store
+/// cleanly (received nodes made durable, the sync index's progress saved, no repair on the
+/// next open).
 pub fn serve(
     data: &Path,
     listen: SocketAddr,
@@ -406,7 +432,7 @@ pub fn serve(
         .context("bringing the sync index up to date")?;
     let rt = runtime()?;
     let local = tokio::task::LocalSet::new();
-    local.block_on(&rt, async move {
+    let served = local.block_on(&rt, async move {
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
@@ -424,6 +450,8 @@ pub fn serve(
             println!("{}", l.local_addr()?);
         }
         eprintln!("cairn: serving {} as {}", data.display(), me.public());
+        let shutdown = shutdown_signal();
+        tokio::pin!(shutdown);
         loop {
             let ws_accept = async {
                 match &ws_listener {
@@ -434,6 +462,12 @@ pub fn serve(
             let (tcp, from, websocket) = tokio::select! {
                 a = listener.accept() => { let (tcp, from) = a?; (tcp, from, false) }
                 a = ws_accept => { let (tcp, from) = a?; (tcp, from, true) }
+                signal = &mut shutdown => {
+                    // Sessions still running end here (their peers see the stream close, an
+                    // error for a one-shot session); what they stored is kept.
+                    eprintln!("cairn: {signal}: shutting down");
+                    break;
+                }
             };
             let _ = tcp.set_nodelay(true);
             let (log, me, opts) = (log.clone(), me.clone(), opts.clone());
@@ -466,5 +500,17 @@ pub fn serve(
                 }
             });
         }
-    })
+        anyhow::Ok(())
+    });
+    // Drop the sessions (and their stores) before the index and the log.
+    drop(local);
+    drop(rt);
+    served?;
+    index
+        .log()
+        .sync()
+        .context("making received nodes durable")?;
+    drop(index);
+    eprintln!("cairn: closed {}", data.display());
+    Ok(())
 }

@@ -45,9 +45,14 @@ fn verifier() -> Ed25519Verifier {
     Ed25519Verifier::strict()
 }
 
+/// The page cache of a command's store. A 1M-node clone over TCP, measured: 32 MiB keeps the
+/// receiving process under 100 MB at about the speed of 64 MiB (17.7 s vs 16.0 s); 64 MiB
+/// peaks at 126 MB (`scripts/bench-clone.sh`).
+const CACHE_BYTES: usize = 32 << 20;
+
 fn open(data: &Path, opts: LogOptions) -> Result<Log> {
     require_store(data)?;
-    Log::open(log_path(data), opts).map_err(|e| match e {
+    Log::open(log_path(data), opts.cache_bytes(CACHE_BYTES)).map_err(|e| match e {
         cairn_log::OpenError::Storage(cairn_log::StorageError(
             cairn_log::redb::Error::DatabaseAlreadyOpen,
         )) => anyhow::anyhow!(

@@ -275,3 +275,40 @@ fn oversized_websocket_messages_are_refused_before_buffering() {
     drop(server);
     std::fs::remove_dir_all(&base).unwrap();
 }
+
+/// SIGTERM stops `cairn serve` cleanly: exit status 0, what it received kept, and the store
+/// free for the next command at once.
+#[cfg(unix)]
+#[test]
+fn sigterm_shuts_the_server_down_cleanly() {
+    let base = std::env::temp_dir().join(format!("cairn-serve-term-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let (server_dir, client_dir) = (base.join("server"), base.join("client"));
+    ok(cairn(&server_dir).arg("init"));
+    ok(cairn(&client_dir).arg("init"));
+    let key = ok(cairn(&client_dir).args(["log", "append", "from the client"]));
+    let mut server = cairn(&server_dir)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut addr = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut addr)
+        .unwrap();
+    ok(cairn(&client_dir).args(["sync", "--connect", &format!("tcp://{}", addr.trim())]));
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let out = finish(server, 30);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "server exit {:?}: {err}", out.status);
+    assert!(err.contains("SIGTERM: shutting down"), "{err}");
+    // The store is closed: another command opens it, and the client's node is there.
+    let got = ok(cairn(&server_dir).args(["log", "get", key.trim()]));
+    assert!(got.contains("from the client"), "{got}");
+    std::fs::remove_dir_all(base).unwrap();
+}

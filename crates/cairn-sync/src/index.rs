@@ -208,6 +208,7 @@ pub struct LogStore {
     #[cfg(not(target_family = "wasm"))]
     worker: Option<pipeline::Worker>,
     /// Keys of the batches in flight, oldest first, and all of them as one set.
+    #[cfg(not(target_family = "wasm"))]
     pending: std::collections::VecDeque<Vec<Hash>>,
     in_flight: std::collections::HashSet<Hash>,
     /// The log's length at the last `summary`: `keys` lists only nodes up to it.
@@ -334,6 +335,7 @@ impl LogStore {
             inserted: Vec::new(),
             #[cfg(not(target_family = "wasm"))]
             worker: None,
+            #[cfg(not(target_family = "wasm"))]
             pending: std::collections::VecDeque::new(),
             in_flight: std::collections::HashSet::new(),
             snapshot: u64::MAX,

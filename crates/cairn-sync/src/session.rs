@@ -70,7 +70,7 @@ impl Default for SessionOptions {
             limits: Limits::default(),
             max_pending: 65_536,
             max_pending_bytes: 64 << 20,
-            insert_batch: 16384,
+            insert_batch: 8192,
             ids_threshold: 16,
             keep_alive: Duration::from_secs(15),
             live_timeout: Duration::from_secs(45),
