@@ -430,9 +430,14 @@ pub fn serve(
     index
         .catch_up()
         .context("bringing the sync index up to date")?;
-    let rt = runtime()?;
-    let local = tokio::task::LocalSet::new();
-    let served = local.block_on(&rt, async move {
+    // Sessions run on a worker per core: a session's store calls block its worker (reads,
+    // waits for its insert pipeline), and the others go on meanwhile.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("cairn-serve")
+        .build()
+        .context("starting the async runtime")?;
+    let served = rt.block_on(async move {
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
@@ -471,7 +476,7 @@ pub fn serve(
             };
             let _ = tcp.set_nodelay(true);
             let (log, me, opts) = (log.clone(), me.clone(), opts.clone());
-            tokio::task::spawn_local(async move {
+            tokio::spawn(async move {
                 let result = async {
                     let link = if websocket {
                         let ws = tokio::time::timeout(
@@ -503,7 +508,6 @@ pub fn serve(
         anyhow::Ok(())
     });
     // Drop the sessions (and their stores) before the index and the log.
-    drop(local);
     drop(rt);
     served?;
     index
