@@ -17,15 +17,11 @@ impl Drop for Server {
     }
 }
 
-#[test]
-fn many_clients_converge_through_a_server() {
-    let base = std::env::temp_dir().join(format!("cairn-serve-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&base);
-    let server_dir = base.join("server");
-    ok(cairn(&server_dir).arg("init"));
-    ok(cairn(&server_dir).args(["log", "append", "from the server"]));
+/// Starts `cairn serve` on `dir` with TCP and WebSocket listeners on free ports: the server
+/// and the two bound addresses.
+fn serve(dir: &std::path::Path) -> (Server, String, String) {
     let mut server = Server(
-        cairn(&server_dir)
+        cairn(dir)
             .args([
                 "serve",
                 "--listen",
@@ -42,6 +38,17 @@ fn many_clients_converge_through_a_server() {
     let (mut addr, mut ws_addr) = (String::new(), String::new());
     out.read_line(&mut addr).unwrap();
     out.read_line(&mut ws_addr).unwrap();
+    (server, addr, ws_addr)
+}
+
+#[test]
+fn many_clients_converge_through_a_server() {
+    let base = std::env::temp_dir().join(format!("cairn-serve-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let server_dir = base.join("server");
+    ok(cairn(&server_dir).arg("init"));
+    ok(cairn(&server_dir).args(["log", "append", "from the server"]));
+    let (server, addr, ws_addr) = serve(&server_dir);
     let url = format!("tcp://{}", addr.trim());
     let ws_url = format!("ws://{}", ws_addr.trim());
 
@@ -215,24 +222,7 @@ fn oversized_websocket_messages_are_refused_before_buffering() {
     let server_dir = base.join("server");
     ok(cairn(&server_dir).arg("init"));
     ok(cairn(&server_dir).args(["log", "append", "from the server"]));
-    let mut server = Server(
-        cairn(&server_dir)
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--ws-listen",
-                "127.0.0.1:0",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut out = BufReader::new(server.0.stdout.take().unwrap());
-    let (mut addr, mut ws_addr) = (String::new(), String::new());
-    out.read_line(&mut addr).unwrap();
-    out.read_line(&mut ws_addr).unwrap();
+    let (server, addr, ws_addr) = serve(&server_dir);
     let ws_addr = ws_addr.trim().to_string();
     let pid = server.0.id();
     let before = peak_rss_kib(pid);
