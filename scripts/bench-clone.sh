@@ -10,4 +10,4 @@ sizes=("$@"); [ ${#sizes[@]} -gt 0 ] || sizes=(100000 1000000)
 tmp=${BENCH_TMP:-/tmp/cairn-bench}
 mkdir -p "$tmp" bench/results
 cargo build --release -p cairn-cli >&2
-python3 scripts/bench_clone.py "$(pwd)/target/release/cairn" "$tmp" "${sizes[@]}" | tee bench/results/clone.md
+python3 scripts/bench_clone.py "$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/release/cairn" "$tmp" "${sizes[@]}" | tee bench/results/clone.md

@@ -29,6 +29,6 @@ for n in "${sizes[@]}"; do
     jsjson="$js/results/results-$n-chain-level-signed+batch-level.json"
   fi
   echo "[bench-log] cairn, N=$n ..." >&2
-  ./target/release/cairn-bench log --n "$n" --dir "$tmp/cairn-$n" | tee "$tmp/cairn-$n.txt" >&2
+  "${CARGO_TARGET_DIR:-target}/release/cairn-bench" log --n "$n" --dir "$tmp/cairn-$n" | tee "$tmp/cairn-$n.txt" >&2
   python3 scripts/bench_table.py "$n" "$tmp/cairn-$n.txt" "$jsjson" | tee "bench/results/log-$n.md"
 done

@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -p cairn-cli
 export CAIRN_DATA=${CAIRN_DATA:-$PWD/cairn-data}
-cairn() { echo "\$ cairn $*" >&2; ./target/release/cairn "$@"; }
+bin="${CARGO_TARGET_DIR:-target}/release/cairn"
+cairn() { echo "\$ cairn $*" >&2; "$bin" "$@"; }
 
 cairn init
 root=$(cairn log append "root: a page about cairns")
@@ -20,7 +21,7 @@ echo "a merge: one head, linking both" >&2
 cairn log heads
 cairn log get "$merge"
 echo "the changes feed (topological order):" >&2
-cairn log changes --since "$(( $(./target/release/cairn log changes | wc -l) - 4 ))"
+cairn log changes --since "$(( $("$bin" log changes | wc -l) - 4 ))"
 echo "store: $CAIRN_DATA (run again to add more; 'cairn log changes --live' tails it)" >&2
 
 echo "the key/value store over the same log (a fork, then a merge):" >&2
@@ -33,12 +34,12 @@ cairn kv get page
 
 echo "replication: a second store, synced over a pipe (verified node by node):" >&2
 peer=$(mktemp -d)
-CAIRN_DATA=$peer ./target/release/cairn init >/dev/null
-CAIRN_DATA=$peer ./target/release/cairn log append "a node written on the peer" >/dev/null
+CAIRN_DATA=$peer "$bin" init >/dev/null
+CAIRN_DATA=$peer "$bin" log append "a node written on the peer" >/dev/null
 fifo="$peer/pipe"; mkfifo "$fifo"
 echo "\$ cairn sync < pipe | cairn --data PEER sync > pipe" >&2
-./target/release/cairn sync < "$fifo" | CAIRN_DATA=$peer ./target/release/cairn sync > "$fifo"
-echo "both stores now hold $(./target/release/cairn log changes | wc -l) nodes and the same heads:" >&2
+"$bin" sync < "$fifo" | CAIRN_DATA=$peer "$bin" sync > "$fifo"
+echo "both stores now hold $("$bin" log changes | wc -l) nodes and the same heads:" >&2
 cairn log heads
 rm -rf "$peer"
 echo "serve it to peers with: cairn serve --listen 127.0.0.1:7340" >&2
