@@ -28,10 +28,10 @@ use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
 use sha2::{Digest, Sha512};
 
-/// A signature parsed and ready to check.
+/// A signature parsed and ready to check; its key is an index into the [`Keys`] it was
+/// prepared with.
 pub(crate) struct Prepared {
-    a: EdwardsPoint,
-    a_bytes: [u8; 32],
+    a: usize,
     r: EdwardsPoint,
     r_bytes: [u8; 32],
     s: Scalar,
@@ -46,32 +46,30 @@ pub(crate) enum Reject {
     Signature,
 }
 
-/// Decompressed public keys, so a batch with few authors decompresses each key once.
+/// The distinct public keys of a batch, each decompressed once.
 ///
-/// Decompression is a field square root, about a sixth of a signature's batched cost; in a
-/// clone of one writer's log every node names the same key.
+/// Decompression is a field square root, about a sixth of a signature's batched cost, and in
+/// a clone of one writer's log every node names the same key; the batch check also sums the
+/// terms of each key (see [`check_batch`]).
 #[derive(Default)]
 pub(crate) struct Keys {
-    /// The keys seen, newest last; the most recent author is checked first.
-    seen: Vec<([u8; 32], EdwardsPoint)>,
+    index: HashMap<[u8; 32], usize>,
+    points: Vec<EdwardsPoint>,
 }
 
 impl Keys {
-    /// Beyond this many distinct keys a linear search costs more than it saves.
-    const MAX: usize = 64;
-
-    fn point(&mut self, public: &[u8; 32]) -> Result<EdwardsPoint, Reject> {
-        if let Some((_, p)) = self.seen.iter().rev().find(|(b, _)| b == public) {
-            return Ok(*p);
+    /// The index of `public`, decompressing it the first time.
+    fn index(&mut self, public: &[u8; 32]) -> Result<usize, Reject> {
+        if let Some(i) = self.index.get(public) {
+            return Ok(*i);
         }
         let a = CompressedEdwardsY(*public)
             .decompress()
             .filter(|a| !a.is_small_order())
             .ok_or(Reject::Key)?;
-        if self.seen.len() < Self::MAX {
-            self.seen.push((*public, a));
-        }
-        Ok(a)
+        self.points.push(a);
+        self.index.insert(*public, self.points.len() - 1);
+        Ok(self.points.len() - 1)
     }
 }
 
@@ -82,7 +80,7 @@ pub(crate) fn prepare(
     sig: &[u8; 64],
     msg: &[u8],
 ) -> Result<Prepared, Reject> {
-    let a = keys.point(public)?;
+    let a = keys.index(public)?;
     let mut r_bytes = [0u8; 32];
     r_bytes.copy_from_slice(&sig[..32]);
     let r = CompressedEdwardsY(r_bytes)
@@ -101,7 +99,6 @@ pub(crate) fn prepare(
     let k = Scalar::from_bytes_mod_order_wide(&wide);
     Ok(Prepared {
         a,
-        a_bytes: *public,
         r,
         r_bytes,
         s,
@@ -110,41 +107,35 @@ pub(crate) fn prepare(
 }
 
 /// The cofactored check of one signature.
-pub(crate) fn check(p: &Prepared) -> bool {
+pub(crate) fn check(keys: &Keys, p: &Prepared) -> bool {
     // [s]B − [k]A − R
-    let sb_minus_ka = EdwardsPoint::vartime_double_scalar_mul_basepoint(&p.k, &(-p.a), &p.s);
+    let a = keys.points[p.a];
+    let sb_minus_ka = EdwardsPoint::vartime_double_scalar_mul_basepoint(&p.k, &(-a), &p.s);
     (sb_minus_ka - p.r).mul_by_cofactor().is_identity()
 }
 
-/// The cofactored, randomized check of many signatures at once.
+/// The cofactored, randomized check of many signatures, all prepared with `keys`.
 ///
 /// Terms of the same key are summed first (`Σ (zᵢkᵢ)A = (Σ zᵢkᵢ)A`), so a batch by one author
 /// is a multiscalar multiplication of `n + 2` points instead of `2n + 1`.
-pub(crate) fn check_batch(ps: &[Prepared]) -> bool {
+pub(crate) fn check_batch(keys: &Keys, ps: &[Prepared]) -> bool {
     match ps {
         [] => return true,
-        [one] => return check(one),
+        [one] => return check(keys, one),
         _ => {}
     }
     let zs = coefficients(ps);
     let b_coefficient: Scalar = ps.iter().zip(&zs).map(|(p, z)| z * p.s).sum();
-    // Per distinct key, the sum of its zᵢkᵢ; keys in first-seen order.
-    let mut index: HashMap<&[u8; 32], usize> = HashMap::new();
-    let mut keys: Vec<(EdwardsPoint, Scalar)> = Vec::new();
+    let mut key_coefficients = vec![Scalar::ZERO; keys.points.len()];
     for (p, z) in ps.iter().zip(&zs) {
-        let zk = z * p.k;
-        let i = *index.entry(&p.a_bytes).or_insert_with(|| {
-            keys.push((p.a, Scalar::ZERO));
-            keys.len() - 1
-        });
-        keys[i].1 += zk;
+        key_coefficients[p.a] += z * p.k;
     }
     let scalars = std::iter::once(-b_coefficient)
         .chain(zs.iter().copied())
-        .chain(keys.iter().map(|(_, sum)| *sum));
+        .chain(key_coefficients);
     let points = std::iter::once(ED25519_BASEPOINT_POINT)
         .chain(ps.iter().map(|p| p.r))
-        .chain(keys.iter().map(|(a, _)| *a));
+        .chain(keys.points.iter().copied());
     EdwardsPoint::vartime_multiscalar_mul(scalars, points)
         .mul_by_cofactor()
         .is_identity()

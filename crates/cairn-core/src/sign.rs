@@ -153,8 +153,9 @@ impl Verify for Ed25519Verifier {
     /// Checks one node with the cofactored ed25519 equation (see `ed25519.rs`), which accepts
     /// exactly what [`Verify::verify_batch`] accepts.
     fn verify(&self, node: &Node) -> Result<(), VerifyError> {
-        match self.prepare(&mut ed25519::Keys::default(), node)? {
-            Some(p) if !ed25519::check(&p) => Err(bad_signature(node)),
+        let mut keys = ed25519::Keys::default();
+        match self.prepare(&mut keys, node)? {
+            Some(p) if !ed25519::check(&keys, &p) => Err(bad_signature(node)),
             _ => Ok(()),
         }
     }
@@ -169,7 +170,7 @@ impl Verify for Ed25519Verifier {
                 prepared.push(p);
             }
         }
-        if ed25519::check_batch(&prepared) {
+        if ed25519::check_batch(&keys, &prepared) {
             return Ok(());
         }
         nodes.iter().try_for_each(|n| self.verify(n))
