@@ -342,14 +342,13 @@ impl Log {
     /// (as [`Log::append`]), each next one the one before. The same nodes as appending them
     /// one by one, with one commit and signing on all cores.
     pub fn append_all(&self, values: Vec<Vec<u8>>) -> Result<Vec<Entry>, AddError> {
-        let heads = self.heads_to_link()?;
-        let mut first = Some(heads);
+        let heads: Vec<Link> = self.heads_to_link()?.into_iter().map(Link::Node).collect();
         let entries = values
             .into_iter()
             .enumerate()
-            .map(|(i, v)| match first.take() {
-                Some(heads) => BatchEntry::new(heads.into_iter().map(Link::Node), v),
-                None => BatchEntry::new([Link::Earlier(i - 1)], v),
+            .map(|(i, v)| match i {
+                0 => BatchEntry::new(heads.clone(), v),
+                _ => BatchEntry::new([Link::Earlier(i - 1)], v),
             })
             .collect();
         self.batch(entries)
@@ -448,8 +447,7 @@ impl Log {
     /// against the limits and the verification policy, and must link only to nodes already in
     /// the log or earlier in `nodes`. Nodes already present are returned as stored.
     pub fn insert(&self, nodes: Vec<Node>) -> Result<Vec<Entry>, AddError> {
-        self.check_received(&nodes)?;
-        self.inner.committer.submit(self, nodes)
+        self.insert_checked(self.check(nodes)?)
     }
 
     /// The first half of [`Log::insert`]: checks `nodes` against this log's limits and
