@@ -8,17 +8,32 @@
 //! two with different batches — could disagree on accepting the same node, and their logs
 //! would never converge.
 //!
-//! cairn uses the **cofactored** equation everywhere, as ZIP-215 does:
+//! cairn therefore checks every signature, single or in a batch, against one rule, written
+//! normatively in `docs/FORMAT.md` ("Signature acceptance rule"). It is **ZIP-215's rule
+//! plus the rejection of small-order `A` and `R`**:
+//!
+//! - `A` and `R` decode as ZIP-215 says (curve25519-dalek's `decompress`): `y` is read
+//!   modulo `p`, so the 20 non-canonical encodings of large-order points are accepted, and
+//!   `x = 0` with the sign bit set is accepted;
+//! - a small-order `A` (weak key) or `R` (`[8]P = 0`, 14 encodings in all) is rejected —
+//!   ZIP-215 accepts them, which lets anyone "sign" any message for a small-order key;
+//! - `s` must be canonical (`s < ℓ`), as in RFC 8032 and ZIP-215;
+//! - the equation is cofactored, with `k` hashed over the bytes as received:
 //!
 //! ```text
-//! [8]([s]B − R − [k]A) = 0,   k = SHA-512(R ‖ A ‖ M) mod ℓ,   s < ℓ (canonical)
+//! [8]([s]B − R − [k]A) = 0,   k = SHA-512(R_bytes ‖ A_bytes ‖ M) mod ℓ
 //! ```
 //!
-//! and rejects a small-order `A` (weak key) or `R`. A batch of `n` signatures checks
-//! `[8](−(Σ zᵢsᵢ)B + Σ zᵢRᵢ + Σ (zᵢkᵢ)Aᵢ) = 0` with random 128-bit `zᵢ`: it holds for every
-//! batch of individually valid signatures, and fails (but for a 2⁻¹²⁸ chance) when one is
-//! invalid. So single and batch verification accept exactly the same signatures. Every
-//! honestly made ed25519 signature satisfies both.
+//! A batch of `n` signatures checks `[8](−(Σ zᵢsᵢ)B + Σ zᵢRᵢ + Σ (zᵢkᵢ)Aᵢ) = 0` with random
+//! 128-bit `zᵢ`: it holds for every batch of individually valid signatures, and fails (but
+//! for a 2⁻¹²⁸ chance) when one is invalid. So single and batch verification accept exactly
+//! the same signatures. Every honestly made ed25519 signature satisfies both. The
+//! coefficients need the OS random source; if it fails, the batch is not decided and the
+//! failure is reported (see [`check_batch`]).
+//!
+//! The tests (`ed25519_tests.rs`) hold the rule against RFC 8032's vectors, the 12 cases of
+//! "Taming the many EdDSAs", ZIP-215's small-order and non-canonical encodings, and
+//! ed25519-zebra (a ZIP-215 implementation) on random and edge-case inputs.
 
 use std::collections::HashMap;
 
@@ -27,6 +42,11 @@ use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
 use sha2::{Digest, Sha512};
+
+use crate::RandomSourceError;
+
+/// Where batch coefficients come from: the OS random source, or a stand-in in tests.
+pub(crate) type RandomSource = fn(&mut [u8]) -> Result<(), RandomSourceError>;
 
 /// A signature parsed and ready to check; its key is an index into the [`Keys`] it was
 /// prepared with.
@@ -39,6 +59,7 @@ pub(crate) struct Prepared {
 }
 
 /// Why a signature could not even be parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Reject {
     /// The public key does not decode, or has small order.
     Key,
@@ -114,17 +135,23 @@ pub(crate) fn check(keys: &Keys, p: &Prepared) -> bool {
     (sb_minus_ka - p.r).mul_by_cofactor().is_identity()
 }
 
-/// The cofactored, randomized check of many signatures, all prepared with `keys`.
+/// The cofactored, randomized check of many signatures, all prepared with `keys`, drawing
+/// the coefficients from `random`.
 ///
 /// Terms of the same key are summed first (`Σ (zᵢkᵢ)A = (Σ zᵢkᵢ)A`), so a batch by one author
-/// is a multiscalar multiplication of `n + 2` points instead of `2n + 1`.
-pub(crate) fn check_batch(keys: &Keys, ps: &[Prepared]) -> bool {
+/// is a multiscalar multiplication of `n + 2` points instead of `2n + 1`. A batch of zero or
+/// one signature needs no coefficients, and so no randomness.
+pub(crate) fn check_batch(
+    keys: &Keys,
+    ps: &[Prepared],
+    random: RandomSource,
+) -> Result<bool, RandomSourceError> {
     match ps {
-        [] => return true,
-        [one] => return check(keys, one),
+        [] => return Ok(true),
+        [one] => return Ok(check(keys, one)),
         _ => {}
     }
-    let zs = coefficients(ps);
+    let zs = coefficients(ps, random)?;
     let b_coefficient: Scalar = ps.iter().zip(&zs).map(|(p, z)| z * p.s).sum();
     let mut key_coefficients = vec![Scalar::ZERO; keys.points.len()];
     for (p, z) in ps.iter().zip(&zs) {
@@ -136,16 +163,17 @@ pub(crate) fn check_batch(keys: &Keys, ps: &[Prepared]) -> bool {
     let points = std::iter::once(ED25519_BASEPOINT_POINT)
         .chain(ps.iter().map(|p| p.r))
         .chain(keys.points.iter().copied());
-    EdwardsPoint::vartime_multiscalar_mul(scalars, points)
+    Ok(EdwardsPoint::vartime_multiscalar_mul(scalars, points)
         .mul_by_cofactor()
-        .is_identity()
+        .is_identity())
 }
 
-/// Random 128-bit coefficients: from the OS's randomness, mixed with the batch itself (so
-/// they stay unpredictable to a signer even if the OS source failed).
-fn coefficients(ps: &[Prepared]) -> Vec<Scalar> {
+/// Random 128-bit coefficients: a 32-byte seed from `random` keys a BLAKE3 hash of the batch
+/// itself, whose output gives the coefficients. A failure of `random` is returned, never
+/// papered over: coefficients a signer could predict would let a crafted batch pass.
+fn coefficients(ps: &[Prepared], random: RandomSource) -> Result<Vec<Scalar>, RandomSourceError> {
     let mut seed = [0u8; 32];
-    let _ = getrandom::fill(&mut seed);
+    random(&mut seed)?;
     let mut h = blake3::Hasher::new_keyed(&seed);
     for p in ps {
         h.update(&p.r_bytes);
@@ -153,11 +181,12 @@ fn coefficients(ps: &[Prepared]) -> Vec<Scalar> {
         h.update(p.s.as_bytes());
     }
     let mut xof = h.finalize_xof();
-    ps.iter()
+    Ok(ps
+        .iter()
         .map(|_| {
             let mut z = [0u8; 32];
             xof.fill(&mut z[..16]);
             Scalar::from_bytes_mod_order(z)
         })
-        .collect()
+        .collect())
 }

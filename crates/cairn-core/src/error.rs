@@ -111,6 +111,10 @@ pub enum VerifyError {
         /// The author it names.
         author: PublicKey,
     },
+    /// A batch check could not draw its random coefficients, so it did not decide; nothing
+    /// is known about the nodes (a local failure, not the sender's fault): retry later.
+    #[error("signatures not checked: {0}")]
+    Randomness(RandomSourceError),
     /// The author is not on the policy's allow-list.
     #[error("node {key} is by {author}, who is not allowed here")]
     UnknownAuthor {
@@ -119,4 +123,27 @@ pub enum VerifyError {
         /// The author it names.
         author: PublicKey,
     },
+}
+
+/// The operating system's (or the browser's) random source failed.
+///
+/// cairn draws randomness for key generation ([`Keypair::generate`](crate::Keypair::generate))
+/// and for the coefficients of a batch signature check
+/// ([`Verify::verify_batch`](crate::Verify::verify_batch)); either reports this error
+/// instead of going on without.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the OS random source failed: {0}")]
+pub struct RandomSourceError(getrandom::Error);
+
+impl RandomSourceError {
+    /// Fills `buf` from the OS random source.
+    pub(crate) fn fill(buf: &mut [u8]) -> Result<(), RandomSourceError> {
+        getrandom::fill(buf).map_err(RandomSourceError)
+    }
+
+    /// The error of a random source stand-in that always fails (tests only).
+    #[cfg(test)]
+    pub(crate) fn unsupported() -> RandomSourceError {
+        RandomSourceError(getrandom::Error::UNSUPPORTED)
+    }
 }

@@ -23,6 +23,6 @@ mod sign;
 pub mod varint;
 
 pub use bytes::{Hash, ParseHexError, PublicKey, Signature};
-pub use error::{BuildError, DecodeError, VerifyError};
+pub use error::{BuildError, DecodeError, RandomSourceError, VerifyError};
 pub use node::{Draft, FORMAT_VERSION, HASH_CONTEXT, Limits, Node};
 pub use sign::{Ed25519Verifier, KeygenError, Keypair, Signer, Verify};

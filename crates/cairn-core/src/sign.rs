@@ -8,7 +8,7 @@ use ed25519_dalek::{Signer as _, SigningKey};
 
 use crate::ed25519;
 
-use crate::{Hash, Node, PublicKey, Signature, VerifyError};
+use crate::{Hash, Node, PublicKey, RandomSourceError, Signature, VerifyError};
 
 /// Signs the nodes a log appends.
 pub trait Signer: Send + Sync {
@@ -34,15 +34,19 @@ pub trait Verify: Send + Sync {
 pub struct Keypair(SigningKey);
 
 /// The operating system's random number generator failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("no randomness for key generation: {0}")]
-pub struct KeygenError(String);
+pub struct KeygenError(#[source] RandomSourceError);
 
 impl Keypair {
     /// A new random key pair from the operating system's (or the browser's) CSPRNG.
     pub fn generate() -> Result<Keypair, KeygenError> {
+        Self::generate_from(RandomSourceError::fill)
+    }
+
+    fn generate_from(random: ed25519::RandomSource) -> Result<Keypair, KeygenError> {
         let mut seed = [0u8; 32];
-        getrandom::fill(&mut seed).map_err(|e| KeygenError(e.to_string()))?;
+        random(&mut seed).map_err(KeygenError)?;
         Ok(Keypair::from_seed(seed))
     }
 
@@ -82,10 +86,25 @@ impl Signer for Keypair {
 /// A node that names an author must carry that author's valid signature over its key, always.
 /// On top of that the policy can require every node to be signed ([`Ed25519Verifier::strict`])
 /// and can limit authors to an allow-list ([`Ed25519Verifier::allow`]).
-#[derive(Debug, Clone, Default)]
+///
+/// Which signatures are valid is the rule of `docs/FORMAT.md` ("Signature acceptance
+/// rule"): ZIP-215's cofactored check, with small-order keys and `R` rejected.
+#[derive(Debug, Clone)]
 pub struct Ed25519Verifier {
     require_signed: bool,
     allowed: Option<BTreeSet<PublicKey>>,
+    /// The random source of batch coefficients (the OS's, but for tests).
+    random: ed25519::RandomSource,
+}
+
+impl Default for Ed25519Verifier {
+    fn default() -> Self {
+        Self {
+            require_signed: false,
+            allowed: None,
+            random: RandomSourceError::fill,
+        }
+    }
 }
 
 impl Ed25519Verifier {
@@ -98,7 +117,7 @@ impl Ed25519Verifier {
     pub fn strict() -> Self {
         Self {
             require_signed: true,
-            allowed: None,
+            ..Self::default()
         }
     }
 
@@ -162,6 +181,8 @@ impl Verify for Ed25519Verifier {
 
     /// Verifies all signatures of `nodes` in one randomized batch (about twice as fast as one
     /// by one); when the batch fails, checks them one by one to name the first bad node.
+    /// If the OS random source fails, returns [`VerifyError::Randomness`] and decides
+    /// nothing about the nodes.
     fn verify_batch(&self, nodes: &[Node]) -> Result<(), VerifyError> {
         let mut prepared = Vec::with_capacity(nodes.len());
         let mut keys = ed25519::Keys::default();
@@ -170,7 +191,7 @@ impl Verify for Ed25519Verifier {
                 prepared.push(p);
             }
         }
-        if ed25519::check_batch(&keys, &prepared) {
+        if ed25519::check_batch(&keys, &prepared, self.random).map_err(VerifyError::Randomness)? {
             return Ok(());
         }
         nodes.iter().try_for_each(|n| self.verify(n))
@@ -312,6 +333,41 @@ mod tests {
         }
         // Under the cofactored rule the owner's odd signature is valid, and stays so.
         assert!(single);
+    }
+
+    fn failing_source(_: &mut [u8]) -> Result<(), RandomSourceError> {
+        Err(RandomSourceError::unsupported())
+    }
+
+    /// A failed OS random source is reported, not ignored: before, the batch went on with an
+    /// all-zero seed and accepted; now `verify_batch` says it could not decide.
+    #[test]
+    fn batch_verification_reports_a_failed_random_source() {
+        let l = Limits::default();
+        let kp = Keypair::from_seed([3; 32]);
+        let nodes: Vec<Node> = (0..4u8)
+            .map(|i| Node::signed([], vec![i], &kp, &l).unwrap())
+            .collect();
+        let broken = Ed25519Verifier {
+            random: failing_source,
+            ..Ed25519Verifier::strict()
+        };
+        assert_eq!(
+            broken.verify_batch(&nodes),
+            Err(VerifyError::Randomness(RandomSourceError::unsupported()))
+        );
+        // One node needs no coefficients, and single checks no randomness.
+        broken.verify_batch(&nodes[..1]).unwrap();
+        broken.verify(&nodes[2]).unwrap();
+        // With the OS source the same batch passes.
+        Ed25519Verifier::strict().verify_batch(&nodes).unwrap();
+    }
+
+    #[test]
+    fn key_generation_reports_a_failed_random_source() {
+        let e = Keypair::generate_from(failing_source).unwrap_err();
+        assert_eq!(e, KeygenError(RandomSourceError::unsupported()));
+        assert!(e.to_string().contains("no randomness for key generation"));
     }
 
     #[test]
