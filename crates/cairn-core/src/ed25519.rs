@@ -190,3 +190,7 @@ fn coefficients(ps: &[Prepared], random: RandomSource) -> Result<Vec<Scalar>, Ra
         })
         .collect())
 }
+
+#[cfg(test)]
+#[path = "ed25519_tests.rs"]
+mod tests;
