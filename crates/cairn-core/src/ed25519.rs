@@ -14,7 +14,7 @@
 //!
 //! - `A` and `R` decode as ZIP-215 says (curve25519-dalek's `decompress`): `y` is read
 //!   modulo `p`, so the 20 non-canonical encodings of large-order points are accepted, and
-//!   `x = 0` with the sign bit set is accepted;
+//!   `x = 0` with the sign bit set decodes (to a small-order point, rejected below);
 //! - a small-order `A` (weak key) or `R` (`[8]P = 0`, 14 encodings in all) is rejected —
 //!   ZIP-215 accepts them, which lets anyone "sign" any message for a small-order key;
 //! - `s` must be canonical (`s < ℓ`), as in RFC 8032 and ZIP-215;
