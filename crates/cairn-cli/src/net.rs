@@ -412,6 +412,88 @@ async fn shutdown_signal() -> &'static str {
     }
 }
 
+/// What every session of a `cairn serve` shares.
+struct Server {
+    log: Log,
+    me: Keypair,
+    opts: SessionOptions,
+    idle: Duration,
+}
+
+/// The first pause after an accept error that is not the connection's own; each further
+/// error in a row doubles it, up to [`ACCEPT_BACKOFF_MAX`].
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// Whether an accept error concerns only the connection being accepted (its peer gave up
+/// first): the next one is taken at once. Any other (out of file descriptors, of memory,
+/// of buffers) is the server's and will recur until something is released.
+fn accept_error_is_the_connections(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionReset, Interrupted};
+    matches!(e.kind(), ConnectionAborted | ConnectionReset | Interrupted)
+}
+
+/// Accepts connections on `listener` for ever, each session in its own task. An accept
+/// error never ends the loop: out of file descriptors (the pending connections wait in the
+/// kernel's backlog meanwhile), it pauses, longer after each error in a row, and goes on.
+async fn accept_loop(listener: TcpListener, websocket: bool, server: std::sync::Arc<Server>) {
+    let mut backoff = Duration::ZERO;
+    loop {
+        match listener.accept().await {
+            Ok((tcp, from)) => {
+                backoff = Duration::ZERO;
+                spawn_session(&server, tcp, from, websocket);
+            }
+            Err(e) if accept_error_is_the_connections(&e) => {}
+            Err(e) => {
+                backoff = (backoff * 2).clamp(ACCEPT_BACKOFF_MIN, ACCEPT_BACKOFF_MAX);
+                eprintln!("cairn: accepting a connection: {e}; next try in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+            }
+        }
+    }
+}
+
+/// Runs the session of one accepted connection in a task of its own; its end (a summary
+/// or an error) is reported and ends that session only.
+fn spawn_session(
+    server: &std::sync::Arc<Server>,
+    tcp: TcpStream,
+    from: SocketAddr,
+    websocket: bool,
+) {
+    let _ = tcp.set_nodelay(true);
+    let server = server.clone();
+    tokio::spawn(async move {
+        let result = async {
+            let link = if websocket {
+                let ws = tokio::time::timeout(
+                    HANDSHAKE_TIMEOUT,
+                    tokio_tungstenite::accept_async_with_config(tcp, Some(ws_config())),
+                )
+                .await
+                .map_err(|_| anyhow::anyhow!("the websocket upgrade timed out"))??;
+                let (w, r) = ws.split();
+                (Tx::WsServer(w), Rx::WsServer(r))
+            } else {
+                let (r, w) = tcp.into_split();
+                (Tx::Tcp(w), Rx::Tcp(r))
+            };
+            let run = Run {
+                opts: server.opts.clone(),
+                idle: server.idle,
+                stop: std::future::pending(),
+                progress: |_: &Session<LogStore>| {},
+            };
+            session(&server.log, &server.me, link, false, run).await
+        };
+        match result.await {
+            Ok((s, peer)) => eprintln!("cairn: {from} ({peer}): {}", s.to_json()),
+            Err(e) => eprintln!("cairn: {from}: error: {e:#}"),
+        }
+    });
+}
+
 /// `cairn serve`: accepts replication sessions until SIGINT or SIGTERM, then closes the store
 /// cleanly (received nodes made durable, the sync index's progress saved, no repair on the
 /// next open).
@@ -455,56 +537,28 @@ pub fn serve(
             println!("{}", l.local_addr()?);
         }
         eprintln!("cairn: serving {} as {}", data.display(), me.public());
-        let shutdown = shutdown_signal();
-        tokio::pin!(shutdown);
-        loop {
-            let ws_accept = async {
-                match &ws_listener {
-                    Some(l) => l.accept().await,
-                    None => std::future::pending().await,
-                }
-            };
-            let (tcp, from, websocket) = tokio::select! {
-                a = listener.accept() => { let (tcp, from) = a?; (tcp, from, false) }
-                a = ws_accept => { let (tcp, from) = a?; (tcp, from, true) }
-                signal = &mut shutdown => {
-                    // Sessions still running end here (their peers see the stream close, an
-                    // error for a one-shot session); what they stored is kept.
-                    eprintln!("cairn: {signal}: shutting down");
-                    break;
-                }
-            };
-            let _ = tcp.set_nodelay(true);
-            let (log, me, opts) = (log.clone(), me.clone(), opts.clone());
-            tokio::spawn(async move {
-                let result = async {
-                    let link = if websocket {
-                        let ws = tokio::time::timeout(
-                            HANDSHAKE_TIMEOUT,
-                            tokio_tungstenite::accept_async_with_config(tcp, Some(ws_config())),
-                        )
-                        .await
-                        .map_err(|_| anyhow::anyhow!("the websocket upgrade timed out"))??;
-                        let (w, r) = ws.split();
-                        (Tx::WsServer(w), Rx::WsServer(r))
-                    } else {
-                        let (r, w) = tcp.into_split();
-                        (Tx::Tcp(w), Rx::Tcp(r))
-                    };
-                    let run = Run {
-                        opts,
-                        idle,
-                        stop: std::future::pending(),
-                        progress: |_: &Session<LogStore>| {},
-                    };
-                    session(&log, &me, link, false, run).await
-                };
-                match result.await {
-                    Ok((s, peer)) => eprintln!("cairn: {from} ({peer}): {}", s.to_json()),
-                    Err(e) => eprintln!("cairn: {from}: error: {e:#}"),
-                }
-            });
-        }
+        let server = std::sync::Arc::new(Server {
+            log,
+            me,
+            opts,
+            idle,
+        });
+        let tcp_loop = accept_loop(listener, false, server.clone());
+        let ws_loop = async {
+            match ws_listener {
+                Some(l) => accept_loop(l, true, server.clone()).await,
+                None => std::future::pending().await,
+            }
+        };
+        // The accept loops never end: only a signal stops the server.
+        let signal = tokio::select! {
+            s = shutdown_signal() => s,
+            () = tcp_loop => unreachable!("the accept loop never ends"),
+            () = ws_loop => unreachable!("the accept loop never ends"),
+        };
+        // Sessions still running end here (their peers see the stream close, an error for
+        // a one-shot session); what they stored is kept.
+        eprintln!("cairn: {signal}: shutting down");
         anyhow::Ok(())
     });
     // Drop the sessions (and their stores) before the index and the log.

@@ -302,3 +302,95 @@ fn sigterm_shuts_the_server_down_cleanly() {
     assert!(got.contains("from the client"), "{got}");
     std::fs::remove_dir_all(base).unwrap();
 }
+
+/// Collects what `child`'s stderr says, as it comes (a pipe nobody reads would block it).
+fn collect_stderr(child: &mut Child) -> std::sync::Arc<std::sync::Mutex<String>> {
+    let err = child.stderr.take().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let into = seen.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            let mut s = into.lock().unwrap();
+            s.push_str(&line);
+            s.push('\n');
+        }
+    });
+    seen
+}
+
+/// Waits at most `secs` seconds for `cond`; whether it came true.
+fn wait_for(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    cond()
+}
+
+/// A real `cairn serve` under `ulimit -n 64` gets 100 connections at once: accepting fails
+/// with "Too many open files", and the server pauses and goes on instead of exiting; once the
+/// connections close, a real sync succeeds.
+#[cfg(unix)]
+#[test]
+fn running_out_of_file_descriptors_does_not_stop_the_server() {
+    let base = std::env::temp_dir().join(format!("cairn-serve-emfile-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let (server_dir, client_dir) = (base.join("server"), base.join("client"));
+    ok(cairn(&server_dir).arg("init"));
+    ok(cairn(&server_dir).args(["log", "append", "from the server"]));
+    ok(cairn(&client_dir).arg("init"));
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -n 64 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_cairn"))
+        .arg("--data")
+        .arg(&server_dir)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let said = collect_stderr(&mut child);
+    let mut addr = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut addr)
+        .unwrap();
+    let mut server = Server(child);
+    let addr = addr.trim().to_string();
+    let held: Vec<_> = (0..100)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    assert!(
+        wait_for(10, || said.lock().unwrap().contains("Too many open files")),
+        "the server never ran out of file descriptors: {}",
+        said.lock().unwrap()
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        server.0.try_wait().unwrap().is_none(),
+        "the server exited: {}",
+        said.lock().unwrap()
+    );
+    drop(held);
+    let o = finish(
+        cairn(&client_dir)
+            .args(["sync", "--connect", &format!("tcp://{addr}")])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+        60,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        ok(cairn(&client_dir).args(["log", "changes"]))
+            .lines()
+            .count(),
+        1
+    );
+    assert!(server.0.try_wait().unwrap().is_none());
+    drop(server);
+    std::fs::remove_dir_all(&base).unwrap();
+}
