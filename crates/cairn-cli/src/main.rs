@@ -116,8 +116,11 @@ const APPEND_BATCH: usize = 8192;
 
 fn main() {
     let cli = Cli::parse();
+    // A reader of our output that went away (`cairn log changes | head`) is a normal end;
+    // for sync and serve, whose pipes and sockets are their peer, it is a failure.
+    let replicating = matches!(cli.command, Command::Sync(_) | Command::Serve { .. });
     if let Err(e) = run(cli) {
-        if is_broken_pipe(&e) {
+        if !replicating && is_broken_pipe(&e) {
             std::process::exit(0);
         }
         // One line: the error and its causes, each cause only where it adds something.

@@ -269,14 +269,20 @@ where
     let inbound = async {
         let mut cipher = Vec::new();
         let mut plain = vec![0u8; MAX_MSG];
-        while next_message(&mut rx, &mut cipher).await? {
-            let n = transport()
-                .read_message(&cipher, &mut plain)
-                .context("a message failed decryption: the connection was tampered with")?;
-            to_app.write_all(&plain[..n]).await?;
+        let pumped = async {
+            while next_message(&mut rx, &mut cipher).await? {
+                let n = transport()
+                    .read_message(&cipher, &mut plain)
+                    .context("a message failed decryption: the connection was tampered with")?;
+                to_app.write_all(&plain[..n]).await?;
+            }
+            anyhow::Ok(())
         }
-        to_app.close().await?;
-        anyhow::Ok(())
+        .await;
+        // The session's input ends here, whether the connection ended cleanly or broke: it
+        // goes on with what it has (a complete session may still end well) and sees the end.
+        let _ = to_app.close().await;
+        pumped
     };
     let work = async {
         let Run {
@@ -291,21 +297,41 @@ where
         r
     };
     // The session decides when it is over; the outbound pump then forwards what is left
-    // and the inbound pump is dropped.
-    let both = async { tokio::join!(work, outbound) };
-    tokio::pin!(both);
-    tokio::pin!(inbound);
-    let (result, out) = tokio::select! {
-        r = &mut both => r,
-        i = &mut inbound => {
-            let r = both.await;
-            if let (Err(_), Err(e)) = (&r.0, i) { return Err(e); }
-            r
+    // and the inbound pump is dropped. A broken connection ends it at once, not after the
+    // idle timeout: a failed outbound pump (the peer is gone or reset the connection) ends
+    // the session with its error as it happens, and a failed inbound pump has ended the
+    // session's input (above), so the session stops at what it has and the transport's
+    // error is the one reported.
+    tokio::pin!(work, outbound, inbound);
+    let mut result = None;
+    let mut inbound_done = false;
+    let mut inbound_error = None;
+    let out = loop {
+        tokio::select! {
+            r = &mut work, if result.is_none() => result = Some(r),
+            o = &mut outbound => break o,
+            i = &mut inbound, if !inbound_done => {
+                inbound_done = true;
+                // After the session's end its pipe is gone: only an earlier failure counts.
+                if result.is_none() {
+                    inbound_error = i.err();
+                }
+            }
         }
     };
-    let summary = result?;
-    out?;
-    Ok((summary, peer))
+    if let Err(e) = out {
+        return Err(inbound_error.unwrap_or(e));
+    }
+    // The outbound pump ends cleanly only once the session has closed its end.
+    let result = match result {
+        Some(r) => r,
+        None => (&mut work).await,
+    };
+    match (result, inbound_error) {
+        (Ok(summary), _) => Ok((summary, peer)),
+        (Err(_), Some(e)) => Err(e),
+        (Err(e), None) => Err(e.into()),
+    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -360,6 +386,16 @@ pub async fn sync_with<F: std::future::Future<Output = ()>>(
     session(log, me, link, true, run).await
 }
 
+/// Brings `log`'s sync index up to date before dialing, so that the session starts at once
+/// after the handshake: the peer does not wait meanwhile, and a connection that breaks is
+/// seen at once (the session's first step would otherwise block the runtime while it
+/// catches up).
+fn catch_up(log: &Log) -> Result<()> {
+    LogStore::open(log)
+        .and_then(|index| index.catch_up())
+        .context("bringing the sync index up to date")
+}
+
 /// `cairn sync --connect tcp://ADDR` or `ws://ADDR`: syncs, with a progress line on a
 /// terminal, and prints the summary as the last line on stderr.
 pub fn connect(
@@ -369,6 +405,7 @@ pub fn connect(
     opts: SessionOptions,
     idle: Duration,
 ) -> Result<()> {
+    catch_up(log)?;
     let mut bar = crate::progress::Bar::stderr(log.len());
     let result = runtime()?.block_on(async {
         let link = dial(url).await?;

@@ -394,3 +394,90 @@ fn running_out_of_file_descriptors_does_not_stop_the_server() {
     drop(server);
     std::fs::remove_dir_all(&base).unwrap();
 }
+
+/// CPU time process `pid` has used so far, in clock ticks (user and system).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // After the command's name in parentheses: state is field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| fields.get(i - 3).and_then(|v| v.parse::<u64>().ok());
+    field(14).unwrap_or(0) + field(15).unwrap_or(0)
+}
+
+/// Open file descriptors of process `pid`.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// A reset is an error at once: `kill -9` of the server in the middle of a push, and the
+/// pusher exits non-zero within seconds, not after its `--timeout` (60 s) — whether the
+/// kill lands just after the handshake (before this fix, a pusher that then found its
+/// connection gone waited out the timeout) or while the server is busy storing nodes.
+#[cfg(unix)]
+#[test]
+fn a_server_killed_mid_push_fails_the_pusher_at_once() {
+    let base = std::env::temp_dir().join(format!("cairn-serve-reset-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let client_dir = base.join("client");
+    ok(cairn(&client_dir).arg("init"));
+    let mut append = cairn(&client_dir)
+        .args(["log", "append", "--stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    {
+        let mut input = std::io::BufWriter::new(append.stdin.take().unwrap());
+        for i in 0..100_000 {
+            writeln!(input, "node {i}").unwrap();
+        }
+    }
+    assert!(append.wait().unwrap().success());
+    for flowing in [false, true] {
+        let server_dir = base.join(format!("server-{flowing}"));
+        ok(cairn(&server_dir).arg("init"));
+        let (server, addr, _) = serve(&server_dir);
+        let pid = server.0.id();
+        let (cpu, fds) = (cpu_ticks(pid), open_fds(pid));
+        let mut pusher = cairn(&client_dir)
+            .args(["sync", "--mode", "push", "--connect"])
+            .arg(format!("tcp://{}", addr.trim()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if flowing {
+            // Mid-push: the server has spent a third of a second verifying and storing
+            // nodes (an idle server spends nothing).
+            assert!(
+                wait_for(120, || cpu_ticks(pid) > cpu + 30),
+                "the push never started"
+            );
+        } else {
+            // The connection is accepted; a moment for the handshake.
+            assert!(wait_for(60, || open_fds(pid) > fds), "no connection");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        assert!(
+            pusher.try_wait().unwrap().is_none(),
+            "the push ended before the kill"
+        );
+        let killed = std::time::Instant::now();
+        drop(server); // SIGKILL
+        let o = finish(pusher, 15);
+        let took = killed.elapsed();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{err}");
+        assert!(err.contains("error:"), "{err}");
+        eprintln!(
+            "nodes flowing: {flowing}: the pusher failed {took:?} after the kill: {}",
+            err.trim()
+        );
+        assert!(
+            took < std::time::Duration::from_secs(5),
+            "the pusher took {took:?} to fail"
+        );
+    }
+    std::fs::remove_dir_all(&base).unwrap();
+}
