@@ -62,6 +62,13 @@ enum Command {
         /// that sends none for three times as long is gone (0: no keep-alives).
         #[arg(long, value_name = "SECS", default_value_t = 15)]
         keep_alive: u64,
+        /// Connections held at once, in all (handshakes included); more are closed as they
+        /// are accepted.
+        #[arg(long, value_name = "N", default_value_t = net::Limits::default().max_connections)]
+        max_connections: usize,
+        /// Connections held at once from one source address.
+        #[arg(long, value_name = "N", default_value_t = net::Limits::default().max_per_ip)]
+        max_per_ip: usize,
     },
 }
 
@@ -152,6 +159,8 @@ fn run(cli: Cli) -> Result<()> {
             ws_listen,
             timeout,
             keep_alive,
+            max_connections,
+            max_per_ip,
         } => {
             let opts = cairn_sync::SessionOptions {
                 live: true,
@@ -164,6 +173,10 @@ fn run(cli: Cli) -> Result<()> {
                 ws_listen,
                 opts,
                 std::time::Duration::from_secs(timeout),
+                net::Limits {
+                    max_connections,
+                    max_per_ip,
+                },
             );
         }
         _ => {}

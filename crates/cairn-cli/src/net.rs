@@ -38,12 +38,19 @@ const IDENTITY_CONTEXT: &str = "cairn 2026-11 noise identity";
 const MAX_MSG: usize = 65_535;
 const MAX_PLAIN: usize = MAX_MSG - 16;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest Noise message during the handshake and the identity exchange (the largest,
+/// XX's second, is 96 bytes; the identity message 112).
+const MAX_HANDSHAKE_MSG: usize = 1024;
+/// tungstenite's read and write buffers (its defaults: 128 KiB each per connection).
+const WS_BUFFER: usize = 16 << 10;
 
 /// WebSocket limits: a message is one Noise message, so nothing larger is ever needed.
 fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .max_message_size(Some(MAX_MSG))
         .max_frame_size(Some(MAX_MSG))
+        .read_buffer_size(WS_BUFFER)
+        .write_buffer_size(WS_BUFFER)
 }
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
@@ -91,6 +98,11 @@ impl Tx {
 impl Rx {
     /// Reads one message into `buf`; `false` at a clean end of the connection.
     async fn recv(&mut self, buf: &mut Vec<u8>) -> Result<bool> {
+        self.recv_at_most(buf, MAX_MSG).await
+    }
+
+    /// Like [`Rx::recv`], refusing a message over `max` bytes.
+    async fn recv_at_most(&mut self, buf: &mut Vec<u8>, max: usize) -> Result<bool> {
         let next = match self {
             Rx::Tcp(tcp) => {
                 let mut len = [0u8; 2];
@@ -99,7 +111,11 @@ impl Rx {
                     Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
                     Err(e) => return Err(e.into()),
                 }
-                buf.resize(u16::from_be_bytes(len) as usize, 0);
+                let len = u16::from_be_bytes(len) as usize;
+                if len > max {
+                    bail!("a message of {len} bytes (at most {max} here)");
+                }
+                buf.resize(len, 0);
                 tcp.read_exact(buf)
                     .await
                     .context("connection ended inside a message")?;
@@ -109,13 +125,13 @@ impl Rx {
             Rx::WsServer(ws) => ws_next(ws.next().await)?,
         };
         match next {
-            Some(data) if data.len() <= MAX_MSG => {
+            Some(data) if data.len() <= max => {
                 buf.clear();
                 buf.extend_from_slice(&data);
                 Ok(true)
             }
             Some(data) => bail!(
-                "a websocket message of {} bytes (at most {MAX_MSG})",
+                "a websocket message of {} bytes (at most {max} here)",
                 data.len()
             ),
             None => Ok(false),
@@ -149,6 +165,19 @@ async fn next_message(rx: &mut Rx, buf: &mut Vec<u8>) -> Result<bool> {
     }
 }
 
+/// Like [`next_message`], for the handshake: a message over [`MAX_HANDSHAKE_MSG`] bytes
+/// is refused as its length arrives (on TCP), before any buffer of its size exists.
+async fn next_handshake_message(rx: &mut Rx, buf: &mut Vec<u8>) -> Result<bool> {
+    loop {
+        if !rx.recv_at_most(buf, MAX_HANDSHAKE_MSG).await? {
+            return Ok(false);
+        }
+        if !buf.is_empty() {
+            return Ok(true);
+        }
+    }
+}
+
 /// Runs the Noise handshake and the identity exchange; returns the transport and the peer's
 /// verified ed25519 identity.
 async fn handshake(
@@ -166,8 +195,10 @@ async fn handshake(
     } else {
         builder.build_responder()?
     };
-    let mut msg = vec![0u8; MAX_MSG];
-    let mut payload = vec![0u8; MAX_MSG];
+    // Small buffers: before the handshake completes, a connection costs little memory
+    // (no handshake or identity message is near this size; a larger one is refused).
+    let mut msg = vec![0u8; MAX_HANDSHAKE_MSG];
+    let mut payload = vec![0u8; MAX_HANDSHAKE_MSG];
     let mut inbuf = Vec::new();
     // XX: -> e; <- e, ee, s, es; -> s, se
     let mut my_turn = initiator;
@@ -176,7 +207,7 @@ async fn handshake(
             let n = hs.write_message(&[], &mut msg)?;
             tx.send(&msg[..n]).await?;
         } else {
-            if !next_message(rx, &mut inbuf).await? {
+            if !next_handshake_message(rx, &mut inbuf).await? {
                 bail!("the peer closed the connection during the handshake");
             }
             hs.read_message(&inbuf, &mut payload)
@@ -193,7 +224,7 @@ async fn handshake(
     hello.extend_from_slice(&me.sign(&mine).0);
     let n = transport.write_message(&hello, &mut msg)?;
     tx.send(&msg[..n]).await?;
-    if !next_message(rx, &mut inbuf).await? {
+    if !next_handshake_message(rx, &mut inbuf).await? {
         bail!("the peer closed the connection before proving its identity");
     }
     let n = transport
@@ -449,12 +480,86 @@ async fn shutdown_signal() -> &'static str {
     }
 }
 
+/// How many connections `cairn serve` holds at once.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Connections in all (from their acceptance to their end, handshake included).
+    pub max_connections: usize,
+    /// Connections from one source address.
+    pub max_per_ip: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 1024,
+            max_per_ip: 64,
+        }
+    }
+}
+
+/// The connections held, in all and per source address.
+#[derive(Default)]
+struct Held {
+    total: usize,
+    per_ip: std::collections::HashMap<std::net::IpAddr, usize>,
+}
+
 /// What every session of a `cairn serve` shares.
 struct Server {
     log: Log,
     me: Keypair,
     opts: SessionOptions,
     idle: Duration,
+    limits: Limits,
+    held: std::sync::Mutex<Held>,
+    /// Connections refused (over a cap) since the last report of them.
+    refused: std::sync::atomic::AtomicU64,
+}
+
+impl Server {
+    fn held(&self) -> std::sync::MutexGuard<'_, Held> {
+        self.held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A place for a connection from `ip`, or `None` when a cap is reached.
+    fn admit(self: &std::sync::Arc<Self>, ip: std::net::IpAddr) -> Option<Slot> {
+        let mut held = self.held();
+        if held.total >= self.limits.max_connections {
+            return None;
+        }
+        let from_ip = held.per_ip.entry(ip).or_insert(0);
+        if *from_ip >= self.limits.max_per_ip {
+            return None;
+        }
+        *from_ip += 1;
+        held.total += 1;
+        Some(Slot {
+            server: self.clone(),
+            ip,
+        })
+    }
+}
+
+/// A connection's place under the caps, given back when it ends.
+struct Slot {
+    server: std::sync::Arc<Server>,
+    ip: std::net::IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut held = self.server.held();
+        held.total -= 1;
+        if let Some(n) = held.per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                held.per_ip.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// The first pause after an accept error that is not the connection's own; each further
@@ -479,7 +584,16 @@ async fn accept_loop(listener: TcpListener, websocket: bool, server: std::sync::
         match listener.accept().await {
             Ok((tcp, from)) => {
                 backoff = Duration::ZERO;
-                spawn_session(&server, tcp, from, websocket);
+                match server.admit(from.ip()) {
+                    Some(slot) => spawn_session(&server, slot, tcp, from, websocket),
+                    // Over a cap: closed at once, before any buffer or task exists for it.
+                    None => {
+                        drop(tcp);
+                        server
+                            .refused
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
             }
             Err(e) if accept_error_is_the_connections(&e) => {}
             Err(e) => {
@@ -495,6 +609,7 @@ async fn accept_loop(listener: TcpListener, websocket: bool, server: std::sync::
 /// or an error) is reported and ends that session only.
 fn spawn_session(
     server: &std::sync::Arc<Server>,
+    slot: Slot,
     tcp: TcpStream,
     from: SocketAddr,
     websocket: bool,
@@ -502,6 +617,7 @@ fn spawn_session(
     let _ = tcp.set_nodelay(true);
     let server = server.clone();
     tokio::spawn(async move {
+        let _slot = slot;
         let result = async {
             let link = if websocket {
                 let ws = tokio::time::timeout(
@@ -531,6 +647,29 @@ fn spawn_session(
     });
 }
 
+/// How often refused connections are reported (one line for all refused meanwhile).
+const REFUSALS_EVERY: Duration = Duration::from_secs(10);
+
+/// Reports the connections refused over the caps, one line per [`REFUSALS_EVERY`] at most
+/// (a flood is thousands a second); never ends.
+async fn report_refusals(server: std::sync::Arc<Server>) {
+    let mut every = tokio::time::interval(REFUSALS_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let n = server.refused.swap(0, std::sync::atomic::Ordering::Relaxed);
+        if n > 0 {
+            let Limits {
+                max_connections,
+                max_per_ip,
+            } = server.limits;
+            eprintln!(
+                "cairn: refused {n} connections in the last {REFUSALS_EVERY:?} (caps: {max_connections} in all, {max_per_ip} per address)"
+            );
+        }
+    }
+}
+
 /// `cairn serve`: accepts replication sessions until SIGINT or SIGTERM, then closes the store
 /// cleanly (received nodes made durable, the sync index's progress saved, no repair on the
 /// next open).
@@ -540,6 +679,7 @@ pub fn serve(
     ws_listen: Option<SocketAddr>,
     opts: SessionOptions,
     idle: Duration,
+    limits: Limits,
 ) -> Result<()> {
     let log = crate::store::open_writer(data)?;
     let me = crate::store::identity(data)?;
@@ -579,7 +719,11 @@ pub fn serve(
             me,
             opts,
             idle,
+            limits,
+            held: std::sync::Mutex::new(Held::default()),
+            refused: std::sync::atomic::AtomicU64::new(0),
         });
+        let reports = report_refusals(server.clone());
         let tcp_loop = accept_loop(listener, false, server.clone());
         let ws_loop = async {
             match ws_listener {
@@ -590,6 +734,7 @@ pub fn serve(
         // The accept loops never end: only a signal stops the server.
         let signal = tokio::select! {
             s = shutdown_signal() => s,
+            () = reports => unreachable!("the report loop never ends"),
             () = tcp_loop => unreachable!("the accept loop never ends"),
             () = ws_loop => unreachable!("the accept loop never ends"),
         };

@@ -349,6 +349,7 @@ fn running_out_of_file_descriptors_does_not_stop_the_server() {
         .arg("--data")
         .arg(&server_dir)
         .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["--max-connections", "1000", "--max-per-ip", "1000"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -479,5 +480,95 @@ fn a_server_killed_mid_push_fails_the_pusher_at_once() {
             "the pusher took {took:?} to fail"
         );
     }
+    std::fs::remove_dir_all(&base).unwrap();
+}
+
+/// Connects to `addr` from the local address `from` (any of 127.0.0.0/8 on Linux).
+fn connect_from(from: &str, addr: &str) -> std::net::TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+        let s = socket.connect(addr.parse().unwrap()).await.unwrap();
+        s.into_std().unwrap()
+    })
+}
+
+/// Whether the server closed `s` at once (rather than kept it, waiting for a handshake).
+fn closed_at_once(s: &mut std::net::TcpStream) -> bool {
+    use std::io::Read;
+    s.set_nonblocking(false).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_millis(1500)))
+        .unwrap();
+    let mut b = [0u8; 1];
+    match s.read(&mut b) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+/// `--max-per-ip` and `--max-connections`: connections over either cap are closed as they
+/// are accepted, the others are kept; the refusals are summed up in one line; once the
+/// connections close, a real sync succeeds.
+#[cfg(target_os = "linux")]
+#[test]
+fn connections_over_the_caps_are_closed_at_once() {
+    let base = std::env::temp_dir().join(format!("cairn-serve-caps-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let (server_dir, client_dir) = (base.join("server"), base.join("client"));
+    ok(cairn(&server_dir).arg("init"));
+    ok(cairn(&server_dir).args(["log", "append", "from the server"]));
+    ok(cairn(&client_dir).arg("init"));
+    let mut child = cairn(&server_dir)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["--max-connections", "6", "--max-per-ip", "4"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let said = collect_stderr(&mut child);
+    let mut addr = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut addr)
+        .unwrap();
+    let server = Server(child);
+    let addr = addr.trim().to_string();
+    // Five from one address: four kept, the fifth over the per-address cap.
+    let mut one: Vec<_> = (0..5).map(|_| connect_from("127.0.0.1", &addr)).collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Three from another: two kept, the third over the total cap.
+    let mut two: Vec<_> = (0..3).map(|_| connect_from("127.0.0.2", &addr)).collect();
+    let closed =
+        |v: &mut Vec<std::net::TcpStream>| v.iter_mut().map(closed_at_once).filter(|c| *c).count();
+    assert_eq!(closed(&mut one), 1, "{}", said.lock().unwrap());
+    assert_eq!(closed(&mut two), 1, "{}", said.lock().unwrap());
+    drop((one, two));
+    // One line per interval at most, summing up the refusals.
+    let refused = || -> u64 {
+        said.lock()
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split("refused ").nth(1))
+            .filter_map(|r| r.split(' ').next().and_then(|n| n.parse::<u64>().ok()))
+            .sum()
+    };
+    assert!(wait_for(25, || refused() == 2), "{}", said.lock().unwrap());
+    let o = finish(
+        cairn(&client_dir)
+            .args(["sync", "--connect", &format!("tcp://{addr}")])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+        60,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    drop(server);
     std::fs::remove_dir_all(&base).unwrap();
 }
