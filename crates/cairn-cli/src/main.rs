@@ -69,6 +69,10 @@ enum Command {
         /// Connections held at once from one source address.
         #[arg(long, value_name = "N", default_value_t = net::Limits::default().max_per_ip)]
         max_per_ip: usize,
+        /// The least important log events shown on stderr: error, warn, info, debug or
+        /// trace (`RUST_LOG`, when set, decides instead, e.g. `warn,cairn_cli=debug`).
+        #[arg(long, value_name = "LEVEL", default_value_t = tracing::Level::INFO)]
+        log_level: tracing::Level,
     },
 }
 
@@ -161,7 +165,9 @@ fn run(cli: Cli) -> Result<()> {
             keep_alive,
             max_connections,
             max_per_ip,
+            log_level,
         } => {
+            net::init_log(log_level)?;
             let opts = cairn_sync::SessionOptions {
                 live: true,
                 ..Default::default()

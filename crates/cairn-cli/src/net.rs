@@ -580,9 +580,15 @@ fn accept_error_is_the_connections(e: &std::io::Error) -> bool {
 /// kernel's backlog meanwhile), it pauses, longer after each error in a row, and goes on.
 async fn accept_loop(listener: TcpListener, websocket: bool, server: std::sync::Arc<Server>) {
     let mut backoff = Duration::ZERO;
+    // Failed accepts in the current run of them: the first is logged, then the end of the run.
+    let mut failed = 0u64;
     loop {
         match listener.accept().await {
             Ok((tcp, from)) => {
+                if failed > 0 {
+                    tracing::warn!("accepting connections again after {failed} failed tries");
+                    failed = 0;
+                }
                 backoff = Duration::ZERO;
                 match server.admit(from.ip()) {
                     Some(slot) => spawn_session(&server, slot, tcp, from, websocket),
@@ -598,7 +604,14 @@ async fn accept_loop(listener: TcpListener, websocket: bool, server: std::sync::
             Err(e) if accept_error_is_the_connections(&e) => {}
             Err(e) => {
                 backoff = (backoff * 2).clamp(ACCEPT_BACKOFF_MIN, ACCEPT_BACKOFF_MAX);
-                eprintln!("cairn: accepting a connection: {e}; next try in {backoff:?}");
+                if failed == 0 {
+                    tracing::warn!(
+                        "accepting a connection: {e}; pausing ({ACCEPT_BACKOFF_MIN:?}, doubling up to {ACCEPT_BACKOFF_MAX:?}) until it works again"
+                    );
+                } else {
+                    tracing::debug!("accepting a connection: {e}; next try in {backoff:?}");
+                }
+                failed += 1;
                 tokio::time::sleep(backoff).await;
             }
         }
@@ -641,10 +654,33 @@ fn spawn_session(
             session(&server.log, &server.me, link, false, run).await
         };
         match result.await {
-            Ok((s, peer)) => eprintln!("cairn: {from} ({peer}): {}", s.to_json()),
-            Err(e) => eprintln!("cairn: {from}: error: {e:#}"),
+            Ok((s, peer)) => tracing::info!("{from} ({peer}): {}", s.to_json()),
+            // The peer's failure (or its attack), not the server's: a warning.
+            Err(e) => tracing::warn!("{from}: error: {e:#}"),
         }
     });
+}
+
+/// Sends `cairn serve`'s log to stderr, one line per event (time, level, message), at
+/// `level` and above — or as `RUST_LOG` says when it is set (e.g. `warn` or
+/// `info,cairn_cli=debug`).
+pub fn init_log(level: tracing::Level) -> Result<()> {
+    use tracing_subscriber::filter::Targets;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.trim().is_empty() => spec
+            .parse::<Targets>()
+            .with_context(|| format!("RUST_LOG={spec}"))?,
+        _ => Targets::new().with_default(level),
+    };
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let subscriber = tracing_subscriber::registry().with(
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .with_filter(filter),
+    );
+    tracing::subscriber::set_global_default(subscriber).context("setting up the log")
 }
 
 /// How often refused connections are reported (one line for all refused meanwhile).
@@ -663,8 +699,8 @@ async fn report_refusals(server: std::sync::Arc<Server>) {
                 max_connections,
                 max_per_ip,
             } = server.limits;
-            eprintln!(
-                "cairn: refused {n} connections in the last {REFUSALS_EVERY:?} (caps: {max_connections} in all, {max_per_ip} per address)"
+            tracing::warn!(
+                "refused {n} connections in the last {REFUSALS_EVERY:?} (caps: {max_connections} in all, {max_per_ip} per address)"
             );
         }
     }
@@ -713,7 +749,7 @@ pub fn serve(
         if let Some(l) = &ws_listener {
             println!("{}", l.local_addr()?);
         }
-        eprintln!("cairn: serving {} as {}", data.display(), me.public());
+        tracing::info!("serving {} as {}", data.display(), me.public());
         let server = std::sync::Arc::new(Server {
             log,
             me,
@@ -740,7 +776,7 @@ pub fn serve(
         };
         // Sessions still running end here (their peers see the stream close, an error for
         // a one-shot session); what they stored is kept.
-        eprintln!("cairn: {signal}: shutting down");
+        tracing::info!("{signal}: shutting down");
         anyhow::Ok(())
     });
     // Drop the sessions (and their stores) before the index and the log.
@@ -751,6 +787,6 @@ pub fn serve(
         .sync()
         .context("making received nodes durable")?;
     drop(index);
-    eprintln!("cairn: closed {}", data.display());
+    tracing::info!("closed {}", data.display());
     Ok(())
 }

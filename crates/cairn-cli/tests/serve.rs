@@ -528,7 +528,14 @@ fn connections_over_the_caps_are_closed_at_once() {
     ok(cairn(&client_dir).arg("init"));
     let mut child = cairn(&server_dir)
         .args(["serve", "--listen", "127.0.0.1:0"])
-        .args(["--max-connections", "6", "--max-per-ip", "4"])
+        .args([
+            "--max-connections",
+            "6",
+            "--max-per-ip",
+            "4",
+            "--log-level",
+            "warn",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -549,7 +556,10 @@ fn connections_over_the_caps_are_closed_at_once() {
         |v: &mut Vec<std::net::TcpStream>| v.iter_mut().map(closed_at_once).filter(|c| *c).count();
     assert_eq!(closed(&mut one), 1, "{}", said.lock().unwrap());
     assert_eq!(closed(&mut two), 1, "{}", said.lock().unwrap());
-    drop((one, two));
+    // A flood from a third: all refused (the total cap is reached).
+    let mut three: Vec<_> = (0..40).map(|_| connect_from("127.0.0.3", &addr)).collect();
+    assert_eq!(closed(&mut three), 40);
+    drop((one, two, three));
     // One line per interval at most, summing up the refusals.
     let refused = || -> u64 {
         said.lock()
@@ -559,7 +569,18 @@ fn connections_over_the_caps_are_closed_at_once() {
             .filter_map(|r| r.split(' ').next().and_then(|n| n.parse::<u64>().ok()))
             .sum()
     };
-    assert!(wait_for(25, || refused() == 2), "{}", said.lock().unwrap());
+    assert!(wait_for(25, || refused() == 42), "{}", said.lock().unwrap());
+    let lines = said.lock().unwrap().clone();
+    // Summed up, not a line each: the first interval starts at once, so at most three.
+    let refusal_lines = lines.lines().filter(|l| l.contains("refused")).count();
+    assert!(refusal_lines <= 3, "{lines}");
+    assert!(
+        lines
+            .lines()
+            .filter(|l| l.contains("refused"))
+            .all(|l| l.contains("WARN")),
+        "{lines}"
+    );
     let o = finish(
         cairn(&client_dir)
             .args(["sync", "--connect", &format!("tcp://{addr}")])
@@ -569,6 +590,10 @@ fn connections_over_the_caps_are_closed_at_once() {
         60,
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // `--log-level warn`: the session's summary (info) is not shown, nor is "serving".
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let lines = said.lock().unwrap().clone();
+    assert!(!lines.contains("INFO"), "{lines}");
     drop(server);
     std::fs::remove_dir_all(&base).unwrap();
 }
