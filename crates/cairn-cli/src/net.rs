@@ -24,7 +24,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use cairn_core::{Hash, Keypair, PublicKey, Signer};
 use cairn_log::Log;
-use cairn_sync::{LogStore, Session, SessionOptions, SyncSummary, duplex};
+use cairn_sync::{DuplexStream, LogStore, Session, SessionOptions, SyncSummary, duplex};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -251,17 +251,35 @@ struct Run<F, P> {
     progress: P,
 }
 
-/// Replicates `log` with the peer on `link`, after the handshake.
-async fn session<F, P>(
-    log: &Log,
-    me: &Keypair,
-    (mut tx, mut rx): (Tx, Rx),
-    initiator: bool,
-    run: Run<F, P>,
-) -> Result<(SyncSummary, PublicKey)>
+/// Runs the replication session of `log` on `app` (the session's end of the pipe to the
+/// encrypted link), then closes it.
+async fn drive<F, P>(log: &Log, mut app: DuplexStream, run: Run<F, P>) -> Result<SyncSummary>
 where
     F: std::future::Future<Output = ()>,
     P: FnMut(&Session<LogStore>),
+{
+    let Run {
+        opts,
+        idle,
+        stop,
+        progress,
+    } = run;
+    let r = crate::sync::sync_session(log, &mut app, opts, idle, stop, progress).await;
+    let _ = app.close().await;
+    Ok(r?)
+}
+
+/// Handshake and identities on `link`, then the session that `drive` runs on its end of
+/// the pipe, with the two pumps between that pipe and the encrypted link.
+async fn session<D, W>(
+    me: &Keypair,
+    (mut tx, mut rx): (Tx, Rx),
+    initiator: bool,
+    drive: D,
+) -> Result<(SyncSummary, PublicKey)>
+where
+    D: FnOnce(DuplexStream) -> W,
+    W: std::future::Future<Output = Result<SyncSummary>>,
 {
     // A peer that connects and says nothing must not hold a session forever.
     let (transport, peer) = tokio::time::timeout(
@@ -280,7 +298,7 @@ where
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     };
-    let (mut app, net) = duplex(256 << 10);
+    let (app, net) = duplex(256 << 10);
     let (mut from_app, mut to_app) = futures_lite::io::split(net);
 
     let outbound = async {
@@ -315,18 +333,7 @@ where
         let _ = to_app.close().await;
         pumped
     };
-    let work = async {
-        let Run {
-            opts,
-            idle,
-            stop,
-            progress,
-        } = run;
-        let r = crate::sync::sync_session(log, &mut app, opts, idle, stop, progress).await;
-        let _ = app.close().await;
-        drop(app);
-        r
-    };
+    let work = drive(app);
     // The session decides when it is over; the outbound pump then forwards what is left
     // and the inbound pump is dropped. A broken connection ends it at once, not after the
     // idle timeout: a failed outbound pump (the peer is gone or reset the connection) ends
@@ -361,7 +368,7 @@ where
     match (result, inbound_error) {
         (Ok(summary), _) => Ok((summary, peer)),
         (Err(_), Some(e)) => Err(e),
-        (Err(e), None) => Err(e.into()),
+        (Err(e), None) => Err(e),
     }
 }
 
@@ -414,7 +421,7 @@ pub async fn sync_with<F: std::future::Future<Output = ()>>(
         stop,
         progress,
     };
-    session(log, me, link, true, run).await
+    session(me, link, true, |app| drive(log, app, run)).await
 }
 
 /// Brings `log`'s sync index up to date before dialing, so that the session starts at once
@@ -446,7 +453,7 @@ pub fn connect(
             stop: std::future::pending(),
             progress: |s: &Session<LogStore>| bar.update(s),
         };
-        session(log, me, link, true, run).await
+        session(me, link, true, |app| drive(log, app, run)).await
     });
     bar.clear();
     let (summary, peer) = result?;
@@ -512,6 +519,8 @@ struct Server {
     opts: SessionOptions,
     idle: Duration,
     limits: Limits,
+    /// Set when the server shuts down: every connection ends.
+    stopping: tokio::sync::watch::Sender<bool>,
     held: std::sync::Mutex<Held>,
     /// Connections refused (over a cap) since the last report of them.
     refused: std::sync::atomic::AtomicU64,
@@ -629,8 +638,8 @@ fn spawn_session(
 ) {
     let _ = tcp.set_nodelay(true);
     let server = server.clone();
+    let mut stopping = server.stopping.subscribe();
     tokio::spawn(async move {
-        let _slot = slot;
         let result = async {
             let link = if websocket {
                 let ws = tokio::time::timeout(
@@ -651,9 +660,30 @@ fn spawn_session(
                 stop: std::future::pending(),
                 progress: |_: &Session<LogStore>| {},
             };
-            session(&server.log, &server.me, link, false, run).await
+            let log = server.log.clone();
+            // The session (store reads, verification, fsyncs) on a blocking thread of its
+            // own, the pumps on the async workers: a slow disk stalls only its sessions.
+            // The connection's slot goes with it: it is held until the session's thread
+            // is done (or, without a handshake, until the connection ends).
+            let offloaded = move |app: DuplexStream| {
+                let handle = tokio::runtime::Handle::current();
+                async move {
+                    tokio::task::spawn_blocking(move || {
+                        let _slot = slot;
+                        handle.block_on(drive(&log, app, run))
+                    })
+                    .await
+                    .context("the session's thread failed")?
+                }
+            };
+            session(&server.me, link, false, offloaded).await
         };
-        match result.await {
+        let result = tokio::select! {
+            r = result => r,
+            // Shutting down: the pumps go, the session's thread sees its pipe close.
+            _ = stopping.wait_for(|s| *s) => return,
+        };
+        match result {
             Ok((s, peer)) => tracing::info!("{from} ({peer}): {}", s.to_json()),
             // The peer's failure (or its attack), not the server's: a warning.
             Err(e) => tracing::warn!("{from}: error: {e:#}"),
@@ -682,6 +712,9 @@ pub fn init_log(level: tracing::Level) -> Result<()> {
     );
     tracing::subscriber::set_global_default(subscriber).context("setting up the log")
 }
+
+/// How long a shutting-down server waits for its sessions' threads to end.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 
 /// How often refused connections are reported (one line for all refused meanwhile).
 const REFUSALS_EVERY: Duration = Duration::from_secs(10);
@@ -725,10 +758,12 @@ pub fn serve(
     index
         .catch_up()
         .context("bringing the sync index up to date")?;
-    // Sessions run on a worker per core: a session's store calls block its worker (reads,
-    // waits for its insert pipeline), and the others go on meanwhile.
+    // Connections (handshakes, pumps) on a worker per core; each session past its
+    // handshake on a blocking thread of its own (a thread for every connection the cap
+    // allows, so none waits for another's to end).
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(limits.max_connections.saturating_add(16))
         .thread_name("cairn-serve")
         .build()
         .context("starting the async runtime")?;
@@ -756,6 +791,7 @@ pub fn serve(
             opts,
             idle,
             limits,
+            stopping: tokio::sync::watch::Sender::new(false),
             held: std::sync::Mutex::new(Held::default()),
             refused: std::sync::atomic::AtomicU64::new(0),
         });
@@ -775,8 +811,14 @@ pub fn serve(
             () = ws_loop => unreachable!("the accept loop never ends"),
         };
         // Sessions still running end here (their peers see the stream close, an error for
-        // a one-shot session); what they stored is kept.
+        // a one-shot session); what they stored is kept. Their threads are waited for (a
+        // while), so that none outlives the runtime's timers.
         tracing::info!("{signal}: shutting down");
+        server.stopping.send_replace(true);
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_WAIT;
+        while server.held().total > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         anyhow::Ok(())
     });
     // Drop the sessions (and their stores) before the index and the log.
