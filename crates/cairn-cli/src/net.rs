@@ -251,6 +251,18 @@ struct Run<F, P> {
     progress: P,
 }
 
+/// The context of an error before the peer's identity was proven (the WebSocket upgrade,
+/// the Noise handshake): anyone who can reach the server can cause one, so the server
+/// counts them rather than logs each.
+#[derive(Debug)]
+struct Unfinished;
+
+impl std::fmt::Display for Unfinished {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("handshake")
+    }
+}
+
 /// Runs the replication session of `log` on `app` (the session's end of the pipe to the
 /// encrypted link), then closes it.
 async fn drive<F, P>(log: &Log, mut app: DuplexStream, run: Run<F, P>) -> Result<SyncSummary>
@@ -289,7 +301,9 @@ where
     .await
     .map_err(|_| {
         anyhow::anyhow!("the peer did not complete the handshake within {HANDSHAKE_TIMEOUT:?}")
-    })??;
+    })
+    .and_then(|r| r)
+    .context(Unfinished)?;
     // Both pumps use it, never across an await (a Mutex rather than a RefCell keeps the
     // future `Send`).
     let transport = std::sync::Mutex::new(transport);
@@ -524,6 +538,8 @@ struct Server {
     held: std::sync::Mutex<Held>,
     /// Connections refused (over a cap) since the last report of them.
     refused: std::sync::atomic::AtomicU64,
+    /// Connections that ended before their handshake completed, since the last report.
+    unfinished: std::sync::atomic::AtomicU64,
 }
 
 impl Server {
@@ -647,7 +663,9 @@ fn spawn_session(
                     tokio_tungstenite::accept_async_with_config(tcp, Some(ws_config())),
                 )
                 .await
-                .map_err(|_| anyhow::anyhow!("the websocket upgrade timed out"))??;
+                .map_err(|_| anyhow::anyhow!("the websocket upgrade timed out"))
+                .and_then(|r| Ok(r?))
+                .context(Unfinished)?;
                 let (w, r) = ws.split();
                 (Tx::WsServer(w), Rx::WsServer(r))
             } else {
@@ -685,7 +703,14 @@ fn spawn_session(
         };
         match result {
             Ok((s, peer)) => tracing::info!("{from} ({peer}): {}", s.to_json()),
-            // The peer's failure (or its attack), not the server's: a warning.
+            // Before the handshake: anyone's, counted and summed up (each at debug level).
+            Err(e) if e.downcast_ref::<Unfinished>().is_some() => {
+                server
+                    .unfinished
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::debug!("{from}: error: {e:#}");
+            }
+            // An identified peer's failure (or its attack), not the server's: a warning.
             Err(e) => tracing::warn!("{from}: error: {e:#}"),
         }
     });
@@ -719,13 +744,22 @@ const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 /// How often refused connections are reported (one line for all refused meanwhile).
 const REFUSALS_EVERY: Duration = Duration::from_secs(10);
 
-/// Reports the connections refused over the caps, one line per [`REFUSALS_EVERY`] at most
-/// (a flood is thousands a second); never ends.
+/// Reports the connections refused over the caps and those that ended before their
+/// handshake completed, a line each per [`REFUSALS_EVERY`] at most (a flood is thousands a
+/// second); never ends.
 async fn report_refusals(server: std::sync::Arc<Server>) {
     let mut every = tokio::time::interval(REFUSALS_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
+        let unfinished = server
+            .unfinished
+            .swap(0, std::sync::atomic::Ordering::Relaxed);
+        if unfinished > 0 {
+            tracing::info!(
+                "{unfinished} connections ended before their handshake completed in the last {REFUSALS_EVERY:?}"
+            );
+        }
         let n = server.refused.swap(0, std::sync::atomic::Ordering::Relaxed);
         if n > 0 {
             let Limits {
@@ -794,6 +828,7 @@ pub fn serve(
             stopping: tokio::sync::watch::Sender::new(false),
             held: std::sync::Mutex::new(Held::default()),
             refused: std::sync::atomic::AtomicU64::new(0),
+            unfinished: std::sync::atomic::AtomicU64::new(0),
         });
         let reports = report_refusals(server.clone());
         let tcp_loop = accept_loop(listener, false, server.clone());
