@@ -2,8 +2,8 @@
 //! processes on 127.0.0.1 (see scripts/bench-hostile.sh, which raises `ulimit -n` first).
 //!
 //! - **flood**: `--attempts` connections are attempted against one `cairn serve` (default
-//!   caps), a third each idle TCP, stalled WebSocket upgrades (half a request, then
-//!   nothing) and garbage, from `--sources` loopback addresses (127.0.0.2…; at most 16,000
+//!   caps), a quarter each idle TCP, stalled WebSocket upgrades (half a request, then
+//!   nothing), completed upgrades that then say nothing, and garbage, from `--sources` loopback addresses (127.0.0.2…; at most 16,000
 //!   held open at once, the oldest closed past that), while a real
 //!   `cairn sync --connect` from 127.0.0.1 is retried until it succeeds; the server's peak
 //!   memory (VmHWM) during the flood and its RSS once the flood's connections are closed.
@@ -187,8 +187,8 @@ fn flood(a: &HostileArgs, out: &mut serde_json::Map<String, serde_json::Value>) 
                         0,
                         2 + (k % sources) as u8,
                     ));
-                    let kind = k % 3;
-                    let to = if kind == 1 { ws } else { tcp };
+                    let kind = k % 4;
+                    let to = if kind % 2 == 1 { ws } else { tcp };
                     let Some(mut s) = connect_from(src, to) else {
                         failed += 1;
                         continue;
@@ -202,6 +202,12 @@ fn flood(a: &HostileArgs, out: &mut serde_json::Map<String, serde_json::Value>) 
                         1 => {
                             let _ =
                                 s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n");
+                        }
+                        // A complete upgrade, then nothing (a stalled Noise handshake).
+                        3 => {
+                            let _ = s.write_all(
+                                b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                            );
                         }
                         // Garbage: a length prefix and noise.
                         _ => {
