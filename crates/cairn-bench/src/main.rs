@@ -4,11 +4,17 @@
 //! at its end, as the JS anchor does, so "peak MB" is the true high-water mark of that phase.
 //! Values are 32 bytes, as in the JS anchor. Prints a markdown table and one JSON line.
 //!
+//! `cairn-bench hostile [--attempts N] [--sources N] [--big N] [--n N] [--phases P]`:
+//! `cairn serve` under a connection flood, a push of 4 MiB nodes, and clones killed with
+//! SIGKILL (see the `hostile` module and scripts/bench-hostile.sh).
+//!
 //! `cairn-bench serve --sessions N [--cairn PATH] [--dir DIR]`: N concurrent replication
 //! sessions against one real `cairn serve` process (the `cairn` binary beside this one, or
 //! PATH), clients in this process, half over TCP and half over WebSocket, each with its own
 //! store and writes; every client's and the server's final set is checked (see
 //! `cairn_cli::swarm`). Prints each round's time and the server's peak RSS, and one JSON line.
+
+mod hostile;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,6 +36,10 @@ struct Args {
     sessions: usize,
     writes: usize,
     cairn: Option<PathBuf>,
+    attempts: usize,
+    sources: usize,
+    big: usize,
+    phases: String,
 }
 
 fn parse() -> Result<Args> {
@@ -44,6 +54,10 @@ fn parse() -> Result<Args> {
         sessions: 100,
         writes: 3,
         cairn: None,
+        attempts: 20_000,
+        sources: 100,
+        big: 200,
+        phases: "all".into(),
     };
     let mut it = std::env::args().skip(1);
     a.mode = match it.next().as_deref() {
@@ -52,8 +66,9 @@ fn parse() -> Result<Args> {
         Some("recovery-child") => Mode::RecoveryChild,
         Some("verify") => Mode::Verify,
         Some("serve") => Mode::Serve,
+        Some("hostile") => Mode::Hostile,
         other => bail!(
-            "usage: cairn-bench log|recovery|verify|serve [--n N] [--dir DIR] [--concurrent N] [--sequential N] [--quick-repair on|off] [--cache-mb MB] [--sessions N] [--writes N] [--cairn PATH] (got {other:?})"
+            "usage: cairn-bench log|recovery|verify|serve|hostile [--attempts N] [--sources N] [--big N] [--phases flood,big,kill] --n N] [--dir DIR] [--concurrent N] [--sequential N] [--quick-repair on|off] [--cache-mb MB] [--sessions N] [--writes N] [--cairn PATH] (got {other:?})"
         ),
     };
     while let Some(flag) = it.next() {
@@ -68,6 +83,10 @@ fn parse() -> Result<Args> {
             "--sessions" => a.sessions = v.parse()?,
             "--writes" => a.writes = v.parse()?,
             "--cairn" => a.cairn = Some(v.into()),
+            "--attempts" => a.attempts = v.parse()?,
+            "--sources" => a.sources = v.parse()?,
+            "--big" => a.big = v.parse()?,
+            "--phases" => a.phases = v,
             _ => bail!("unknown flag {flag}"),
         }
     }
@@ -156,6 +175,7 @@ enum Mode {
     RecoveryChild,
     Verify,
     Serve,
+    Hostile,
 }
 
 /// Batch-appends `n` nodes of 32 bytes (1000 per batch, each linking the previous batch's).
@@ -272,7 +292,8 @@ fn verify(a: &Args) -> Result<()> {
 }
 
 /// `cairn-bench serve --sessions N`: N concurrent sessions against one `cairn serve`.
-fn serve(a: &Args) -> Result<()> {
+/// The `cairn` binary: `--cairn PATH`, or the one beside this bench.
+fn cairn_binary(a: &Args) -> Result<PathBuf> {
     let cairn = match &a.cairn {
         Some(p) => p.clone(),
         None => std::env::current_exe()?
@@ -286,6 +307,11 @@ fn serve(a: &Args) -> Result<()> {
             cairn.display()
         );
     }
+    Ok(cairn)
+}
+
+fn serve(a: &Args) -> Result<()> {
+    let cairn = cairn_binary(a)?;
     let _ = std::fs::remove_dir_all(&a.dir);
     std::fs::create_dir_all(&a.dir)?;
     let opts = cairn_cli::swarm::SwarmOptions {
@@ -339,6 +365,18 @@ fn main() -> Result<()> {
         Mode::RecoveryChild => return recovery_child(&a),
         Mode::Verify => return verify(&a),
         Mode::Serve => return serve(&a),
+        Mode::Hostile => {
+            let h = hostile::HostileArgs {
+                cairn: cairn_binary(&a)?,
+                dir: a.dir.clone(),
+                attempts: a.attempts,
+                sources: a.sources,
+                big: a.big,
+                n: a.n,
+                phases: a.phases.clone(),
+            };
+            return hostile::run(&h);
+        }
         Mode::Log => {}
     }
     let _ = std::fs::remove_dir_all(&a.dir);

@@ -62,6 +62,17 @@ enum Command {
         /// that sends none for three times as long is gone (0: no keep-alives).
         #[arg(long, value_name = "SECS", default_value_t = 15)]
         keep_alive: u64,
+        /// Connections held at once, in all (handshakes included); more are closed as they
+        /// are accepted.
+        #[arg(long, value_name = "N", default_value_t = net::Limits::default().max_connections)]
+        max_connections: usize,
+        /// Connections held at once from one source address.
+        #[arg(long, value_name = "N", default_value_t = net::Limits::default().max_per_ip)]
+        max_per_ip: usize,
+        /// The least important log events shown on stderr: error, warn, info, debug or
+        /// trace (`RUST_LOG`, when set, decides instead, e.g. `warn,cairn_cli=debug`).
+        #[arg(long, value_name = "LEVEL", default_value_t = tracing::Level::INFO)]
+        log_level: tracing::Level,
     },
 }
 
@@ -116,8 +127,11 @@ const APPEND_BATCH: usize = 8192;
 
 fn main() {
     let cli = Cli::parse();
+    // A reader of our output that went away (`cairn log changes | head`) is a normal end;
+    // for sync and serve, whose pipes and sockets are their peer, it is a failure.
+    let replicating = matches!(cli.command, Command::Sync(_) | Command::Serve { .. });
     if let Err(e) = run(cli) {
-        if is_broken_pipe(&e) {
+        if !replicating && is_broken_pipe(&e) {
             std::process::exit(0);
         }
         // One line: the error and its causes, each cause only where it adds something.
@@ -149,7 +163,11 @@ fn run(cli: Cli) -> Result<()> {
             ws_listen,
             timeout,
             keep_alive,
+            max_connections,
+            max_per_ip,
+            log_level,
         } => {
+            net::init_log(log_level)?;
             let opts = cairn_sync::SessionOptions {
                 live: true,
                 ..Default::default()
@@ -161,6 +179,10 @@ fn run(cli: Cli) -> Result<()> {
                 ws_listen,
                 opts,
                 std::time::Duration::from_secs(timeout),
+                net::Limits {
+                    max_connections,
+                    max_per_ip,
+                },
             );
         }
         _ => {}

@@ -24,7 +24,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use cairn_core::{Hash, Keypair, PublicKey, Signer};
 use cairn_log::Log;
-use cairn_sync::{LogStore, Session, SessionOptions, SyncSummary, duplex};
+use cairn_sync::{DuplexStream, LogStore, Session, SessionOptions, SyncSummary, duplex};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -38,12 +38,19 @@ const IDENTITY_CONTEXT: &str = "cairn 2026-11 noise identity";
 const MAX_MSG: usize = 65_535;
 const MAX_PLAIN: usize = MAX_MSG - 16;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest Noise message during the handshake and the identity exchange (the largest,
+/// XX's second, is 96 bytes; the identity message 112).
+const MAX_HANDSHAKE_MSG: usize = 1024;
+/// tungstenite's read and write buffers (its defaults: 128 KiB each per connection).
+const WS_BUFFER: usize = 16 << 10;
 
 /// WebSocket limits: a message is one Noise message, so nothing larger is ever needed.
 fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .max_message_size(Some(MAX_MSG))
         .max_frame_size(Some(MAX_MSG))
+        .read_buffer_size(WS_BUFFER)
+        .write_buffer_size(WS_BUFFER)
 }
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
@@ -91,6 +98,11 @@ impl Tx {
 impl Rx {
     /// Reads one message into `buf`; `false` at a clean end of the connection.
     async fn recv(&mut self, buf: &mut Vec<u8>) -> Result<bool> {
+        self.recv_at_most(buf, MAX_MSG).await
+    }
+
+    /// Like [`Rx::recv`], refusing a message over `max` bytes.
+    async fn recv_at_most(&mut self, buf: &mut Vec<u8>, max: usize) -> Result<bool> {
         let next = match self {
             Rx::Tcp(tcp) => {
                 let mut len = [0u8; 2];
@@ -99,7 +111,11 @@ impl Rx {
                     Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
                     Err(e) => return Err(e.into()),
                 }
-                buf.resize(u16::from_be_bytes(len) as usize, 0);
+                let len = u16::from_be_bytes(len) as usize;
+                if len > max {
+                    bail!("a message of {len} bytes (at most {max} here)");
+                }
+                buf.resize(len, 0);
                 tcp.read_exact(buf)
                     .await
                     .context("connection ended inside a message")?;
@@ -109,13 +125,13 @@ impl Rx {
             Rx::WsServer(ws) => ws_next(ws.next().await)?,
         };
         match next {
-            Some(data) if data.len() <= MAX_MSG => {
+            Some(data) if data.len() <= max => {
                 buf.clear();
                 buf.extend_from_slice(&data);
                 Ok(true)
             }
             Some(data) => bail!(
-                "a websocket message of {} bytes (at most {MAX_MSG})",
+                "a websocket message of {} bytes (at most {max} here)",
                 data.len()
             ),
             None => Ok(false),
@@ -149,6 +165,19 @@ async fn next_message(rx: &mut Rx, buf: &mut Vec<u8>) -> Result<bool> {
     }
 }
 
+/// Like [`next_message`], for the handshake: a message over [`MAX_HANDSHAKE_MSG`] bytes
+/// is refused as its length arrives (on TCP), before any buffer of its size exists.
+async fn next_handshake_message(rx: &mut Rx, buf: &mut Vec<u8>) -> Result<bool> {
+    loop {
+        if !rx.recv_at_most(buf, MAX_HANDSHAKE_MSG).await? {
+            return Ok(false);
+        }
+        if !buf.is_empty() {
+            return Ok(true);
+        }
+    }
+}
+
 /// Runs the Noise handshake and the identity exchange; returns the transport and the peer's
 /// verified ed25519 identity.
 async fn handshake(
@@ -166,8 +195,10 @@ async fn handshake(
     } else {
         builder.build_responder()?
     };
-    let mut msg = vec![0u8; MAX_MSG];
-    let mut payload = vec![0u8; MAX_MSG];
+    // Small buffers: before the handshake completes, a connection costs little memory
+    // (no handshake or identity message is near this size; a larger one is refused).
+    let mut msg = vec![0u8; MAX_HANDSHAKE_MSG];
+    let mut payload = vec![0u8; MAX_HANDSHAKE_MSG];
     let mut inbuf = Vec::new();
     // XX: -> e; <- e, ee, s, es; -> s, se
     let mut my_turn = initiator;
@@ -176,7 +207,7 @@ async fn handshake(
             let n = hs.write_message(&[], &mut msg)?;
             tx.send(&msg[..n]).await?;
         } else {
-            if !next_message(rx, &mut inbuf).await? {
+            if !next_handshake_message(rx, &mut inbuf).await? {
                 bail!("the peer closed the connection during the handshake");
             }
             hs.read_message(&inbuf, &mut payload)
@@ -193,7 +224,7 @@ async fn handshake(
     hello.extend_from_slice(&me.sign(&mine).0);
     let n = transport.write_message(&hello, &mut msg)?;
     tx.send(&msg[..n]).await?;
-    if !next_message(rx, &mut inbuf).await? {
+    if !next_handshake_message(rx, &mut inbuf).await? {
         bail!("the peer closed the connection before proving its identity");
     }
     let n = transport
@@ -220,17 +251,47 @@ struct Run<F, P> {
     progress: P,
 }
 
-/// Replicates `log` with the peer on `link`, after the handshake.
-async fn session<F, P>(
-    log: &Log,
-    me: &Keypair,
-    (mut tx, mut rx): (Tx, Rx),
-    initiator: bool,
-    run: Run<F, P>,
-) -> Result<(SyncSummary, PublicKey)>
+/// The context of an error before the peer's identity was proven (the WebSocket upgrade,
+/// the Noise handshake): anyone who can reach the server can cause one, so the server
+/// counts them rather than logs each.
+#[derive(Debug)]
+struct Unfinished;
+
+impl std::fmt::Display for Unfinished {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("handshake")
+    }
+}
+
+/// Runs the replication session of `log` on `app` (the session's end of the pipe to the
+/// encrypted link), then closes it.
+async fn drive<F, P>(log: &Log, mut app: DuplexStream, run: Run<F, P>) -> Result<SyncSummary>
 where
     F: std::future::Future<Output = ()>,
     P: FnMut(&Session<LogStore>),
+{
+    let Run {
+        opts,
+        idle,
+        stop,
+        progress,
+    } = run;
+    let r = crate::sync::sync_session(log, &mut app, opts, idle, stop, progress).await;
+    let _ = app.close().await;
+    Ok(r?)
+}
+
+/// Handshake and identities on `link`, then the session that `drive` runs on its end of
+/// the pipe, with the two pumps between that pipe and the encrypted link.
+async fn session<D, W>(
+    me: &Keypair,
+    (mut tx, mut rx): (Tx, Rx),
+    initiator: bool,
+    drive: D,
+) -> Result<(SyncSummary, PublicKey)>
+where
+    D: FnOnce(DuplexStream) -> W,
+    W: std::future::Future<Output = Result<SyncSummary>>,
 {
     // A peer that connects and says nothing must not hold a session forever.
     let (transport, peer) = tokio::time::timeout(
@@ -240,7 +301,9 @@ where
     .await
     .map_err(|_| {
         anyhow::anyhow!("the peer did not complete the handshake within {HANDSHAKE_TIMEOUT:?}")
-    })??;
+    })
+    .and_then(|r| r)
+    .context(Unfinished)?;
     // Both pumps use it, never across an await (a Mutex rather than a RefCell keeps the
     // future `Send`).
     let transport = std::sync::Mutex::new(transport);
@@ -249,7 +312,7 @@ where
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     };
-    let (mut app, net) = duplex(256 << 10);
+    let (app, net) = duplex(256 << 10);
     let (mut from_app, mut to_app) = futures_lite::io::split(net);
 
     let outbound = async {
@@ -269,43 +332,58 @@ where
     let inbound = async {
         let mut cipher = Vec::new();
         let mut plain = vec![0u8; MAX_MSG];
-        while next_message(&mut rx, &mut cipher).await? {
-            let n = transport()
-                .read_message(&cipher, &mut plain)
-                .context("a message failed decryption: the connection was tampered with")?;
-            to_app.write_all(&plain[..n]).await?;
+        let pumped = async {
+            while next_message(&mut rx, &mut cipher).await? {
+                let n = transport()
+                    .read_message(&cipher, &mut plain)
+                    .context("a message failed decryption: the connection was tampered with")?;
+                to_app.write_all(&plain[..n]).await?;
+            }
+            anyhow::Ok(())
         }
-        to_app.close().await?;
-        anyhow::Ok(())
+        .await;
+        // The session's input ends here, whether the connection ended cleanly or broke: it
+        // goes on with what it has (a complete session may still end well) and sees the end.
+        let _ = to_app.close().await;
+        pumped
     };
-    let work = async {
-        let Run {
-            opts,
-            idle,
-            stop,
-            progress,
-        } = run;
-        let r = crate::sync::sync_session(log, &mut app, opts, idle, stop, progress).await;
-        let _ = app.close().await;
-        drop(app);
-        r
-    };
+    let work = drive(app);
     // The session decides when it is over; the outbound pump then forwards what is left
-    // and the inbound pump is dropped.
-    let both = async { tokio::join!(work, outbound) };
-    tokio::pin!(both);
-    tokio::pin!(inbound);
-    let (result, out) = tokio::select! {
-        r = &mut both => r,
-        i = &mut inbound => {
-            let r = both.await;
-            if let (Err(_), Err(e)) = (&r.0, i) { return Err(e); }
-            r
+    // and the inbound pump is dropped. A broken connection ends it at once, not after the
+    // idle timeout: a failed outbound pump (the peer is gone or reset the connection) ends
+    // the session with its error as it happens, and a failed inbound pump has ended the
+    // session's input (above), so the session stops at what it has and the transport's
+    // error is the one reported.
+    tokio::pin!(work, outbound, inbound);
+    let mut result = None;
+    let mut inbound_done = false;
+    let mut inbound_error = None;
+    let out = loop {
+        tokio::select! {
+            r = &mut work, if result.is_none() => result = Some(r),
+            o = &mut outbound => break o,
+            i = &mut inbound, if !inbound_done => {
+                inbound_done = true;
+                // After the session's end its pipe is gone: only an earlier failure counts.
+                if result.is_none() {
+                    inbound_error = i.err();
+                }
+            }
         }
     };
-    let summary = result?;
-    out?;
-    Ok((summary, peer))
+    if let Err(e) = out {
+        return Err(inbound_error.unwrap_or(e));
+    }
+    // The outbound pump ends cleanly only once the session has closed its end.
+    let result = match result {
+        Some(r) => r,
+        None => (&mut work).await,
+    };
+    match (result, inbound_error) {
+        (Ok(summary), _) => Ok((summary, peer)),
+        (Err(_), Some(e)) => Err(e),
+        (Err(e), None) => Err(e),
+    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -357,7 +435,17 @@ pub async fn sync_with<F: std::future::Future<Output = ()>>(
         stop,
         progress,
     };
-    session(log, me, link, true, run).await
+    session(me, link, true, |app| drive(log, app, run)).await
+}
+
+/// Brings `log`'s sync index up to date before dialing, so that the session starts at once
+/// after the handshake: the peer does not wait meanwhile, and a connection that breaks is
+/// seen at once (the session's first step would otherwise block the runtime while it
+/// catches up).
+fn catch_up(log: &Log) -> Result<()> {
+    LogStore::open(log)
+        .and_then(|index| index.catch_up())
+        .context("bringing the sync index up to date")
 }
 
 /// `cairn sync --connect tcp://ADDR` or `ws://ADDR`: syncs, with a progress line on a
@@ -369,6 +457,7 @@ pub fn connect(
     opts: SessionOptions,
     idle: Duration,
 ) -> Result<()> {
+    catch_up(log)?;
     let mut bar = crate::progress::Bar::stderr(log.len());
     let result = runtime()?.block_on(async {
         let link = dial(url).await?;
@@ -378,7 +467,7 @@ pub fn connect(
             stop: std::future::pending(),
             progress: |s: &Session<LogStore>| bar.update(s),
         };
-        session(log, me, link, true, run).await
+        session(me, link, true, |app| drive(log, app, run)).await
     });
     bar.clear();
     let (summary, peer) = result?;
@@ -412,6 +501,278 @@ async fn shutdown_signal() -> &'static str {
     }
 }
 
+/// How many connections `cairn serve` holds at once.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Connections in all (from their acceptance to their end, handshake included).
+    pub max_connections: usize,
+    /// Connections from one source address.
+    pub max_per_ip: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 1024,
+            max_per_ip: 64,
+        }
+    }
+}
+
+/// The connections held, in all and per source address.
+#[derive(Default)]
+struct Held {
+    total: usize,
+    per_ip: std::collections::HashMap<std::net::IpAddr, usize>,
+}
+
+/// What every session of a `cairn serve` shares.
+struct Server {
+    log: Log,
+    me: Keypair,
+    opts: SessionOptions,
+    idle: Duration,
+    limits: Limits,
+    /// Set when the server shuts down: every connection ends.
+    stopping: tokio::sync::watch::Sender<bool>,
+    held: std::sync::Mutex<Held>,
+    /// Connections refused (over a cap) since the last report of them.
+    refused: std::sync::atomic::AtomicU64,
+    /// Connections that ended before their handshake completed, since the last report.
+    unfinished: std::sync::atomic::AtomicU64,
+}
+
+impl Server {
+    fn held(&self) -> std::sync::MutexGuard<'_, Held> {
+        self.held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A place for a connection from `ip`, or `None` when a cap is reached.
+    fn admit(self: &std::sync::Arc<Self>, ip: std::net::IpAddr) -> Option<Slot> {
+        let mut held = self.held();
+        if held.total >= self.limits.max_connections {
+            return None;
+        }
+        let from_ip = held.per_ip.entry(ip).or_insert(0);
+        if *from_ip >= self.limits.max_per_ip {
+            return None;
+        }
+        *from_ip += 1;
+        held.total += 1;
+        Some(Slot {
+            server: self.clone(),
+            ip,
+        })
+    }
+}
+
+/// A connection's place under the caps, given back when it ends.
+struct Slot {
+    server: std::sync::Arc<Server>,
+    ip: std::net::IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut held = self.server.held();
+        held.total -= 1;
+        if let Some(n) = held.per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                held.per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// The first pause after an accept error that is not the connection's own; each further
+/// error in a row doubles it, up to [`ACCEPT_BACKOFF_MAX`].
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// Whether an accept error concerns only the connection being accepted (its peer gave up
+/// first): the next one is taken at once. Any other (out of file descriptors, of memory,
+/// of buffers) is the server's and will recur until something is released.
+fn accept_error_is_the_connections(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionReset, Interrupted};
+    matches!(e.kind(), ConnectionAborted | ConnectionReset | Interrupted)
+}
+
+/// Accepts connections on `listener` for ever, each session in its own task. An accept
+/// error never ends the loop: out of file descriptors (the pending connections wait in the
+/// kernel's backlog meanwhile), it pauses, longer after each error in a row, and goes on.
+async fn accept_loop(listener: TcpListener, websocket: bool, server: std::sync::Arc<Server>) {
+    let mut backoff = Duration::ZERO;
+    // Failed accepts in the current run of them: the first is logged, then the end of the run.
+    let mut failed = 0u64;
+    loop {
+        match listener.accept().await {
+            Ok((tcp, from)) => {
+                if failed > 0 {
+                    tracing::warn!("accepting connections again after {failed} failed tries");
+                    failed = 0;
+                }
+                backoff = Duration::ZERO;
+                match server.admit(from.ip()) {
+                    Some(slot) => spawn_session(&server, slot, tcp, from, websocket),
+                    // Over a cap: closed at once, before any buffer or task exists for it.
+                    None => {
+                        drop(tcp);
+                        server
+                            .refused
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            }
+            Err(e) if accept_error_is_the_connections(&e) => {}
+            Err(e) => {
+                backoff = (backoff * 2).clamp(ACCEPT_BACKOFF_MIN, ACCEPT_BACKOFF_MAX);
+                if failed == 0 {
+                    tracing::warn!(
+                        "accepting a connection: {e}; pausing ({ACCEPT_BACKOFF_MIN:?}, doubling up to {ACCEPT_BACKOFF_MAX:?}) until it works again"
+                    );
+                } else {
+                    tracing::debug!("accepting a connection: {e}; next try in {backoff:?}");
+                }
+                failed += 1;
+                tokio::time::sleep(backoff).await;
+            }
+        }
+    }
+}
+
+/// Runs the session of one accepted connection in a task of its own; its end (a summary
+/// or an error) is reported and ends that session only.
+fn spawn_session(
+    server: &std::sync::Arc<Server>,
+    slot: Slot,
+    tcp: TcpStream,
+    from: SocketAddr,
+    websocket: bool,
+) {
+    let _ = tcp.set_nodelay(true);
+    let server = server.clone();
+    let mut stopping = server.stopping.subscribe();
+    tokio::spawn(async move {
+        let result = async {
+            let link = if websocket {
+                let ws = tokio::time::timeout(
+                    HANDSHAKE_TIMEOUT,
+                    tokio_tungstenite::accept_async_with_config(tcp, Some(ws_config())),
+                )
+                .await
+                .map_err(|_| anyhow::anyhow!("the websocket upgrade timed out"))
+                .and_then(|r| Ok(r?))
+                .context(Unfinished)?;
+                let (w, r) = ws.split();
+                (Tx::WsServer(w), Rx::WsServer(r))
+            } else {
+                let (r, w) = tcp.into_split();
+                (Tx::Tcp(w), Rx::Tcp(r))
+            };
+            let run = Run {
+                opts: server.opts.clone(),
+                idle: server.idle,
+                stop: std::future::pending(),
+                progress: |_: &Session<LogStore>| {},
+            };
+            let log = server.log.clone();
+            // The session (store reads, verification, fsyncs) on a blocking thread of its
+            // own, the pumps on the async workers: a slow disk stalls only its sessions.
+            // The connection's slot goes with it: it is held until the session's thread
+            // is done (or, without a handshake, until the connection ends).
+            let offloaded = move |app: DuplexStream| {
+                let handle = tokio::runtime::Handle::current();
+                async move {
+                    tokio::task::spawn_blocking(move || {
+                        let _slot = slot;
+                        handle.block_on(drive(&log, app, run))
+                    })
+                    .await
+                    .context("the session's thread failed")?
+                }
+            };
+            session(&server.me, link, false, offloaded).await
+        };
+        let result = tokio::select! {
+            r = result => r,
+            // Shutting down: the pumps go, the session's thread sees its pipe close.
+            _ = stopping.wait_for(|s| *s) => return,
+        };
+        match result {
+            Ok((s, peer)) => tracing::info!("{from} ({peer}): {}", s.to_json()),
+            // Before the handshake: anyone's, counted and summed up (each at debug level).
+            Err(e) if e.downcast_ref::<Unfinished>().is_some() => {
+                server
+                    .unfinished
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::debug!("{from}: error: {e:#}");
+            }
+            // An identified peer's failure (or its attack), not the server's: a warning.
+            Err(e) => tracing::warn!("{from}: error: {e:#}"),
+        }
+    });
+}
+
+/// Sends `cairn serve`'s log to stderr, one line per event (time, level, message), at
+/// `level` and above — or as `RUST_LOG` says when it is set (e.g. `warn` or
+/// `info,cairn_cli=debug`).
+pub fn init_log(level: tracing::Level) -> Result<()> {
+    use tracing_subscriber::filter::Targets;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.trim().is_empty() => spec
+            .parse::<Targets>()
+            .with_context(|| format!("RUST_LOG={spec}"))?,
+        _ => Targets::new().with_default(level),
+    };
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let subscriber = tracing_subscriber::registry().with(
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .with_filter(filter),
+    );
+    tracing::subscriber::set_global_default(subscriber).context("setting up the log")
+}
+
+/// How long a shutting-down server waits for its sessions' threads to end.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
+
+/// How often refused connections are reported (one line for all refused meanwhile).
+const REFUSALS_EVERY: Duration = Duration::from_secs(10);
+
+/// Reports the connections refused over the caps and those that ended before their
+/// handshake completed, a line each per [`REFUSALS_EVERY`] at most (a flood is thousands a
+/// second); never ends.
+async fn report_refusals(server: std::sync::Arc<Server>) {
+    let mut every = tokio::time::interval(REFUSALS_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let unfinished = server
+            .unfinished
+            .swap(0, std::sync::atomic::Ordering::Relaxed);
+        if unfinished > 0 {
+            tracing::info!(
+                "{unfinished} connections ended before their handshake completed in the last {REFUSALS_EVERY:?}"
+            );
+        }
+        let n = server.refused.swap(0, std::sync::atomic::Ordering::Relaxed);
+        if n > 0 {
+            let Limits {
+                max_connections,
+                max_per_ip,
+            } = server.limits;
+            tracing::warn!(
+                "refused {n} connections in the last {REFUSALS_EVERY:?} (caps: {max_connections} in all, {max_per_ip} per address)"
+            );
+        }
+    }
+}
+
 /// `cairn serve`: accepts replication sessions until SIGINT or SIGTERM, then closes the store
 /// cleanly (received nodes made durable, the sync index's progress saved, no repair on the
 /// next open).
@@ -421,6 +782,7 @@ pub fn serve(
     ws_listen: Option<SocketAddr>,
     opts: SessionOptions,
     idle: Duration,
+    limits: Limits,
 ) -> Result<()> {
     let log = crate::store::open_writer(data)?;
     let me = crate::store::identity(data)?;
@@ -430,10 +792,12 @@ pub fn serve(
     index
         .catch_up()
         .context("bringing the sync index up to date")?;
-    // Sessions run on a worker per core: a session's store calls block its worker (reads,
-    // waits for its insert pipeline), and the others go on meanwhile.
+    // Connections (handshakes, pumps) on a worker per core; each session past its
+    // handshake on a blocking thread of its own (a thread for every connection the cap
+    // allows, so none waits for another's to end).
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(limits.max_connections.saturating_add(16))
         .thread_name("cairn-serve")
         .build()
         .context("starting the async runtime")?;
@@ -454,56 +818,41 @@ pub fn serve(
         if let Some(l) = &ws_listener {
             println!("{}", l.local_addr()?);
         }
-        eprintln!("cairn: serving {} as {}", data.display(), me.public());
-        let shutdown = shutdown_signal();
-        tokio::pin!(shutdown);
-        loop {
-            let ws_accept = async {
-                match &ws_listener {
-                    Some(l) => l.accept().await,
-                    None => std::future::pending().await,
-                }
-            };
-            let (tcp, from, websocket) = tokio::select! {
-                a = listener.accept() => { let (tcp, from) = a?; (tcp, from, false) }
-                a = ws_accept => { let (tcp, from) = a?; (tcp, from, true) }
-                signal = &mut shutdown => {
-                    // Sessions still running end here (their peers see the stream close, an
-                    // error for a one-shot session); what they stored is kept.
-                    eprintln!("cairn: {signal}: shutting down");
-                    break;
-                }
-            };
-            let _ = tcp.set_nodelay(true);
-            let (log, me, opts) = (log.clone(), me.clone(), opts.clone());
-            tokio::spawn(async move {
-                let result = async {
-                    let link = if websocket {
-                        let ws = tokio::time::timeout(
-                            HANDSHAKE_TIMEOUT,
-                            tokio_tungstenite::accept_async_with_config(tcp, Some(ws_config())),
-                        )
-                        .await
-                        .map_err(|_| anyhow::anyhow!("the websocket upgrade timed out"))??;
-                        let (w, r) = ws.split();
-                        (Tx::WsServer(w), Rx::WsServer(r))
-                    } else {
-                        let (r, w) = tcp.into_split();
-                        (Tx::Tcp(w), Rx::Tcp(r))
-                    };
-                    let run = Run {
-                        opts,
-                        idle,
-                        stop: std::future::pending(),
-                        progress: |_: &Session<LogStore>| {},
-                    };
-                    session(&log, &me, link, false, run).await
-                };
-                match result.await {
-                    Ok((s, peer)) => eprintln!("cairn: {from} ({peer}): {}", s.to_json()),
-                    Err(e) => eprintln!("cairn: {from}: error: {e:#}"),
-                }
-            });
+        tracing::info!("serving {} as {}", data.display(), me.public());
+        let server = std::sync::Arc::new(Server {
+            log,
+            me,
+            opts,
+            idle,
+            limits,
+            stopping: tokio::sync::watch::Sender::new(false),
+            held: std::sync::Mutex::new(Held::default()),
+            refused: std::sync::atomic::AtomicU64::new(0),
+            unfinished: std::sync::atomic::AtomicU64::new(0),
+        });
+        let reports = report_refusals(server.clone());
+        let tcp_loop = accept_loop(listener, false, server.clone());
+        let ws_loop = async {
+            match ws_listener {
+                Some(l) => accept_loop(l, true, server.clone()).await,
+                None => std::future::pending().await,
+            }
+        };
+        // The accept loops never end: only a signal stops the server.
+        let signal = tokio::select! {
+            s = shutdown_signal() => s,
+            () = reports => unreachable!("the report loop never ends"),
+            () = tcp_loop => unreachable!("the accept loop never ends"),
+            () = ws_loop => unreachable!("the accept loop never ends"),
+        };
+        // Sessions still running end here (their peers see the stream close, an error for
+        // a one-shot session); what they stored is kept. Their threads are waited for (a
+        // while), so that none outlives the runtime's timers.
+        tracing::info!("{signal}: shutting down");
+        server.stopping.send_replace(true);
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_WAIT;
+        while server.held().total > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
         anyhow::Ok(())
     });
@@ -515,6 +864,6 @@ pub fn serve(
         .sync()
         .context("making received nodes durable")?;
     drop(index);
-    eprintln!("cairn: closed {}", data.display());
+    tracing::info!("closed {}", data.display());
     Ok(())
 }

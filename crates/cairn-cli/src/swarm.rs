@@ -130,7 +130,10 @@ struct Server {
 }
 
 impl Server {
-    fn start(cairn: &Path, data: &Path) -> Result<(Server, String, String)> {
+    /// Starts `cairn serve` on `data`, its caps raised for `sessions` clients from one
+    /// address.
+    fn start(cairn: &Path, data: &Path, sessions: usize) -> Result<(Server, String, String)> {
+        let cap = (sessions + 16).to_string();
         let mut child = Command::new(cairn)
             .arg("--data")
             .arg(data)
@@ -140,6 +143,10 @@ impl Server {
                 "127.0.0.1:0",
                 "--ws-listen",
                 "127.0.0.1:0",
+                "--max-connections",
+                &cap,
+                "--max-per-ip",
+                &cap,
             ])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -235,7 +242,7 @@ pub fn run(cairn: &Path, dir: &Path, opts: &SwarmOptions) -> Result<Report> {
         }
         set(&log)?
     };
-    let (server, tcp_url, ws_url) = Server::start(cairn, &server_dir)?;
+    let (server, tcp_url, ws_url) = Server::start(cairn, &server_dir, opts.sessions)?;
 
     let mut clients = Vec::with_capacity(opts.sessions);
     for i in 0..opts.sessions {

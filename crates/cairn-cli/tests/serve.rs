@@ -302,3 +302,301 @@ fn sigterm_shuts_the_server_down_cleanly() {
     assert!(got.contains("from the client"), "{got}");
     std::fs::remove_dir_all(base).unwrap();
 }
+
+/// Collects what `child`'s stderr says, as it comes (a pipe nobody reads would block it).
+fn collect_stderr(child: &mut Child) -> std::sync::Arc<std::sync::Mutex<String>> {
+    let err = child.stderr.take().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let into = seen.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            let mut s = into.lock().unwrap();
+            s.push_str(&line);
+            s.push('\n');
+        }
+    });
+    seen
+}
+
+/// Waits at most `secs` seconds for `cond`; whether it came true.
+fn wait_for(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    cond()
+}
+
+/// A real `cairn serve` under `ulimit -n 64` gets 100 connections at once: accepting fails
+/// with "Too many open files", and the server pauses and goes on instead of exiting; once the
+/// connections close, a real sync succeeds.
+#[cfg(unix)]
+#[test]
+fn running_out_of_file_descriptors_does_not_stop_the_server() {
+    let base = std::env::temp_dir().join(format!("cairn-serve-emfile-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let (server_dir, client_dir) = (base.join("server"), base.join("client"));
+    ok(cairn(&server_dir).arg("init"));
+    ok(cairn(&server_dir).args(["log", "append", "from the server"]));
+    ok(cairn(&client_dir).arg("init"));
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -n 64 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_cairn"))
+        .arg("--data")
+        .arg(&server_dir)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["--max-connections", "1000", "--max-per-ip", "1000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let said = collect_stderr(&mut child);
+    let mut addr = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut addr)
+        .unwrap();
+    let mut server = Server(child);
+    let addr = addr.trim().to_string();
+    let held: Vec<_> = (0..100)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    assert!(
+        wait_for(10, || said.lock().unwrap().contains("Too many open files")),
+        "the server never ran out of file descriptors: {}",
+        said.lock().unwrap()
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        server.0.try_wait().unwrap().is_none(),
+        "the server exited: {}",
+        said.lock().unwrap()
+    );
+    drop(held);
+    let o = finish(
+        cairn(&client_dir)
+            .args(["sync", "--connect", &format!("tcp://{addr}")])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+        60,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        ok(cairn(&client_dir).args(["log", "changes"]))
+            .lines()
+            .count(),
+        1
+    );
+    assert!(server.0.try_wait().unwrap().is_none());
+    drop(server);
+    std::fs::remove_dir_all(&base).unwrap();
+}
+
+/// CPU time process `pid` has used so far, in clock ticks (user and system).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // After the command's name in parentheses: state is field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| fields.get(i - 3).and_then(|v| v.parse::<u64>().ok());
+    field(14).unwrap_or(0) + field(15).unwrap_or(0)
+}
+
+/// Open file descriptors of process `pid`.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// A reset is an error at once: `kill -9` of the server in the middle of a push, and the
+/// pusher exits non-zero within seconds, not after its `--timeout` (60 s) — whether the
+/// kill lands just after the handshake (before this fix, a pusher that then found its
+/// connection gone waited out the timeout) or while the server is busy storing nodes.
+#[cfg(unix)]
+#[test]
+fn a_server_killed_mid_push_fails_the_pusher_at_once() {
+    let base = std::env::temp_dir().join(format!("cairn-serve-reset-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let client_dir = base.join("client");
+    ok(cairn(&client_dir).arg("init"));
+    let mut append = cairn(&client_dir)
+        .args(["log", "append", "--stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    {
+        let mut input = std::io::BufWriter::new(append.stdin.take().unwrap());
+        for i in 0..100_000 {
+            writeln!(input, "node {i}").unwrap();
+        }
+    }
+    assert!(append.wait().unwrap().success());
+    for flowing in [false, true] {
+        let server_dir = base.join(format!("server-{flowing}"));
+        ok(cairn(&server_dir).arg("init"));
+        let (server, addr, _) = serve(&server_dir);
+        let pid = server.0.id();
+        let (cpu, fds) = (cpu_ticks(pid), open_fds(pid));
+        let mut pusher = cairn(&client_dir)
+            .args(["sync", "--mode", "push", "--connect"])
+            .arg(format!("tcp://{}", addr.trim()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if flowing {
+            // Mid-push: the server has spent a third of a second verifying and storing
+            // nodes (an idle server spends nothing).
+            assert!(
+                wait_for(120, || cpu_ticks(pid) > cpu + 30),
+                "the push never started"
+            );
+        } else {
+            // The connection is accepted; a moment for the handshake.
+            assert!(wait_for(60, || open_fds(pid) > fds), "no connection");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        assert!(
+            pusher.try_wait().unwrap().is_none(),
+            "the push ended before the kill"
+        );
+        let killed = std::time::Instant::now();
+        drop(server); // SIGKILL
+        let o = finish(pusher, 15);
+        let took = killed.elapsed();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{err}");
+        assert!(err.contains("error:"), "{err}");
+        eprintln!(
+            "nodes flowing: {flowing}: the pusher failed {took:?} after the kill: {}",
+            err.trim()
+        );
+        assert!(
+            took < std::time::Duration::from_secs(5),
+            "the pusher took {took:?} to fail"
+        );
+    }
+    std::fs::remove_dir_all(&base).unwrap();
+}
+
+/// Connects to `addr` from the local address `from` (any of 127.0.0.0/8 on Linux).
+fn connect_from(from: &str, addr: &str) -> std::net::TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+        let s = socket.connect(addr.parse().unwrap()).await.unwrap();
+        s.into_std().unwrap()
+    })
+}
+
+/// Whether the server closed `s` at once (rather than kept it, waiting for a handshake).
+fn closed_at_once(s: &mut std::net::TcpStream) -> bool {
+    use std::io::Read;
+    s.set_nonblocking(false).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_millis(1500)))
+        .unwrap();
+    let mut b = [0u8; 1];
+    match s.read(&mut b) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+/// `--max-per-ip` and `--max-connections`: connections over either cap are closed as they
+/// are accepted, the others are kept; the refusals are summed up in one line; once the
+/// connections close, a real sync succeeds.
+#[cfg(target_os = "linux")]
+#[test]
+fn connections_over_the_caps_are_closed_at_once() {
+    let base = std::env::temp_dir().join(format!("cairn-serve-caps-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let (server_dir, client_dir) = (base.join("server"), base.join("client"));
+    ok(cairn(&server_dir).arg("init"));
+    ok(cairn(&server_dir).args(["log", "append", "from the server"]));
+    ok(cairn(&client_dir).arg("init"));
+    let mut child = cairn(&server_dir)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args([
+            "--max-connections",
+            "6",
+            "--max-per-ip",
+            "4",
+            "--log-level",
+            "warn",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let said = collect_stderr(&mut child);
+    let mut addr = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut addr)
+        .unwrap();
+    let server = Server(child);
+    let addr = addr.trim().to_string();
+    // Five from one address: four kept, the fifth over the per-address cap.
+    let mut one: Vec<_> = (0..5).map(|_| connect_from("127.0.0.1", &addr)).collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Three from another: two kept, the third over the total cap.
+    let mut two: Vec<_> = (0..3).map(|_| connect_from("127.0.0.2", &addr)).collect();
+    let closed =
+        |v: &mut Vec<std::net::TcpStream>| v.iter_mut().map(closed_at_once).filter(|c| *c).count();
+    assert_eq!(closed(&mut one), 1, "{}", said.lock().unwrap());
+    assert_eq!(closed(&mut two), 1, "{}", said.lock().unwrap());
+    // A flood from a third: all refused (the total cap is reached).
+    let mut three: Vec<_> = (0..40).map(|_| connect_from("127.0.0.3", &addr)).collect();
+    assert_eq!(closed(&mut three), 40);
+    drop((one, two, three));
+    // One line per interval at most, summing up the refusals.
+    let refused = || -> u64 {
+        said.lock()
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split("refused ").nth(1))
+            .filter_map(|r| r.split(' ').next().and_then(|n| n.parse::<u64>().ok()))
+            .sum()
+    };
+    assert!(wait_for(25, || refused() == 42), "{}", said.lock().unwrap());
+    let lines = said.lock().unwrap().clone();
+    // Summed up, not a line each: the first interval starts at once, so at most three.
+    let refusal_lines = lines.lines().filter(|l| l.contains("refused")).count();
+    assert!(refusal_lines <= 3, "{lines}");
+    assert!(
+        lines
+            .lines()
+            .filter(|l| l.contains("refused"))
+            .all(|l| l.contains("WARN")),
+        "{lines}"
+    );
+    let o = finish(
+        cairn(&client_dir)
+            .args(["sync", "--connect", &format!("tcp://{addr}")])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+        60,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // `--log-level warn`: the session's summary (info) is not shown, nor is "serving", nor
+    // a line for each of the six held connections that ended before their handshake (they
+    // are summed up, at info level).
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let lines = said.lock().unwrap().clone();
+    assert!(!lines.contains("INFO"), "{lines}");
+    assert!(!lines.contains("error:"), "{lines}");
+    drop(server);
+    std::fs::remove_dir_all(&base).unwrap();
+}
