@@ -13,12 +13,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::doc::{DocOp, encode_del, encode_put, parse_doc};
+use crate::doc::{check_doc, encode_del, encode_put, well_formed};
 use crate::error::{
     GetError, HistoryError, IndexStopped, ListError, OpenError, UpdatesError, WriteError, storage,
 };
 use crate::types::{BatchOp, Head, HistoryEntry, ListOptions, Row, Update, Values, WriteOptions};
-use crate::view::{HeadsDef, KvView, TAG_DEL, TAG_PUT, Tables};
+use crate::view::{HeadsDef, KvView, TAG_BROKEN, TAG_DEL, TAG_PUT, Tables};
 
 /// Writes without explicit links to keys in the same stripe are serialized, so that local
 /// writes to one key never fork (as hyperkv's lock); writes to other keys run concurrently.
@@ -62,6 +62,9 @@ fn head_as<T: DeserializeOwned>(link: Hash, record: &[u8]) -> Result<Head<T>, Ge
             .map(Head::Value)
             .map_err(|source| GetError::Decode { link, source }),
         Some((&TAG_DEL, _)) => Ok(Head::Deleted),
+        Some((&TAG_BROKEN, reason)) => Ok(Head::Broken {
+            reason: String::from_utf8_lossy(reason).into_owned(),
+        }),
         _ => Err(GetError::Decode {
             link,
             source: serde::de::Error::custom("unknown head record"),
@@ -137,7 +140,8 @@ impl Kv {
         self.get_as(key)
     }
 
-    /// [`Kv::get`] decoding the values as `T`.
+    /// [`Kv::get`] decoding the values as `T`. A broken head is [`Head::Broken`], as in `get`;
+    /// a well-formed value that does not decode as `T` is [`GetError::Decode`].
     pub fn get_as<T: DeserializeOwned>(&self, key: &str) -> Result<Values<T>, GetError> {
         self.current()?;
         self.read_heads(|t| -> Result<Values<T>, GetError> {
@@ -157,7 +161,8 @@ impl Kv {
     }
 
     /// The whole stored document of each current head of `key` (hyperkv's `fields: true`):
-    /// `{"k", "v", …fields}` or `{"d", …fields}`.
+    /// `{"k", "v", …fields}` or `{"d", …fields}`; for a broken head (see [`Head::Broken`]),
+    /// `{"broken": reason}` (it has neither `"k"` nor `"d"`, which every document has).
     pub fn get_fields(&self, key: &str) -> Result<BTreeMap<Hash, Value>, GetError> {
         let mut out = BTreeMap::new();
         for link in self.heads(key)? {
@@ -172,8 +177,19 @@ impl Kv {
             .log
             .get(&link)?
             .ok_or(GetError::MissingNode(link))?;
-        serde_json::from_slice(entry.node.value())
-            .map_err(|source| GetError::Decode { link, source })
+        let bytes = entry.node.value();
+        let broken = |reason: &str| serde_json::json!({ "broken": reason });
+        match check_doc(bytes).map(|d| d.head) {
+            Some(Head::Broken { reason }) => Ok(broken(&reason)),
+            // Well-formed: decodes (the fallback is never taken, but a read never fails).
+            Some(Head::Value(_) | Head::Deleted) => {
+                Ok(serde_json::from_slice(bytes).unwrap_or_else(|e| broken(&e.to_string())))
+            }
+            None => Err(GetError::Decode {
+                link,
+                source: serde::de::Error::custom("a head that is not a kv document"),
+            }),
+        }
     }
 
     /// Puts `value` at `key`, superseding the key's current heads. Returns the node's hash.
@@ -204,6 +220,7 @@ impl Kv {
     }
 
     fn write(&self, key: &str, doc: Vec<u8>, links: Option<&[Hash]>) -> Result<Hash, WriteError> {
+        well_formed(&doc).map_err(|reason| WriteError::Malformed { reason })?;
         if let Some(links) = links {
             return Ok(self.inner.log.add(links.iter().copied(), doc)?.node.key());
         }
@@ -227,6 +244,9 @@ impl Kv {
                 }
                 .map_err(WriteError::Encode)?,
             );
+        }
+        for doc in &docs {
+            well_formed(doc).map_err(|reason| WriteError::Malformed { reason })?;
         }
         let mut stripes: Vec<usize> = ops
             .iter()
@@ -453,11 +473,19 @@ fn get_to_write(e: GetError) -> WriteError {
     }
 }
 
+/// The kv node `node` as history and updates show it (`None`: not a kv node).
 fn update_of(change: u64, link: Hash, node: &cairn_log::core::Node) -> Option<Update> {
-    let doc = parse_doc(node.value())?;
-    let value = match doc.op {
-        DocOp::Put(v) => Head::Value(serde_json::from_str(v.get()).ok()?),
-        DocOp::Del => Head::Deleted,
+    let doc = check_doc(node.value())?;
+    let value = match doc.head {
+        // Well-formed: decodes (the fallback is never taken, but a read never fails).
+        Head::Value(v) => serde_json::from_str(v.get()).map_or_else(
+            |e| Head::Broken {
+                reason: e.to_string(),
+            },
+            Head::Value,
+        ),
+        Head::Deleted => Head::Deleted,
+        Head::Broken { reason } => Head::Broken { reason },
     };
     Some(Update {
         change,
