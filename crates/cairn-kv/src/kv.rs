@@ -318,6 +318,7 @@ impl Kv {
             emitted: 0,
             updates: None,
             since,
+            failed: false,
         })
     }
 
@@ -418,6 +419,7 @@ impl Kv {
             pos: since,
             live,
             buf: VecDeque::new(),
+            failed: false,
         }
     }
 
@@ -496,7 +498,8 @@ fn update_of(change: u64, link: Hash, node: &cairn_log::core::Node) -> Option<Up
     })
 }
 
-/// The rows of [`Kv::list`]; blocks in `next` while waiting in live mode.
+/// The rows of [`Kv::list`]; blocks in `next` while waiting in live mode. Ends after returning
+/// an error.
 pub struct List {
     kv: Kv,
     opts: ListOptions,
@@ -506,6 +509,8 @@ pub struct List {
     emitted: u64,
     updates: Option<Updates>,
     since: u64,
+    /// An error was returned: the iterator has ended (it would return the same one forever).
+    failed: bool,
 }
 
 impl std::fmt::Debug for List {
@@ -521,9 +526,17 @@ impl Iterator for List {
     type Item = Result<Row, ListError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.opts.limit.is_some_and(|l| self.emitted >= l) {
+        if self.failed || self.opts.limit.is_some_and(|l| self.emitted >= l) {
             return None;
         }
+        let r = self.next_row();
+        self.failed = matches!(r, Some(Err(_)));
+        r
+    }
+}
+
+impl List {
+    fn next_row(&mut self) -> Option<Result<Row, ListError>> {
         loop {
             if let Some(r) = self.buf.pop_front() {
                 self.emitted += 1;
@@ -557,12 +570,14 @@ impl Iterator for List {
     }
 }
 
-/// Kv nodes as the view applies them (see [`Kv::updates`]).
+/// Kv nodes as the view applies them (see [`Kv::updates`]). Ends after returning an error.
 pub struct Updates {
     kv: Kv,
     pos: u64,
     live: bool,
     buf: VecDeque<Update>,
+    /// An error was returned: the iterator has ended.
+    failed: bool,
 }
 
 impl std::fmt::Debug for Updates {
@@ -584,7 +599,19 @@ impl Updates {
 impl Iterator for Updates {
     type Item = Result<Update, UpdatesError>;
 
+    /// Ends after returning an error.
     fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        let r = self.next_update();
+        self.failed = matches!(r, Some(Err(_)));
+        r
+    }
+}
+
+impl Updates {
+    fn next_update(&mut self) -> Option<Result<Update, UpdatesError>> {
         loop {
             if let Some(u) = self.buf.pop_front() {
                 return Some(Ok(u));
