@@ -53,7 +53,8 @@
 //!   without lone surrogate escapes, every number within `f64` range (integers beyond `u64`
 //!   become floats; a repeated member name other than `k`/`v`/`d` keeps its last value);
 //! - `"v"` and every other member's value nest at most [`MAX_VALUE_DEPTH`] (64) levels of
-//!   arrays and objects — half of serde_json's limit, so the JSON the CLI prints around a
+//!   arrays and objects, counted on the text (a repeated member's dropped value counts too) —
+//!   half of serde_json's limit, so the JSON the CLI prints around a
 //!   value still decodes.
 //!
 //! A kv node that is not well-formed is **broken**. It is a kv node all the same, for the
