@@ -33,7 +33,8 @@ pub(crate) enum KvCommand {
         #[arg(long = "link", value_name = "HASH")]
         links: Vec<Hash>,
     },
-    /// Print the current values of KEY: {"<hash>": {"value": …} or {"deleted": true}, …}.
+    /// Print the current values of KEY: {"<hash>": {"value": …} or {"deleted": true} or
+    /// {"broken": "<why>"} (a node whose document does not decode), …}.
     Get {
         /// The key.
         key: String,
@@ -47,7 +48,7 @@ pub(crate) enum KvCommand {
         #[arg(long)]
         live: bool,
     },
-    /// Print every version of KEY as JSON lines {key, link, links, value}.
+    /// Print every version of KEY as JSON lines {key, link, links, value | deleted | broken}.
     History {
         /// The key.
         key: String,

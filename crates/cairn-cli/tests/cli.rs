@@ -142,3 +142,52 @@ fn a_session_with_the_kv_store() {
             .contains("not valid JSON")
     );
 }
+
+/// Issue 8: a put whose value is valid JSON but does not decode (a number out of range),
+/// appended as a raw log node, is shown as a broken head by every kv command, exit 0.
+#[test]
+fn a_poisoned_kv_value_is_shown_broken_and_breaks_nothing_else() {
+    let s = Store::new("kv-poison");
+    s.ok(&["init"]);
+    let hello = s.ok(&["kv", "put", "Home", r#""hello""#]);
+    s.ok(&["kv", "put", "Other", r#""x""#]);
+    let bad = s.ok(&["log", "append", r#"{"k":"Home","v":1e400}"#]);
+
+    let got: serde_json::Value = serde_json::from_str(&s.ok(&["kv", "get", "Home"])).unwrap();
+    let reason = got[&bad]["broken"].as_str().unwrap().to_owned();
+    assert!(reason.contains("number out of range"), "{got}");
+    assert_eq!(got.as_object().unwrap().len(), 1);
+
+    let rows: Vec<serde_json::Value> = s
+        .ok(&["kv", "list"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["key"], "Home");
+    assert_eq!(rows[0]["values"], got);
+    assert_eq!(rows[1]["key"], "Other");
+
+    let history: Vec<serde_json::Value> = s
+        .ok(&["kv", "history", "Home"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0]["link"], bad.as_str());
+    assert_eq!(history[0]["broken"], reason.as_str());
+    assert_eq!(history[1]["link"], hello.as_str());
+    assert_eq!(history[1]["value"], "hello");
+
+    // A put without links repairs the key.
+    let fixed = s.ok(&["kv", "put", "Home", r#""fixed""#]);
+    let got: serde_json::Value = serde_json::from_str(&s.ok(&["kv", "get", "Home"])).unwrap();
+    assert_eq!(got, serde_json::json!({ fixed: { "value": "fixed" } }));
+
+    // What could not be read back is refused at write time.
+    let deep = format!("{}{}", "[".repeat(65), "]".repeat(65));
+    assert!(
+        s.err(&["kv", "put", "k", &deep])
+            .contains("nests more than 64 levels")
+    );
+}

@@ -25,6 +25,13 @@ pub enum WriteError {
     /// The value could not be encoded as JSON.
     #[error("encoding the value: {0}")]
     Encode(#[source] serde_json::Error),
+    /// The encoded document would not be well-formed (too deep or too large: see the crate
+    /// docs, "Well-formed documents"), so it could not be read back as a value.
+    #[error("the document is not well-formed: {reason}")]
+    Malformed {
+        /// Why.
+        reason: String,
+    },
     /// The log refused the node (missing link, too large, storage).
     #[error(transparent)]
     Add(#[from] AddError),

@@ -13,12 +13,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::doc::{DocOp, encode_del, encode_put, parse_doc};
+use crate::doc::{check_doc, encode_del, encode_put, well_formed};
 use crate::error::{
     GetError, HistoryError, IndexStopped, ListError, OpenError, UpdatesError, WriteError, storage,
 };
 use crate::types::{BatchOp, Head, HistoryEntry, ListOptions, Row, Update, Values, WriteOptions};
-use crate::view::{HeadsDef, KvView, TAG_DEL, TAG_PUT, Tables};
+use crate::view::{HeadsDef, KvView, TAG_BROKEN, TAG_DEL, TAG_PUT, Tables};
 
 /// Writes without explicit links to keys in the same stripe are serialized, so that local
 /// writes to one key never fork (as hyperkv's lock); writes to other keys run concurrently.
@@ -62,6 +62,9 @@ fn head_as<T: DeserializeOwned>(link: Hash, record: &[u8]) -> Result<Head<T>, Ge
             .map(Head::Value)
             .map_err(|source| GetError::Decode { link, source }),
         Some((&TAG_DEL, _)) => Ok(Head::Deleted),
+        Some((&TAG_BROKEN, reason)) => Ok(Head::Broken {
+            reason: String::from_utf8_lossy(reason).into_owned(),
+        }),
         _ => Err(GetError::Decode {
             link,
             source: serde::de::Error::custom("unknown head record"),
@@ -137,7 +140,8 @@ impl Kv {
         self.get_as(key)
     }
 
-    /// [`Kv::get`] decoding the values as `T`.
+    /// [`Kv::get`] decoding the values as `T`. A broken head is [`Head::Broken`], as in `get`;
+    /// a well-formed value that does not decode as `T` is [`GetError::Decode`].
     pub fn get_as<T: DeserializeOwned>(&self, key: &str) -> Result<Values<T>, GetError> {
         self.current()?;
         self.read_heads(|t| -> Result<Values<T>, GetError> {
@@ -157,7 +161,8 @@ impl Kv {
     }
 
     /// The whole stored document of each current head of `key` (hyperkv's `fields: true`):
-    /// `{"k", "v", …fields}` or `{"d", …fields}`.
+    /// `{"k", "v", …fields}` or `{"d", …fields}`; for a broken head (see [`Head::Broken`]),
+    /// `{"broken": reason}` (it has neither `"k"` nor `"d"`, which every document has).
     pub fn get_fields(&self, key: &str) -> Result<BTreeMap<Hash, Value>, GetError> {
         let mut out = BTreeMap::new();
         for link in self.heads(key)? {
@@ -172,8 +177,19 @@ impl Kv {
             .log
             .get(&link)?
             .ok_or(GetError::MissingNode(link))?;
-        serde_json::from_slice(entry.node.value())
-            .map_err(|source| GetError::Decode { link, source })
+        let bytes = entry.node.value();
+        let broken = |reason: &str| serde_json::json!({ "broken": reason });
+        match check_doc(bytes).map(|d| d.head) {
+            Some(Head::Broken { reason }) => Ok(broken(&reason)),
+            // Well-formed: decodes (the fallback is never taken, but a read never fails).
+            Some(Head::Value(_) | Head::Deleted) => {
+                Ok(serde_json::from_slice(bytes).unwrap_or_else(|e| broken(&e.to_string())))
+            }
+            None => Err(GetError::Decode {
+                link,
+                source: serde::de::Error::custom("a head that is not a kv document"),
+            }),
+        }
     }
 
     /// Puts `value` at `key`, superseding the key's current heads. Returns the node's hash.
@@ -204,6 +220,7 @@ impl Kv {
     }
 
     fn write(&self, key: &str, doc: Vec<u8>, links: Option<&[Hash]>) -> Result<Hash, WriteError> {
+        well_formed(&doc).map_err(|reason| WriteError::Malformed { reason })?;
         if let Some(links) = links {
             return Ok(self.inner.log.add(links.iter().copied(), doc)?.node.key());
         }
@@ -227,6 +244,9 @@ impl Kv {
                 }
                 .map_err(WriteError::Encode)?,
             );
+        }
+        for doc in &docs {
+            well_formed(doc).map_err(|reason| WriteError::Malformed { reason })?;
         }
         let mut stripes: Vec<usize> = ops
             .iter()
@@ -298,6 +318,7 @@ impl Kv {
             emitted: 0,
             updates: None,
             since,
+            failed: false,
         })
     }
 
@@ -398,6 +419,7 @@ impl Kv {
             pos: since,
             live,
             buf: VecDeque::new(),
+            failed: false,
         }
     }
 
@@ -453,11 +475,19 @@ fn get_to_write(e: GetError) -> WriteError {
     }
 }
 
+/// The kv node `node` as history and updates show it (`None`: not a kv node).
 fn update_of(change: u64, link: Hash, node: &cairn_log::core::Node) -> Option<Update> {
-    let doc = parse_doc(node.value())?;
-    let value = match doc.op {
-        DocOp::Put(v) => Head::Value(serde_json::from_str(v.get()).ok()?),
-        DocOp::Del => Head::Deleted,
+    let doc = check_doc(node.value())?;
+    let value = match doc.head {
+        // Well-formed: decodes (the fallback is never taken, but a read never fails).
+        Head::Value(v) => serde_json::from_str(v.get()).map_or_else(
+            |e| Head::Broken {
+                reason: e.to_string(),
+            },
+            Head::Value,
+        ),
+        Head::Deleted => Head::Deleted,
+        Head::Broken { reason } => Head::Broken { reason },
     };
     Some(Update {
         change,
@@ -468,7 +498,8 @@ fn update_of(change: u64, link: Hash, node: &cairn_log::core::Node) -> Option<Up
     })
 }
 
-/// The rows of [`Kv::list`]; blocks in `next` while waiting in live mode.
+/// The rows of [`Kv::list`]; blocks in `next` while waiting in live mode. Ends after returning
+/// an error.
 pub struct List {
     kv: Kv,
     opts: ListOptions,
@@ -478,6 +509,8 @@ pub struct List {
     emitted: u64,
     updates: Option<Updates>,
     since: u64,
+    /// An error was returned: the iterator has ended (it would return the same one forever).
+    failed: bool,
 }
 
 impl std::fmt::Debug for List {
@@ -493,9 +526,17 @@ impl Iterator for List {
     type Item = Result<Row, ListError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.opts.limit.is_some_and(|l| self.emitted >= l) {
+        if self.failed || self.opts.limit.is_some_and(|l| self.emitted >= l) {
             return None;
         }
+        let r = self.next_row();
+        self.failed = matches!(r, Some(Err(_)));
+        r
+    }
+}
+
+impl List {
+    fn next_row(&mut self) -> Option<Result<Row, ListError>> {
         loop {
             if let Some(r) = self.buf.pop_front() {
                 self.emitted += 1;
@@ -529,12 +570,14 @@ impl Iterator for List {
     }
 }
 
-/// Kv nodes as the view applies them (see [`Kv::updates`]).
+/// Kv nodes as the view applies them (see [`Kv::updates`]). Ends after returning an error.
 pub struct Updates {
     kv: Kv,
     pos: u64,
     live: bool,
     buf: VecDeque<Update>,
+    /// An error was returned: the iterator has ended.
+    failed: bool,
 }
 
 impl std::fmt::Debug for Updates {
@@ -556,7 +599,19 @@ impl Updates {
 impl Iterator for Updates {
     type Item = Result<Update, UpdatesError>;
 
+    /// Ends after returning an error.
     fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        let r = self.next_update();
+        self.failed = matches!(r, Some(Err(_)));
+        r
+    }
+}
+
+impl Updates {
+    fn next_update(&mut self) -> Option<Result<Update, UpdatesError>> {
         loop {
             if let Some(u) = self.buf.pop_front() {
                 return Some(Ok(u));

@@ -7,13 +7,20 @@ use cairn_log::core::Hash;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value, json};
 
-/// One current head of a key: a value, or a tombstone.
+/// One current head of a key: a value, a tombstone, or a broken node.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Head<T = Value> {
     /// The value put by this head. JSON form: `{"value": v}`.
     Value(T),
     /// This head deleted the key. JSON form: `{"deleted": true}`.
     Deleted,
+    /// A kv node whose document is not well-formed (see the crate docs, "Well-formed
+    /// documents"): it takes part in the supersede rule like any kv node, but has no value.
+    /// JSON form: `{"broken": reason}`.
+    Broken {
+        /// Why the document is not well-formed (the same text on every replica).
+        reason: String,
+    },
 }
 
 impl<T> Head<T> {
@@ -21,12 +28,27 @@ impl<T> Head<T> {
     pub fn value(&self) -> Option<&T> {
         match self {
             Head::Value(v) => Some(v),
-            Head::Deleted => None,
+            Head::Deleted | Head::Broken { .. } => None,
         }
     }
     /// Whether this head is a tombstone.
     pub fn is_deleted(&self) -> bool {
         matches!(self, Head::Deleted)
+    }
+    /// Why this head is broken, if it is.
+    pub fn broken(&self) -> Option<&str> {
+        match self {
+            Head::Broken { reason } => Some(reason),
+            Head::Value(_) | Head::Deleted => None,
+        }
+    }
+    /// This head with its value mapped by `f` (tombstones and broken heads are kept).
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Head<U> {
+        match self {
+            Head::Value(v) => Head::Value(f(v)),
+            Head::Deleted => Head::Deleted,
+            Head::Broken { reason } => Head::Broken { reason },
+        }
     }
 }
 
@@ -36,6 +58,7 @@ impl<T: Serialize> Serialize for Head<T> {
         match self {
             Head::Value(v) => m.serialize_entry("value", v)?,
             Head::Deleted => m.serialize_entry("deleted", &true)?,
+            Head::Broken { reason } => m.serialize_entry("broken", reason)?,
         }
         m.end()
     }
@@ -76,7 +99,8 @@ impl<T: Serialize> Serialize for Values<T> {
 }
 
 impl Values<Value> {
-    /// The JSON object `{hash: {"value": v} | {"deleted": true}, …}` (`{}` when empty).
+    /// The JSON object `{hash: {"value": v} | {"deleted": true} | {"broken": reason}, …}`
+    /// (`{}` when empty).
     pub fn to_json(&self) -> Value {
         let mut m = Map::new();
         for (h, v) in &self.0 {
@@ -85,6 +109,7 @@ impl Values<Value> {
                 match v {
                     Head::Value(v) => json!({ "value": v }),
                     Head::Deleted => json!({ "deleted": true }),
+                    Head::Broken { reason } => json!({ "broken": reason }),
                 },
             );
         }
@@ -123,7 +148,7 @@ pub struct HistoryEntry {
     pub link: Hash,
     /// Everything the node links to.
     pub links: Vec<Hash>,
-    /// The value put, or [`Head::Deleted`] for a delete.
+    /// The value put, [`Head::Deleted`] for a delete, or [`Head::Broken`].
     pub value: Head,
     /// The local change number of the node.
     pub change: u64,
@@ -131,7 +156,7 @@ pub struct HistoryEntry {
 
 impl HistoryEntry {
     /// `{"key", "link", "links", "value"}` for a put, `{"key", "link", "links", "deleted": true}`
-    /// for a delete.
+    /// for a delete, `{"key", "link", "links", "broken": reason}` for a broken node.
     pub fn to_json(&self) -> Value {
         let mut m = Map::new();
         m.insert("key".into(), Value::String(self.key.clone()));
@@ -148,6 +173,7 @@ impl HistoryEntry {
         match &self.value {
             Head::Value(v) => m.insert("value".into(), v.clone()),
             Head::Deleted => m.insert("deleted".into(), Value::Bool(true)),
+            Head::Broken { reason } => m.insert("broken".into(), Value::String(reason.clone())),
         };
         Value::Object(m)
     }
@@ -164,7 +190,7 @@ pub struct Update {
     pub key: String,
     /// What the node links to.
     pub links: Vec<Hash>,
-    /// The value put, or [`Head::Deleted`].
+    /// The value put, [`Head::Deleted`], or [`Head::Broken`].
     pub value: Head,
 }
 

@@ -1,11 +1,12 @@
 //! Property tests: random puts and deletes with random links on several replicas, exchanged
 //! by union in random orders, give the same kv state everywhere — the state the supersede
 //! rule (crate docs) gives when evaluated directly on the set of nodes; and a view rebuilt from
-//! scratch equals the incrementally built one.
+//! scratch equals the incrementally built one. Broken kv nodes (values that do not decode)
+//! are among the writes: they supersede and are superseded like any kv node.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use cairn_kv::{DocOp, Head, Kv, ListOptions, Values, WriteOptions, parse_doc};
+use cairn_kv::{Head, Kv, ListOptions, Values, WriteOptions, check_doc};
 use cairn_log::core::Hash;
 use cairn_log::{ChangesQuery, Log, LogOptions};
 use cairn_view::IndexerOptions;
@@ -32,7 +33,24 @@ enum Op {
     },
     /// A node that is not a kv document.
     Noise { replica: Index },
+    /// A kv node whose document is not well-formed, written to the log directly.
+    Poison {
+        replica: Index,
+        key: usize,
+        which: Index,
+        links: Vec<Index>,
+    },
 }
+
+/// Documents with a valid key whose value or fields do not decode (`{key}` is the key).
+const POISON: [&[u8]; 6] = [
+    br#"{"k":"{key}","v":1e400}"#,
+    br#"{"k":"{key}","v":"\ud800"}"#,
+    b"{\"k\":\"{key}\",\"v\":\"\xff\"}",
+    br#"{"d":"{key}","x":[-1e999]}"#,
+    br#"{"k":"{key}","v":1,"v2":{"a":1E+400}}"#,
+    br#"{"k":"{key}","v":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}"#,
+];
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
@@ -42,6 +60,9 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (any::<Index>(), any::<Index>(), 1usize..8)
             .prop_map(|(from, to, count)| Op::Push { from, to, count }),
         1 => any::<Index>().prop_map(|replica| Op::Noise { replica }),
+        1 => (any::<Index>(), 0..KEYS.len(), any::<Index>(),
+              prop::collection::vec(any::<Index>(), 0..3))
+            .prop_map(|(replica, key, which, links)| Op::Poison { replica, key, which, links }),
     ]
 }
 
@@ -81,7 +102,7 @@ fn push(from: &Log, to: &Log, count: usize) {
 fn model(all: &[cairn_log::core::Node]) -> BTreeMap<String, Values> {
     let docs: Vec<_> = all
         .iter()
-        .filter_map(|n| parse_doc(n.value()).map(|d| (n, d)))
+        .filter_map(|n| check_doc(n.value()).map(|d| (n, d)))
         .collect();
     let mut out: BTreeMap<String, Values> = BTreeMap::new();
     for (n, d) in &docs {
@@ -91,9 +112,12 @@ fn model(all: &[cairn_log::core::Node]) -> BTreeMap<String, Values> {
         if superseded {
             continue;
         }
-        let head = match &d.op {
-            DocOp::Put(v) => Head::Value(serde_json::from_str::<Value>(v.get()).unwrap()),
-            DocOp::Del => Head::Deleted,
+        let head = match &d.head {
+            Head::Value(v) => Head::Value(serde_json::from_str::<Value>(v.get()).unwrap()),
+            Head::Deleted => Head::Deleted,
+            Head::Broken { reason } => Head::Broken {
+                reason: reason.clone(),
+            },
         };
         out.entry(d.key.to_string())
             .or_default()
@@ -168,6 +192,25 @@ proptest! {
                     serial += 1;
                     rs[replica.index(n)].log.append(format!("noise {serial}")).unwrap();
                 }
+                Op::Poison { replica, key, which, links } => {
+                    let r = &rs[replica.index(n)];
+                    let known = nodes(&r.log);
+                    let links: Vec<Hash> = if known.is_empty() {
+                        Vec::new()
+                    } else {
+                        links.iter().map(|i| known[i.index(known.len())].key()).collect()
+                    };
+                    let template = POISON[which.index(POISON.len())];
+                    let at = template.windows(5).position(|w| w == b"{key}").unwrap();
+                    let mut doc = template[..at].to_vec();
+                    doc.extend_from_slice(KEYS[key].as_bytes());
+                    doc.extend_from_slice(&template[at + 5..]);
+                    // Distinct nodes: serial in a field.
+                    serial += 1;
+                    doc.splice(1..1, format!("\"n\":{serial},").into_bytes());
+                    prop_assert!(check_doc(&doc).is_some_and(|d| d.head.broken().is_some()));
+                    r.log.add(links, doc).unwrap();
+                }
             }
             // Reads in between exercise incremental application.
             if serial.is_multiple_of(5) {
@@ -198,7 +241,7 @@ proptest! {
         }
         // History holds every kv node of the key.
         for k in KEYS {
-            let count = all.iter().filter(|n| parse_doc(n.value()).is_some_and(|d| d.key == k)).count();
+            let count = all.iter().filter(|n| check_doc(n.value()).is_some_and(|d| d.key == k)).count();
             prop_assert_eq!(first.1[k].len(), count);
         }
         // A rebuilt view equals the incrementally built one.
