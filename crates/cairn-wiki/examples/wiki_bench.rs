@@ -51,7 +51,8 @@ fn text(rng: &mut Rng, pages: usize, words: usize) -> String {
     let mut t = String::new();
     for i in 0..words {
         // Zipf-ish: small word numbers are common.
-        let w = rng.below(1 + rng.below(4000));
+        let spread = 1 + rng.below(4000);
+        let w = rng.below(spread);
         t.push_str(&word(w));
         t.push(if i % 12 == 11 { '\n' } else { ' ' });
     }

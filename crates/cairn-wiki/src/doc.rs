@@ -257,4 +257,51 @@ mod tests {
         );
         assert_eq!(decode(&node(&other)), None);
     }
+
+    fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            "(page/|person/)?(\\PC|\\.|/|\\[){0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map(
+                    prop_oneof![
+                        Just("k".to_owned()),
+                        Just("d".to_owned()),
+                        Just("v".to_owned()),
+                        Just("text".to_owned()),
+                        Just("redirect".to_owned()),
+                        Just("summary".to_owned()),
+                        Just("time".to_owned()),
+                        Just("from".to_owned()),
+                        Just("name".to_owned()),
+                    ],
+                    inner,
+                    0..5
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Any bytes, and any JSON of roughly the wiki's shape, decode to something or
+        /// nothing without panicking; what decodes as a page has a title in normal form.
+        #[test]
+        fn decoding_never_fails(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+                                doc in json_value()) {
+            let _ = decode(&node(&String::from_utf8_lossy(&bytes)));
+            if let Some(WikiNode::Page(p)) = decode(&node(&doc.to_string())) {
+                proptest::prop_assert_eq!(Title::exact(p.title.as_str()), Some(p.title.clone()));
+                proptest::prop_assert!(p.summary.chars().count() <= MAX_SUMMARY_CHARS);
+                proptest::prop_assert!(!p.summary.chars().any(char::is_control));
+            }
+        }
+    }
 }
