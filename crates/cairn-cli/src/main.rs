@@ -3,6 +3,7 @@
 //! non-zero exit status.
 
 mod kv;
+mod wiki;
 
 use std::io::{self, BufRead, Write};
 use std::path::PathBuf;
@@ -42,6 +43,9 @@ enum Command {
     /// The key/value store kept as a view of the log (multi-value register, as hyperkv).
     #[command(subcommand)]
     Kv(kv::KvCommand),
+    /// The peer-to-peer wiki: pages, history, forks and merges, search (needs the store not
+    /// to be in use by a running `cairn serve`).
+    Wiki(wiki::WikiArgs),
     /// Replicate with a peer over standard input and output; the last line on stderr is a
     /// JSON summary.
     Sync(sync::SyncArgs),
@@ -199,6 +203,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Log(cmd) => run_log(&cli.data, cmd, &mut out)?,
         Command::Kv(cmd) => kv::run(&cli.data, cmd, &mut out)?,
+        Command::Wiki(args) => wiki::run(&cli.data, args, &mut out)?,
         Command::Sync(_) | Command::Serve { .. } => unreachable!("handled above"),
     }
     out.flush()?;

@@ -1,0 +1,312 @@
+//! The wiki's view: current heads of every page and, derived from them, the page list,
+//! backlinks and the search index; recent changes, each author's edits and display names.
+//!
+//! Every table is a function of the *set* of wiki nodes in the log (not of their order), so
+//! two peers holding the same nodes hold the same tables, and a rebuild gives them again:
+//!
+//! - heads follow cairn-kv's supersede rule on the page keys (a page version is a current
+//!   head iff no version of the same page links to it; change order is topological);
+//! - backlinks and search rows are kept per current head and removed with it;
+//! - changes and author rows are one per version, keyed by (claimed time, hash);
+//! - names keep the current heads among the owner's own name records.
+//!
+//! It is one [`View`] with several tables rather than one view per list: the lists derived
+//! from current heads need the heads table in the same transaction, and one pass over the
+//! log feeds them all.
+
+use serde::{Deserialize, Serialize};
+
+use cairn_log::Entry;
+use cairn_log::core::Hash;
+use cairn_view::View;
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
+
+use crate::doc::{Body, WikiNode, decode};
+use crate::text::{MAX_INDEXED_BYTES, MAX_LINKS, head_of, terms};
+use crate::title::wiki_links;
+
+/// The view's name (tables `view.wiki.*`).
+pub const VIEW_NAME: &str = "wiki";
+
+/// `(title, head)` → [`HeadRec`] as JSON.
+pub(crate) const HEADS: TableDefinition<(&str, &[u8; 32]), &[u8]> =
+    TableDefinition::new("view.wiki.heads");
+/// `title` → [`TitleRec`] as JSON: the page list.
+pub(crate) const TITLES: TableDefinition<&str, &[u8]> = TableDefinition::new("view.wiki.titles");
+/// `(target, source, head of source)` → `()`: backlinks.
+pub(crate) const LINKS: TableDefinition<(&str, &str, &[u8; 32]), ()> =
+    TableDefinition::new("view.wiki.links");
+/// `(word, title, head)` → weight: the inverted index.
+pub(crate) const TERMS: TableDefinition<(&str, &str, &[u8; 32]), u32> =
+    TableDefinition::new("view.wiki.terms");
+/// `(claimed time, version)` → [`ChangeRec`] as JSON: recent changes.
+pub(crate) const CHANGES: TableDefinition<(u64, &[u8; 32]), &[u8]> =
+    TableDefinition::new("view.wiki.changes");
+/// `(author, claimed time, version)` → `()`: an author's edits.
+pub(crate) const AUTHORS: TableDefinition<(&[u8; 32], u64, &[u8; 32]), ()> =
+    TableDefinition::new("view.wiki.authors");
+/// `(owner, record)` → [`NameRec`] as JSON: the current heads of each owner's name records.
+pub(crate) const NAMES: TableDefinition<(&[u8; 32], &[u8; 32]), &[u8]> =
+    TableDefinition::new("view.wiki.names");
+
+/// What the view keeps about a current head.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub(crate) struct HeadRec {
+    /// `text`, `redirect`, `deleted` or `broken`.
+    pub(crate) kind: String,
+    /// Author key, hex.
+    pub(crate) author: Option<String>,
+    /// Link targets (for removing its backlink rows).
+    pub(crate) targets: Vec<String>,
+    /// Indexed words and weights (for removing its search rows).
+    pub(crate) terms: Vec<(String, u32)>,
+}
+
+/// A page of the page list.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct TitleRec {
+    /// Number of current heads.
+    pub(crate) heads: u32,
+    /// Number of heads of each kind.
+    pub(crate) text: u32,
+    pub(crate) redirect: u32,
+    pub(crate) deleted: u32,
+    pub(crate) broken: u32,
+}
+
+/// One version in recent changes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub(crate) struct ChangeRec {
+    pub(crate) title: String,
+    pub(crate) kind: String,
+    pub(crate) author: Option<String>,
+    pub(crate) summary: String,
+    pub(crate) from: Option<String>,
+}
+
+/// A display name record.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub(crate) struct NameRec {
+    pub(crate) name: String,
+    pub(crate) time: Option<u64>,
+}
+
+/// The view behind [`Wiki`](crate::Wiki); see the module docs. Version 1.
+#[derive(Debug, Default)]
+pub struct WikiView;
+
+/// The wiki view failed to write its tables.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WikiViewError {
+    /// The storage engine failed.
+    #[error("wiki view storage: {0}")]
+    Storage(#[from] redb::Error),
+    /// A record the view wrote itself does not decode (the tables are damaged).
+    #[error("wiki view record: {0}")]
+    Record(#[from] serde_json::Error),
+}
+
+fn se(e: impl Into<redb::Error>) -> WikiViewError {
+    WikiViewError::Storage(e.into())
+}
+
+fn json<T: Serialize>(v: &T) -> Result<Vec<u8>, WikiViewError> {
+    Ok(serde_json::to_vec(v)?)
+}
+
+impl View for WikiView {
+    type Error = WikiViewError;
+
+    fn name(&self) -> &str {
+        VIEW_NAME
+    }
+
+    fn version(&self) -> u64 {
+        1
+    }
+
+    fn apply(&mut self, txn: &WriteTransaction, entries: &[Entry]) -> Result<(), WikiViewError> {
+        let mut heads = txn.open_table(HEADS).map_err(se)?;
+        let mut titles = txn.open_table(TITLES).map_err(se)?;
+        let mut links = txn.open_table(LINKS).map_err(se)?;
+        let mut index = txn.open_table(TERMS).map_err(se)?;
+        let mut changes = txn.open_table(CHANGES).map_err(se)?;
+        let mut authors = txn.open_table(AUTHORS).map_err(se)?;
+        let mut names = txn.open_table(NAMES).map_err(se)?;
+        for e in entries {
+            let Some(w) = decode(&e.node) else { continue };
+            let hash: Hash = e.node.key();
+            match w {
+                WikiNode::Name { owner, name, time } => {
+                    for l in e.node.links() {
+                        names.remove((&owner.0, &l.0)).map_err(se)?;
+                    }
+                    names
+                        .insert(
+                            (&owner.0, &hash.0),
+                            json(&NameRec { name, time })?.as_slice(),
+                        )
+                        .map_err(se)?;
+                }
+                WikiNode::Page(p) => {
+                    let title = p.title.as_str();
+                    // Supersede the linked heads of the same page, with their rows.
+                    for l in e.node.links() {
+                        let Some(old) = heads.remove((title, &l.0)).map_err(se)? else {
+                            continue;
+                        };
+                        let old: HeadRec = serde_json::from_slice(old.value())?;
+                        for t in &old.targets {
+                            links.remove((t.as_str(), title, &l.0)).map_err(se)?;
+                        }
+                        for (w, _) in &old.terms {
+                            index.remove((w.as_str(), title, &l.0)).map_err(se)?;
+                        }
+                    }
+                    let (targets, words): (Vec<String>, Vec<(String, u32)>) = match &p.body {
+                        Body::Text(t) => (
+                            wiki_links(head_of(t, MAX_INDEXED_BYTES), MAX_LINKS)
+                                .into_iter()
+                                .map(|t| t.as_str().to_owned())
+                                .collect(),
+                            terms(title, t).into_iter().collect(),
+                        ),
+                        Body::Redirect(to) => (vec![to.as_str().to_owned()], Vec::new()),
+                        Body::Deleted | Body::Broken(_) => (Vec::new(), Vec::new()),
+                    };
+                    for t in &targets {
+                        links.insert((t.as_str(), title, &hash.0), ()).map_err(se)?;
+                    }
+                    for (w, n) in &words {
+                        index.insert((w.as_str(), title, &hash.0), *n).map_err(se)?;
+                    }
+                    let author = e.node.author().map(|a| a.to_hex());
+                    let rec = HeadRec {
+                        kind: p.body.kind().to_owned(),
+                        author: author.clone(),
+                        targets,
+                        terms: words,
+                    };
+                    heads
+                        .insert((title, &hash.0), json(&rec)?.as_slice())
+                        .map_err(se)?;
+                    // The page's entry in the page list, from its heads now.
+                    let mut t = TitleRec {
+                        heads: 0,
+                        text: 0,
+                        redirect: 0,
+                        deleted: 0,
+                        broken: 0,
+                    };
+                    for row in heads
+                        .range((title, &[0u8; 32])..=(title, &[0xffu8; 32]))
+                        .map_err(se)?
+                    {
+                        let (_, v) = row.map_err(se)?;
+                        let h: HeadRec = serde_json::from_slice(v.value())?;
+                        t.heads += 1;
+                        match h.kind.as_str() {
+                            "text" => t.text += 1,
+                            "redirect" => t.redirect += 1,
+                            "deleted" => t.deleted += 1,
+                            _ => t.broken += 1,
+                        }
+                    }
+                    titles.insert(title, json(&t)?.as_slice()).map_err(se)?;
+                    if matches!(p.body, Body::Broken(_)) {
+                        continue;
+                    }
+                    let time = p.time.unwrap_or(0);
+                    let change = ChangeRec {
+                        title: title.to_owned(),
+                        kind: p.body.kind().to_owned(),
+                        author,
+                        summary: p.summary,
+                        from: p.from.map(|f| f.as_str().to_owned()),
+                    };
+                    changes
+                        .insert((time, &hash.0), json(&change)?.as_slice())
+                        .map_err(se)?;
+                    if let Some(a) = e.node.author() {
+                        authors.insert((&a.0, time, &hash.0), ()).map_err(se)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn clear(&mut self, txn: &WriteTransaction) -> Result<(), WikiViewError> {
+        txn.delete_table(HEADS).map_err(se)?;
+        txn.delete_table(TITLES).map_err(se)?;
+        txn.delete_table(LINKS).map_err(se)?;
+        txn.delete_table(TERMS).map_err(se)?;
+        txn.delete_table(CHANGES).map_err(se)?;
+        txn.delete_table(AUTHORS).map_err(se)?;
+        txn.delete_table(NAMES).map_err(se)?;
+        Ok(())
+    }
+}
+
+/// Reads every row of the view's tables as text lines, for comparing replicas in tests.
+#[doc(hidden)]
+pub fn dump(db: &redb::Database) -> Result<Vec<String>, redb::Error> {
+    use redb::ReadableDatabase;
+    let txn = db.begin_read()?;
+    let mut out = Vec::new();
+    macro_rules! table {
+        ($def:expr, $fmt:expr) => {
+            match txn.open_table($def) {
+                Ok(t) => {
+                    for row in t.iter()? {
+                        let (k, v) = row?;
+                        out.push($fmt(k.value(), v.value()));
+                    }
+                }
+                Err(redb::TableError::TableDoesNotExist(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        };
+    }
+    let hx = |b: &[u8; 32]| Hash(*b).to_hex();
+    let txt = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    table!(HEADS, |k: (&str, &[u8; 32]), v: &[u8]| format!(
+        "head {} {} {}",
+        k.0,
+        hx(k.1),
+        txt(v)
+    ));
+    table!(TITLES, |k: &str, v: &[u8]| format!("title {k} {}", txt(v)));
+    table!(LINKS, |k: (&str, &str, &[u8; 32]), _v: ()| format!(
+        "link {} {} {}",
+        k.0,
+        k.1,
+        hx(k.2)
+    ));
+    table!(TERMS, |k: (&str, &str, &[u8; 32]), v: u32| format!(
+        "term {} {} {} {v}",
+        k.0,
+        k.1,
+        hx(k.2)
+    ));
+    table!(CHANGES, |k: (u64, &[u8; 32]), v: &[u8]| format!(
+        "change {} {} {}",
+        k.0,
+        hx(k.1),
+        txt(v)
+    ));
+    table!(AUTHORS, |k: (&[u8; 32], u64, &[u8; 32]), _v: ()| format!(
+        "author {} {} {}",
+        hx(k.0),
+        k.1,
+        hx(k.2)
+    ));
+    table!(NAMES, |k: (&[u8; 32], &[u8; 32]), v: &[u8]| format!(
+        "name {} {} {}",
+        hx(k.0),
+        hx(k.1),
+        txt(v)
+    ));
+    Ok(out)
+}
