@@ -65,8 +65,16 @@ export async function launch(profile) {
     browser, context, page, pid: child.pid,
     // SIGKILL of the whole process group we started (browser, renderers, GPU, utilities).
     async kill() { try { process.kill(-child.pid, 'SIGKILL'); } catch {} await exited; },
-    // A clean shutdown through the DevTools protocol.
-    async close() { await browser.close().catch(() => {}); await Promise.race([exited, sleep(15000)]); await this.kill(); },
+    // A clean shutdown through the DevTools protocol (Browser.close: the browser exits as when
+    // its last window closes). Returns whether it exited by itself within 15 s; it is killed
+    // after that, so a test never leaves a browser behind.
+    async close() {
+      const cdp = await browser.newBrowserCDPSession();
+      await cdp.send('Browser.close').catch(() => {});
+      const clean = await Promise.race([exited.then(() => true), sleep(15000).then(() => false)]);
+      await this.kill();
+      return clean;
+    },
   };
 }
 

@@ -132,7 +132,7 @@ await test('acknowledged writes survive a reload', async () => {
 
 await test('acknowledged writes survive a browser restart with the same profile', async () => {
   const len = await call(page(), 'len');
-  await b.close();
+  assert.ok(await b.close(), 'the browser did not exit within 15 s of Browser.close');
   b = await launch(profile);
   const { ready } = await openHarness(page(), url);
   assert.equal(ready.len, len);
