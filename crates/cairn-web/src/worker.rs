@@ -1,0 +1,165 @@
+//! The worker's entry points, called from `www/worker.js` (a module worker that loads the
+//! wasm-bindgen output): [`open_peer`] once, then [`WebPeer::handle`] for every message.
+
+use cairn_log::StorageBackend;
+use cairn_log::core::Keypair;
+use js_sys::{Reflect, Uint8Array};
+use wasm_bindgen::prelude::*;
+
+use crate::api::{Peer, not_a_request};
+use crate::opfs::{OpfsBackend, js_text};
+
+/// The store of this worker, opened on an OPFS file.
+#[wasm_bindgen]
+#[derive(Debug)]
+pub struct WebPeer {
+    peer: Peer,
+}
+
+#[wasm_bindgen]
+impl WebPeer {
+    /// Handles one message from the page: a JSON request as a string, or an object
+    /// `{json: string, bytes: Uint8Array}` (for `insert`). Returns the JSON response; anything
+    /// else gets a `bad_request` response. Never throws.
+    pub fn handle(&self, msg: JsValue) -> String {
+        if let Some(text) = msg.as_string() {
+            return self.peer.handle(&text, None);
+        }
+        if msg.is_object() {
+            let json = Reflect::get(&msg, &JsValue::from_str("json"))
+                .ok()
+                .and_then(|v| v.as_string());
+            let bytes = Reflect::get(&msg, &JsValue::from_str("bytes"))
+                .ok()
+                .and_then(|v| v.dyn_into::<Uint8Array>().ok())
+                .map(|b| b.to_vec());
+            if let Some(json) = json {
+                return self.peer.handle(&json, bytes.as_deref());
+            }
+        }
+        not_a_request(&describe(&msg))
+    }
+
+    /// This peer's public key, hex.
+    #[wasm_bindgen(js_name = publicKey)]
+    pub fn public_key(&self) -> String {
+        self.peer.public_hex()
+    }
+
+    /// The number of nodes in the log.
+    pub fn len(&self) -> f64 {
+        self.peer.log().len() as f64
+    }
+}
+
+fn describe(v: &JsValue) -> String {
+    if v.is_null() {
+        "null".into()
+    } else if v.is_undefined() {
+        "undefined".into()
+    } else {
+        v.js_typeof()
+            .as_string()
+            .unwrap_or_else(|| "something else".into())
+    }
+}
+
+fn err(e: impl std::fmt::Display) -> JsValue {
+    js_sys::Error::new(&e.to_string()).into()
+}
+
+/// Opens the peer's store on the OPFS file `file` (created on first use, with a new identity).
+/// Rejects if another worker holds the file or the store cannot be opened.
+#[wasm_bindgen(js_name = openPeer)]
+pub async fn open_peer(file: String) -> Result<WebPeer, JsValue> {
+    std::panic::set_hook(Box::new(|info| {
+        web_sys::console::error_1(&JsValue::from_str(&format!("cairn-web panicked: {info}")));
+    }));
+    let backend = OpfsBackend::open(&file).await?;
+    let peer = Peer::open(backend).map_err(err)?;
+    Ok(WebPeer { peer })
+}
+
+/// Exercises the OPFS backend on the file `file` (erased first): sizes, writes and reads at
+/// offsets (the gap reads as zeros), reads past the end refused, truncation and growth with
+/// zeros, flush; then a redb store on it closed and reopened on a new handle. Resolves with a
+/// summary, rejects with the first mismatch.
+#[wasm_bindgen(js_name = backendSelftest)]
+pub async fn backend_selftest(file: String) -> Result<String, JsValue> {
+    let b = OpfsBackend::open(&file).await?;
+    check_backend(&b).map_err(err)?;
+    drop(b);
+    // The handle was closed by `close`: the store is written, closed, and reopened.
+    let b = OpfsBackend::open(&file).await?;
+    b.set_len(0).map_err(err)?;
+    let peer = Peer::open(b).map_err(err)?;
+    let public = peer.public_hex();
+    let values: Vec<Vec<u8>> = (0..100).map(|i| format!("node {i}").into_bytes()).collect();
+    peer.log().append_all(values).map_err(err)?;
+    let heads = peer.log().heads().map_err(err)?;
+    drop(peer);
+    let peer = Peer::open(OpfsBackend::open(&file).await?).map_err(err)?;
+    let len = peer.log().len();
+    let heads2 = peer.log().heads().map_err(err)?;
+    if len != 100 || heads2 != heads || peer.public_hex() != public {
+        return Err(err(format!(
+            "after reopen: len {len} (want 100), heads equal {}, identity kept {}",
+            heads2 == heads,
+            peer.public_hex() == public
+        )));
+    }
+    Ok(format!("backend ok; store reopened with {len} nodes"))
+}
+
+fn check_backend(b: &OpfsBackend) -> Result<(), String> {
+    let fail = |what: &str| Err(what.to_owned());
+    let io = |e: std::io::Error| e.to_string();
+    b.set_len(0).map_err(io)?;
+    if b.len().map_err(io)? != 0 {
+        return fail("set_len(0) left bytes");
+    }
+    b.write(0, b"cairn").map_err(io)?;
+    let far = 3 * 4096 + 17;
+    let block: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+    b.write(far, &block).map_err(io)?;
+    if b.len().map_err(io)? != far + block.len() as u64 {
+        return fail("length after writes");
+    }
+    let mut out = vec![0u8; block.len()];
+    b.read(far, &mut out).map_err(io)?;
+    if out != block {
+        return fail("read back of the far block");
+    }
+    let mut gap = vec![1u8; 4096];
+    b.read(5, &mut gap).map_err(io)?;
+    if gap.iter().any(|&x| x != 0) {
+        return fail("the gap between writes is not zeros");
+    }
+    let mut past = [0u8; 8];
+    if b.read(far + block.len() as u64 - 4, &mut past).is_ok() {
+        return fail("a read past the end succeeded");
+    }
+    b.set_len(3).map_err(io)?;
+    b.set_len(8).map_err(io)?;
+    let mut head = [9u8; 8];
+    b.read(0, &mut head).map_err(io)?;
+    if &head != b"cai\0\0\0\0\0" {
+        return fail("truncate then grow does not give zeros");
+    }
+    b.sync_data().map_err(io)?;
+    b.close().map_err(io)?;
+    Ok(())
+}
+
+/// A new random identity's key file text, without touching any store (for the page's tests
+/// of `identity_import`).
+#[wasm_bindgen(js_name = newKeyFile)]
+pub fn new_key_file() -> Result<String, JsValue> {
+    Ok(crate::identity::export(&Keypair::generate().map_err(err)?))
+}
+
+/// Reports a JS error's text (for the worker script's messages).
+#[wasm_bindgen(js_name = errorText)]
+pub fn error_text(e: JsValue) -> String {
+    js_text(&e)
+}

@@ -1,0 +1,98 @@
+// Shared pieces of the browser tests and the benchmark: a static server on 127.0.0.1 and a
+// Debian Chromium started by us (so that the test knows its pid and can SIGKILL it), driven
+// by playwright-core over CDP with a profile directory that outlives the browser.
+import http from 'node:http';
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+const { chromium } = require('playwright-core');
+
+const TYPES = {
+  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8',
+  '.wasm': 'application/wasm', '.bin': 'application/octet-stream', '.json': 'application/json',
+};
+
+// Serves `roots` (URL prefix → directory) on 127.0.0.1:port (0: any free port).
+export function serve(roots, port = 0) {
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url, 'http://x');
+    const prefix = Object.keys(roots).filter((p) => url.pathname.startsWith(p))
+      .sort((a, b) => b.length - a.length)[0];
+    if (prefix === undefined) { res.writeHead(404).end(); return; }
+    const rel = decodeURIComponent(url.pathname.slice(prefix.length)) || 'index.html';
+    const file = path.join(roots[prefix], rel);
+    if (!file.startsWith(roots[prefix]) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
+      res.writeHead(404).end(); return;
+    }
+    res.writeHead(200, {
+      'content-type': TYPES[path.extname(file)] || 'application/octet-stream',
+      'cache-control': 'no-store',
+    });
+    fs.createReadStream(file).pipe(res);
+  });
+  return new Promise((resolve) => server.listen(port, '127.0.0.1', () => {
+    resolve({ server, port: server.address().port, url: `http://127.0.0.1:${server.address().port}/` });
+  }));
+}
+
+export const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+// Starts /usr/bin/chromium on `profile` and connects to it. Returns {browser, page, pid, kill}.
+export async function launch(profile) {
+  const child = spawn('/usr/bin/chromium',
+    [...FLAGS, '--remote-debugging-port=0', `--user-data-dir=${profile}`, 'about:blank'],
+    { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
+  const ws = await new Promise((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => reject(new Error('chromium did not start in 30 s')), 30000);
+    child.stderr.on('data', (d) => {
+      buf += d;
+      const m = buf.match(/DevTools listening on (ws:\/\/\S+)/);
+      if (m) { clearTimeout(timer); resolve(m[1]); }
+    });
+    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`chromium exited: ${code}\n${buf}`)); });
+  });
+  child.stderr.resume();
+  const exited = new Promise((r) => child.on('exit', r));
+  const browser = await chromium.connectOverCDP(ws);
+  const context = browser.contexts()[0];
+  const page = context.pages()[0] || await context.newPage();
+  return {
+    browser, context, page, pid: child.pid,
+    // SIGKILL of the whole process group we started (browser, renderers, GPU, utilities).
+    async kill() { try { process.kill(-child.pid, 'SIGKILL'); } catch {} await exited; },
+    // A clean shutdown through the DevTools protocol (Browser.close: the browser exits as when
+    // its last window closes). Returns whether it exited by itself within 15 s; it is killed
+    // after that, so a test never leaves a browser behind.
+    async close() {
+      const cdp = await browser.newBrowserCDPSession();
+      await cdp.send('Browser.close').catch(() => {});
+      const clean = await Promise.race([exited.then(() => true), sleep(15000).then(() => false)]);
+      await this.kill();
+      return clean;
+    },
+  };
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Opens the harness page and waits until its worker has the store open.
+export async function openHarness(page, url) {
+  const problems = [];
+  page.on('pageerror', (e) => problems.push(String(e)));
+  await page.goto(url);
+  const ready = await page.evaluate(() => window.cairn.ready.then((r) => r, (e) => ({ failed: String(e) })));
+  if (ready.failed) throw new Error(`store did not open: ${ready.failed}`);
+  return { ready, problems };
+}
+
+// call(op, fields) inside the page; throws on an error response.
+export async function call(page, op, fields = {}) {
+  const r = await page.evaluate(([op, f]) => window.cairn.call(op, f), [op, fields]);
+  if (r.error) throw new Error(`${op}: ${r.error.kind}: ${r.error.message}`);
+  return r.ok;
+}

@@ -1,0 +1,64 @@
+// The harness page: shows the peer's key, length and newest entries and the kv store, and
+// exposes the API as `window.cairn` for the browser tests.
+import { startCairn } from './cairn.js';
+
+const t0 = performance.now();
+const cairn = startCairn();
+window.cairn = cairn;
+const $ = (id) => document.getElementById(id);
+
+function cell(text, cls) {
+  const td = document.createElement('td');
+  td.textContent = text;
+  if (cls) td.className = cls;
+  return td;
+}
+
+async function refresh() {
+  const len = (await cairn.call('len')).ok;
+  const heads = (await cairn.call('heads')).ok;
+  $('len').textContent = len;
+  $('heads').textContent = heads.length;
+  const newest = (await cairn.call('changes', { since: Math.max(0, len - 8), limit: 8 })).ok;
+  const body = $('entries').tBodies[0];
+  body.replaceChildren(...newest.reverse().map((e) => {
+    const tr = document.createElement('tr');
+    tr.append(cell(e.change), cell(e.value ?? `0x${e.value_hex}`), cell(e.key.slice(0, 16) + '…', 'mono'));
+    return tr;
+  }));
+  const rows = (await cairn.call('kv_list', { limit: 20 })).ok;
+  $('kv').tBodies[0].replaceChildren(...rows.map((r) => {
+    const tr = document.createElement('tr');
+    const vals = Object.values(r.values).map((v) => (v.deleted ? '(deleted)' : JSON.stringify(v.value)));
+    tr.append(cell(r.key), cell(vals.join(' | '), 'mono'));
+    return tr;
+  }));
+}
+window.refreshView = refresh;
+
+function fail(e) {
+  $('status').textContent = String(e.message || e);
+  $('status').className = 'err';
+}
+
+cairn.ready.then(async (r) => {
+  window.firstLoadMs = performance.now() - t0;
+  window.readyAt = performance.now(); // since navigation start
+  $('status').textContent = `ready in ${Math.round(window.firstLoadMs)} ms (worker, wasm, OPFS store)`;
+  $('key').textContent = r.public;
+  await refresh();
+}, fail);
+
+$('append').onclick = async () => {
+  const r = await cairn.call('append', { value: $('value').value });
+  if (r.error) return fail(new Error(r.error.message));
+  $('value').value = '';
+  await refresh();
+};
+$('put').onclick = async () => {
+  let value;
+  try { value = JSON.parse($('kvvalue').value); } catch { value = $('kvvalue').value; }
+  const r = await cairn.call('kv_put', { key: $('kvkey').value, value });
+  if (r.error) return fail(new Error(r.error.message));
+  await refresh();
+};

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# cairn-web's tests in a real browser: installs what they need (scripts/setup-browser.sh),
+# builds the wasm peer (release) and its JS bindings into crates/cairn-web/www/pkg, and runs
+# crates/cairn-web/tests/browser/test.mjs in headless Debian Chromium. Screenshots go to
+# $CARGO_TARGET_DIR/browser (target/browser). Prints the whole run's duration.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+
+bash scripts/setup-browser.sh
+bash scripts/build-web.sh
+
+out="${CARGO_TARGET_DIR:-target}/browser"
+node crates/cairn-web/tests/browser/test.mjs crates/cairn-web/www "$out"
+echo "test-browser: $(( $(date +%s) - start )) s in all (install check, build, tests)"
