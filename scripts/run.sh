@@ -2,7 +2,8 @@
 # cairn's main job, on its embedded default storage (redb in ./cairn-data, or $CAIRN_DATA).
 # Until the wiki server exists this tours what does: it builds the `cairn` command, creates the store
 # and an identity if they are missing, writes a small DAG with a fork and a merge, and shows
-# it. Every command it runs is printed, so it doubles as a tour of the CLI.
+# it, then the kv store, a sync, and the wiki model (the example wiki imported and read).
+# Every command it runs is printed, so it doubles as a tour of the CLI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -p cairn-cli
@@ -42,4 +43,12 @@ echo "\$ cairn sync < pipe | cairn --data PEER sync > pipe" >&2
 echo "both stores now hold $("$bin" log changes | wc -l) nodes and the same heads:" >&2
 cairn log heads
 rm -rf "$peer"
+echo "the wiki model over the same log: the example wiki imported (once), listed, searched:" >&2
+if ! "$bin" wiki show Home >/dev/null 2>&1; then
+  cairn wiki import examples/wiki
+fi
+cairn wiki list
+cairn wiki search "trail marker"
+cairn wiki backlinks Cairn
+cairn wiki history Home
 echo "serve it to peers with: cairn serve --listen 127.0.0.1:7340" >&2
