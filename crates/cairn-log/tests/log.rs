@@ -482,8 +482,14 @@ fn check_then_insert_checked_keeps_each_logs_policy() {
     assert!(strict.check(vec![unsigned]).is_err());
     let checked = strict.check(vec![signed.clone()]).unwrap();
     assert_eq!(checked.nodes().len(), 1);
-    let entries = strict.insert_deferred(checked).unwrap();
-    assert_eq!(entries[0].node.key(), signed.key());
+    let inserted = strict.insert_deferred(checked).unwrap();
+    assert_eq!(inserted.new, 1);
+    assert_eq!(inserted.entries[0].node.key(), signed.key());
+    // The same node again is stored already: not new.
+    let again = strict
+        .insert_deferred(strict.check(vec![signed.clone()]).unwrap())
+        .unwrap();
+    assert_eq!((again.new, again.entries[0].change), (0, 1));
     assert!(strict.has(&signed.key()).unwrap());
     strict.sync().unwrap();
     strict.sync().unwrap();
