@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use cairn_core::{Hash, Node};
-use cairn_log::{AddError, Entry, KeyIndex, Log, ReadError, StorageError};
+use cairn_log::{AddError, Entry, Inserted, KeyIndex, Log, ReadError, StorageError};
 use cairn_view::{Indexer, IndexerOptions, View};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
@@ -213,6 +213,8 @@ pub struct LogStore {
     in_flight: std::collections::HashSet<Hash>,
     /// The log's length at the last `summary`: `keys` lists only nodes up to it.
     snapshot: u64,
+    /// New nodes stored by collected batches, not yet reported by `insert` or `flush`.
+    new_nodes: u64,
 }
 
 #[cfg(not(target_family = "wasm"))]
@@ -220,9 +222,9 @@ mod pipeline {
     use std::sync::mpsc;
 
     use cairn_core::Node;
-    use cairn_log::{AddError, Checked, Entry, Log};
+    use cairn_log::{AddError, Checked, Inserted, Log};
 
-    pub(super) type Outcome = Result<Vec<Entry>, AddError>;
+    pub(super) type Outcome = Result<Inserted, AddError>;
 
     /// Most batches handed to the pipeline and not yet collected: one being checked, one
     /// being committed.
@@ -265,8 +267,8 @@ mod pipeline {
                     let mut unsynced = 0usize;
                     for c in checked {
                         let mut outcome = c.and_then(|c| log.insert_deferred(c));
-                        if let Ok(entries) = &outcome {
-                            unsynced += entries.len();
+                        if let Ok(ins) = &outcome {
+                            unsynced += ins.new;
                             if unsynced >= SYNC_EVERY {
                                 unsynced = 0;
                                 if let Err(e) = log.sync() {
@@ -339,6 +341,7 @@ impl LogStore {
             pending: std::collections::VecDeque::new(),
             in_flight: std::collections::HashSet::new(),
             snapshot: u64::MAX,
+            new_nodes: 0,
         })
     }
 
@@ -445,15 +448,16 @@ impl LogStore {
     fn collect(
         &mut self,
         before: u64,
-        outcome: Result<Vec<Entry>, AddError>,
+        outcome: Result<Inserted, AddError>,
     ) -> Result<(), InsertError<LogStoreError>> {
         match outcome {
-            Ok(entries) => {
-                for e in entries {
+            Ok(ins) => {
+                for e in ins.entries {
                     if e.change > before {
                         self.note_inserted(e.change);
                     }
                 }
+                self.new_nodes += ins.new as u64;
                 Ok(())
             }
             Err(AddError::Verify(v)) => Err(InsertError::Verify(v)),
@@ -515,7 +519,7 @@ impl SyncStore for LogStore {
     type Error = LogStoreError;
 
     fn summary(&mut self) -> Result<Summary, LogStoreError> {
-        self.flush()
+        self.settle()
             .map_err(|e| LogStoreError::Log(e.to_string()))?;
         self.snapshot = self.log.len();
         self.catch_up()?;
@@ -583,7 +587,7 @@ impl SyncStore for LogStore {
         Ok(self.in_flight.contains(hash) || self.log.has(hash)?)
     }
 
-    fn insert(&mut self, nodes: Vec<Node>) -> Result<(), InsertError<LogStoreError>> {
+    fn insert(&mut self, nodes: Vec<Node>) -> Result<u64, InsertError<LogStoreError>> {
         #[cfg(not(target_family = "wasm"))]
         {
             while self.pending.len() >= pipeline::DEPTH {
@@ -602,7 +606,7 @@ impl SyncStore for LogStore {
                 if tx.send(nodes).is_ok() {
                     self.in_flight.extend(keys.iter().copied());
                     self.pending.push_back(keys);
-                    return Ok(());
+                    return Ok(std::mem::take(&mut self.new_nodes));
                 }
             }
             Err(worker_stopped())
@@ -610,18 +614,31 @@ impl SyncStore for LogStore {
         #[cfg(target_family = "wasm")]
         {
             let before = self.log.len();
-            let outcome = self.log.insert(nodes);
-            self.collect(before, outcome)
+            let outcome = self
+                .log
+                .check(nodes)
+                .and_then(|c| self.log.insert_checked_counted(c));
+            self.collect(before, outcome)?;
+            Ok(std::mem::take(&mut self.new_nodes))
         }
     }
 
-    fn flush(&mut self) -> Result<(), InsertError<LogStoreError>> {
+    fn flush(&mut self) -> Result<u64, InsertError<LogStoreError>> {
+        self.settle()?;
+        Ok(std::mem::take(&mut self.new_nodes))
+    }
+}
+
+impl LogStore {
+    /// Waits for every batch in flight and makes them durable (counting new nodes).
+    fn settle(&mut self) -> Result<(), InsertError<LogStoreError>> {
         #[cfg(not(target_family = "wasm"))]
-        if !self.pending.is_empty() {
+        {
             while !self.pending.is_empty() {
                 self.collect_oldest()?;
             }
-            // Deferred commits become durable before the session counts them as received.
+            // Deferred commits become durable before the session counts them as received
+            // (nothing to do, two atomic loads, when every commit is durable already).
             self.log
                 .sync()
                 .map_err(|e| InsertError::Storage(LogStoreError::Storage(e)))?;

@@ -6,9 +6,11 @@ mod common;
 use cairn_core::{Draft, Ed25519Verifier, Hash, Keypair, Limits, Node, Signature, varint};
 use cairn_log::{Log, LogOptions};
 use cairn_sync::mux::{Mux, MuxEvent, encode_frame};
-use cairn_sync::wire::{Hello, Item, ItemKind, Mode, NodeEncoder, PROTOCOL_VERSION, encode_ranges};
+use cairn_sync::wire::{
+    Hello, Item, ItemKind, Mode, NodeEncoder, PROTOCOL_VERSION, Synced, encode_ranges,
+};
 use cairn_sync::{
-    Event, Key, LOG_CHANNEL, LogStore, Session, SessionOptions, SyncError, WireError,
+    Event, Key, LOG_CHANNEL, LogStore, Session, SessionOptions, SyncError, SyncStore, WireError,
 };
 use common::{Rng, chain};
 
@@ -58,8 +60,27 @@ fn nodes_msg(enc: &mut NodeEncoder, nodes: &[Node]) -> Vec<u8> {
     data(&body)
 }
 
+/// DONE saying `sent` nodes were sent this round.
+fn done_sent(sent: u8) -> Vec<u8> {
+    data(&[4, sent])
+}
+
 fn done() -> Vec<u8> {
-    data(&[4])
+    done_sent(0)
+}
+
+/// The SYNCED a peer holding exactly `log`'s nodes sends.
+fn synced_of(log: &Log) -> Vec<u8> {
+    let sum = LogStore::open(log).unwrap().summary().unwrap();
+    let mut body = Vec::new();
+    Synced {
+        changed: false,
+        count: sum.agg.count,
+        max_height: sum.max_height,
+        fingerprint: sum.agg.digest(),
+    }
+    .encode(&mut body);
+    data(&body)
 }
 
 /// Feeds `inputs` then an end of stream; returns the first error, checking that the session
@@ -177,7 +198,11 @@ fn truncated_streams_are_errors_not_successes() {
     let mut s = victim(&log, SessionOptions::default());
     s.handle_input(&hello(3, [1; 32])).unwrap();
     s.handle_input(&msg).unwrap();
-    s.handle_input(&done()).unwrap();
+    s.handle_input(&done_sent(3)).unwrap();
+    while s.poll_transmit().is_some() {}
+    // DONE both ways is not completion: the peer's SYNCED (its set now) is.
+    assert!(!s.is_complete());
+    s.handle_input(&synced_of(&log)).unwrap();
     while s.poll_transmit().is_some() {}
     assert!(s.is_complete());
     assert_eq!(log.len(), 3);
@@ -193,7 +218,7 @@ fn unsigned_node_to_a_verifying_log() {
         &[
             hello(1, [1; 32]),
             nodes_msg(&mut NodeEncoder::default(), &[n]),
-            done(),
+            done_sent(1),
         ],
     );
     assert!(
@@ -221,7 +246,7 @@ fn bad_signature_and_tampered_nodes() {
         &[
             hello(11, [1; 32]),
             nodes_msg(&mut NodeEncoder::default(), &batch),
-            done(),
+            done_sent(11),
         ],
     );
     assert!(
@@ -239,7 +264,7 @@ fn bad_signature_and_tampered_nodes() {
     let at = msg.len() - 64 - 5; // inside the value
     msg[at] ^= 1;
     let mut s = victim(&log, SessionOptions::default());
-    let e = run(&mut s, &[hello(1, [1; 32]), msg, done()]);
+    let e = run(&mut s, &[hello(1, [1; 32]), msg, done_sent(1)]);
     assert!(
         matches!(
             e,
@@ -275,7 +300,7 @@ fn announced_node_replaced_by_another_is_not_received() {
             hello(2, [1; 32]),
             data(&ranges),
             nodes_msg(&mut NodeEncoder::default(), &[other]),
-            done(),
+            done_sent(1),
         ],
     );
     match e {
@@ -298,7 +323,7 @@ fn missing_links_are_an_error_and_store_nothing() {
         &[
             hello(6, [1; 32]),
             nodes_msg(&mut NodeEncoder::default(), &orphan),
-            done(),
+            done_sent(5),
         ],
     );
     match e {

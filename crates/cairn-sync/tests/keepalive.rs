@@ -382,7 +382,14 @@ fn a_peer_that_never_answers_our_close_does_not_hold_us() {
             }
             let n = ib.read(&mut buf).await.unwrap();
             assert!(n > 0);
-            sb.handle_input(&buf[..n]).unwrap();
+            // Byte by byte: once complete it reads nothing more (our CLOSE may come in the
+            // same read as the SYNCED that completes it).
+            for i in 0..n {
+                sb.handle_input(&buf[i..i + 1]).unwrap();
+                if sb.is_complete() {
+                    break;
+                }
+            }
         }
         std::future::poll_fn(|cx| {
             if gate.frozen(cx) {
