@@ -196,8 +196,9 @@ fn shared_indexer(
 /// Natively, inserts are **pipelined**: [`SyncStore::insert`] hands the batch to a worker
 /// and returns, so the session decodes the next batch while one thread checks a batch
 /// ([`Log::check`], signatures on all cores) and another commits the batch before it
-/// ([`Log::insert_deferred`]: visible at once, made durable by one `fsync` every 2^18 nodes
-/// and at every [`SyncStore::flush`]). At most two batches are in flight; their nodes count as present
+/// ([`Log::insert_deferred`]: visible at once, made durable by one `fsync` every 2^18 nodes,
+/// 2 s after the oldest commit not yet durable ([`LogStore::set_durable_after`]) and at
+/// every [`SyncStore::flush`]). At most two batches are in flight; their nodes count as present
 /// for [`SyncStore::has`]; their outcomes are collected in order by later `insert`s or by
 /// [`SyncStore::flush`], which the session calls before it reports anything complete.
 pub struct LogStore {
@@ -213,13 +214,17 @@ pub struct LogStore {
     in_flight: std::collections::HashSet<Hash>,
     /// The log's length at the last `summary`: `keys` lists only nodes up to it.
     snapshot: u64,
+    /// Longest time received nodes stay committed but not durable (natively).
+    #[cfg(not(target_family = "wasm"))]
+    durable_after: std::time::Duration,
     /// New nodes stored by collected batches, not yet reported by `insert` or `flush`.
     new_nodes: u64,
 }
 
 #[cfg(not(target_family = "wasm"))]
 mod pipeline {
-    use std::sync::mpsc;
+    use std::sync::mpsc::{self, RecvTimeoutError};
+    use std::time::Instant;
 
     use cairn_core::Node;
     use cairn_log::{AddError, Checked, Inserted, Log};
@@ -231,8 +236,14 @@ mod pipeline {
     pub(super) const DEPTH: usize = 2;
 
     /// Batches are committed without `fsync` ([`Log::insert_deferred`]); every this many
-    /// nodes, and when the session flushes, one `fsync` makes them durable.
+    /// nodes, [`super::LogStore::set_durable_after`] (default [`DURABLE_AFTER`]) after the
+    /// first commit not yet durable, and when the session flushes, one `fsync` makes them
+    /// durable.
     const SYNC_EVERY: usize = 1 << 18;
+
+    /// Default time bound on progress that is not yet durable: a receiver killed mid-clone
+    /// keeps everything it had committed this long before.
+    pub(super) const DURABLE_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
 
     /// Two threads: one checks a batch ([`Log::check`], signatures on all cores) while the
     /// other commits the batch before it ([`Log::insert_checked`]). Outcomes come back in
@@ -244,7 +255,10 @@ mod pipeline {
     }
 
     impl Worker {
-        pub(super) fn start(log: &Log) -> std::io::Result<Worker> {
+        pub(super) fn start(
+            log: &Log,
+            durable_after: std::time::Duration,
+        ) -> std::io::Result<Worker> {
             let (tx, jobs) = mpsc::sync_channel::<Vec<Node>>(0);
             let (to_commit, checked) = mpsc::sync_channel::<Result<Checked, AddError>>(0);
             let (done, rx) = mpsc::sync_channel::<Outcome>(DEPTH);
@@ -265,12 +279,39 @@ mod pipeline {
                 .name("cairn-sync commit".into())
                 .spawn(move || {
                     let mut unsynced = 0usize;
-                    for c in checked {
+                    // When the oldest commit not yet durable was made.
+                    let mut since: Option<Instant> = None;
+                    loop {
+                        let next = match since {
+                            None => checked.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                            Some(t) => {
+                                checked.recv_timeout(durable_after.saturating_sub(t.elapsed()))
+                            }
+                        };
+                        let c = match next {
+                            Ok(c) => c,
+                            Err(RecvTimeoutError::Timeout) => {
+                                // Quiet for a while with commits not yet durable: make them
+                                // so. A failure here is reported by the next batch's
+                                // outcome or the session's flush (`Log::sync` again).
+                                if log.sync().is_ok() {
+                                    unsynced = 0;
+                                    since = None;
+                                }
+                                continue;
+                            }
+                            Err(RecvTimeoutError::Disconnected) => return,
+                        };
                         let mut outcome = c.and_then(|c| log.insert_deferred(c));
                         if let Ok(ins) = &outcome {
                             unsynced += ins.new;
-                            if unsynced >= SYNC_EVERY {
+                            if ins.new > 0 && since.is_none() {
+                                since = Some(Instant::now());
+                            }
+                            let late = since.is_some_and(|t| t.elapsed() >= durable_after);
+                            if unsynced >= SYNC_EVERY || late {
                                 unsynced = 0;
+                                since = None;
                                 if let Err(e) = log.sync() {
                                     outcome = Err(e.into());
                                 }
@@ -341,6 +382,8 @@ impl LogStore {
             pending: std::collections::VecDeque::new(),
             in_flight: std::collections::HashSet::new(),
             snapshot: u64::MAX,
+            #[cfg(not(target_family = "wasm"))]
+            durable_after: pipeline::DURABLE_AFTER,
             new_nodes: 0,
         })
     }
@@ -348,6 +391,15 @@ impl LogStore {
     /// The log.
     pub fn log(&self) -> &Log {
         &self.log
+    }
+
+    /// Bounds how long received nodes stay committed but not yet durable (default 2 s,
+    /// natively; in the browser every insert is durable at once): a receiver killed
+    /// mid-clone then keeps everything it had stored this long before, and the next sync
+    /// moves only the rest. Takes effect when the first batch is inserted.
+    #[cfg(not(target_family = "wasm"))]
+    pub fn set_durable_after(&mut self, d: std::time::Duration) {
+        self.durable_after = d;
     }
 
     /// Brings the index up to date with the log.
@@ -595,7 +647,7 @@ impl SyncStore for LogStore {
             }
             if self.worker.is_none() {
                 self.worker = Some(
-                    pipeline::Worker::start(&self.log)
+                    pipeline::Worker::start(&self.log, self.durable_after)
                         .map_err(|e| InsertError::Storage(LogStoreError::Log(e.to_string())))?,
                 );
             }
