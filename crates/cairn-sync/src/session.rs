@@ -21,6 +21,12 @@ const OUT_TARGET: usize = 256 << 10;
 const NODES_MESSAGE_BYTES: usize = 64 << 10;
 /// Above this much queued output the session asks the driver to stop reading.
 const OUT_HIGH_WATER: usize = 4 << 20;
+/// Received nodes are handed to the store once this many bytes of them are ready (or
+/// `insert_batch` nodes), so a batch's memory follows bytes, not node count.
+pub const READY_BYTES: usize = 4 << 20;
+/// Most nodes one store read returns while streaming (fewer when nodes are big: a read
+/// aims at one NODES message of bytes).
+const READ_MAX: usize = 64;
 /// Most nodes asked for and not yet received (each was announced by the peer).
 const MAX_AWAITING: usize = 1 << 20;
 /// An answer turn is cut into RANGES messages of about this size.
@@ -72,7 +78,7 @@ impl Default for SessionOptions {
             metadata: Vec::new(),
             limits: Limits::default(),
             max_pending: 65_536,
-            max_pending_bytes: 64 << 20,
+            max_pending_bytes: 16 << 20,
             insert_batch: 8192,
             ids_threshold: 16,
             keep_alive: Duration::from_secs(15),
@@ -227,7 +233,10 @@ pub struct Session<S: SyncStore> {
     pending_bytes: usize,
     waiters: HashMap<Hash, Vec<Hash>>,
     ready: Vec<Node>,
+    ready_bytes: usize,
     ready_set: HashSet<Hash>,
+    /// Nodes per store read while streaming, adapted to their size.
+    read_limit: usize,
     events: VecDeque<Event>,
     stats: Stats,
     turns: u32,
@@ -331,7 +340,9 @@ impl<S: SyncStore> Session<S> {
             pending_bytes: 0,
             waiters: HashMap::new(),
             ready: Vec::new(),
+            ready_bytes: 0,
             ready_set: HashSet::new(),
+            read_limit: 1,
             events: VecDeque::new(),
             stats: Stats::default(),
             turns: 1,
@@ -1135,6 +1146,7 @@ impl<S: SyncStore> Session<S> {
         while let Some(n) = stack.pop() {
             let key = n.key();
             self.ready_set.insert(key);
+            self.ready_bytes += n.encoded_len();
             self.ready.push(n);
             if let Some(ws) = self.waiters.remove(&key) {
                 for w in ws {
@@ -1149,7 +1161,7 @@ impl<S: SyncStore> Session<S> {
                     }
                 }
             }
-            if self.ready.len() >= self.opts.insert_batch {
+            if self.ready.len() >= self.opts.insert_batch || self.ready_bytes >= READY_BYTES {
                 self.flush()?;
             }
         }
@@ -1169,6 +1181,7 @@ impl<S: SyncStore> Session<S> {
             return Ok(());
         }
         let batch = std::mem::take(&mut self.ready);
+        self.ready_bytes = 0;
         let n = batch.len();
         self.stats.nodes_received += self.store.insert(batch)?;
         self.ready_set.clear();
@@ -1201,11 +1214,19 @@ impl<S: SyncStore> Session<S> {
 
                 Job::Range { lo, hi, except } => {
                     'outer: while size < NODES_MESSAGE_BYTES {
-                        let found = self.store.nodes(lo, hi, 64).map_err(SyncError::store)?;
+                        let found = self
+                            .store
+                            .nodes(lo, hi, self.read_limit)
+                            .map_err(SyncError::store)?;
                         if found.is_empty() {
                             finished = true;
                             break;
                         }
+                        // Read about one message's worth next time (one node when they are
+                        // big), starting from one: a read never holds many big nodes.
+                        let bytes: usize = found.iter().map(|(_, n)| n.encoded_len()).sum();
+                        let avg = (bytes / found.len()).max(1);
+                        self.read_limit = (NODES_MESSAGE_BYTES / avg).clamp(1, READ_MAX);
                         for (k, n) in found {
                             *lo = succ(&k);
                             if except.contains(&k.hash) {
