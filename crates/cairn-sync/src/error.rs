@@ -178,6 +178,20 @@ pub enum SyncError {
         /// Nodes the peer said it held.
         theirs: u64,
     },
+    /// The peer granted no flow-control credit for too long while nodes waited to go out
+    /// (reported by a driver's timer): it keeps the session open without taking anything.
+    #[error("the peer granted no credit for {idle_ms} ms while nodes waited")]
+    Stalled {
+        /// How long output waited.
+        idle_ms: u64,
+    },
+    /// The peer made this side queue more send work than allowed (it keeps reconciling
+    /// while granting no credit for the nodes it asked for).
+    #[error("{bytes} bytes of send work queued for a peer that does not take it")]
+    Backlog {
+        /// Estimated bytes queued.
+        bytes: u64,
+    },
 }
 
 impl SyncError {
@@ -202,6 +216,8 @@ impl SyncError {
             SyncError::Timeout { .. } => 15,
             SyncError::Incomplete { .. } => 16,
             SyncError::NotConverged { .. } => 17,
+            SyncError::Stalled { .. } => 18,
+            SyncError::Backlog { .. } => 19,
         }
     }
 

@@ -99,6 +99,9 @@ pub use driver::{
 };
 pub use error::{InsertError, SyncError, WireError};
 pub use index::{IndexViewError, LogStore, LogStoreError, SyncIndexView};
-pub use session::{Event, LOG_CHANNEL, MAX_ROUNDS, READY_BYTES, Session, SessionOptions, Stats};
+pub use session::{
+    Event, LIVE_QUEUE_BYTES, LOG_CHANNEL, MAX_JOB_BYTES, MAX_ROUNDS, READY_BYTES, Session,
+    SessionOptions, Stats,
+};
 pub use store::{Agg, Key, MemStore, Summary, SyncStore};
 pub use wire::Mode;

@@ -27,6 +27,13 @@ pub const READY_BYTES: usize = 4 << 20;
 /// Most nodes one store read returns while streaming (fewer when nodes are big: a read
 /// aims at one NODES message of bytes).
 const READ_MAX: usize = 64;
+/// Most bytes of live nodes queued for the peer: above it [`Session::wants_feed`] is false
+/// and the driver stops taking nodes from the log's feed (the log is the buffer).
+pub const LIVE_QUEUE_BYTES: usize = 8 << 20;
+/// Most memory (estimated) of queued send jobs (ranges to stream with the ids to skip, ids
+/// wanted): a peer that keeps reconciling but never grants credit cannot grow it further
+/// ([`SyncError::Backlog`]).
+pub const MAX_JOB_BYTES: usize = 32 << 20;
 /// Most nodes asked for and not yet received (each was announced by the peer).
 const MAX_AWAITING: usize = 1 << 20;
 /// An answer turn is cut into RANGES messages of about this size.
@@ -214,6 +221,9 @@ pub struct Session<S: SyncStore> {
     resp_any: bool,
     awaiting: HashSet<Hash>,
     jobs: VecDeque<Job>,
+    /// Estimated memory of `jobs` other than live nodes, and bytes of queued live nodes.
+    job_bytes: usize,
+    live_bytes: usize,
     done_queued: bool,
     sent_done: bool,
     recv_done: bool,
@@ -324,6 +334,8 @@ impl<S: SyncStore> Session<S> {
             resp_any: false,
             awaiting: HashSet::new(),
             jobs: VecDeque::new(),
+            job_bytes: 0,
+            live_bytes: 0,
             done_queued: false,
             sent_done: false,
             recv_done: false,
@@ -497,11 +509,53 @@ impl<S: SyncStore> Session<S> {
 
     /// Offers locally appended nodes for live forwarding (ignored unless live and sending).
     /// Offer them in the log's change order.
+    ///
+    /// The queue is bounded by the driver: it offers nodes only while
+    /// [`Session::wants_feed`] (below [`LIVE_QUEUE_BYTES`] queued), and a peer that grants
+    /// no credit for long is failed ([`Session::blocked_on_credit`], [`Session::stalled`]).
     pub fn offer(&mut self, nodes: Vec<Node>) {
         if !self.live || !self.can_send || self.is_finished() || nodes.is_empty() {
             return;
         }
+        self.live_bytes += nodes.iter().map(Node::encoded_len).sum::<usize>();
         self.jobs.push_back(Job::Live(nodes.into()));
+    }
+
+    /// Whether the driver should offer more live nodes now: false while
+    /// [`LIVE_QUEUE_BYTES`] of them wait for the peer's credit (the log keeps the rest).
+    pub fn wants_feed(&self) -> bool {
+        self.live_bytes < LIVE_QUEUE_BYTES
+    }
+
+    /// Whether output waits for the peer's flow-control credit (nodes to send, no credit):
+    /// a driver with a clock fails a peer that stays so for long ([`Session::stalled`]).
+    pub fn blocked_on_credit(&self) -> bool {
+        !self.is_finished() && !self.jobs.is_empty() && !self.mux.can_send(LOG_CHANNEL)
+    }
+
+    /// Fails the session because the peer granted no credit for `idle` while output waited
+    /// (the driver's timer fired); the error is queued for the peer.
+    pub fn stalled(&mut self, idle: Duration) {
+        let e = SyncError::Stalled {
+            idle_ms: idle.as_millis().min(u128::from(u64::MAX)) as u64,
+        };
+        let _ = self.check(Err::<(), _>(e));
+    }
+
+    /// Queues a send job, bounding the memory of the queue.
+    fn push_job(&mut self, job: Job) -> Result<(), SyncError> {
+        self.job_bytes += match &job {
+            Job::Range { except, .. } => 128 + 48 * except.len(),
+            Job::Keys(q) => 64 + 40 * q.len(),
+            Job::Live(_) | Job::Done => 0,
+        };
+        if self.job_bytes > MAX_JOB_BYTES {
+            return Err(SyncError::Backlog {
+                bytes: self.job_bytes as u64,
+            });
+        }
+        self.jobs.push_back(job);
+        Ok(())
     }
 
     /// The next bytes to send to the peer, if any.
@@ -863,11 +917,11 @@ impl<S: SyncStore> Session<S> {
                         self.push_item(hi, ItemKind::Skip);
                     } else if count == 0 {
                         if self.can_send {
-                            self.jobs.push_back(Job::Range {
+                            self.push_job(Job::Range {
                                 lo,
                                 hi,
                                 except: HashSet::new(),
-                            });
+                            })?;
                         }
                         self.push_item(hi, ItemKind::Skip);
                     } else if mine.count <= self.opts.ids_threshold as u64 {
@@ -915,11 +969,11 @@ impl<S: SyncStore> Session<S> {
                         want.push(w);
                     }
                     if self.can_send {
-                        self.jobs.push_back(Job::Range {
+                        self.push_job(Job::Range {
                             lo,
                             hi,
                             except: theirs.into_iter().collect(),
-                        });
+                        })?;
                     }
                     self.push_item(hi, ItemKind::Want(want));
                 }
@@ -942,7 +996,7 @@ impl<S: SyncStore> Session<S> {
                                 "WANT from a peer we do not send to",
                             ));
                         }
-                        self.jobs.push_back(Job::Keys(keys));
+                        self.push_job(Job::Keys(keys))?;
                     }
                     self.push_item(hi, ItemKind::Skip);
                 }
@@ -1245,6 +1299,7 @@ impl<S: SyncStore> Session<S> {
                         let Some(h) = q.pop_front() else {
                             break;
                         };
+                        self.job_bytes = self.job_bytes.saturating_sub(40);
                         if let Some(n) = self.store.get(&h).map_err(SyncError::store)? {
                             size += n.encoded_len();
                             nodes.push(n);
@@ -1258,13 +1313,18 @@ impl<S: SyncStore> Session<S> {
                             break;
                         };
                         size += n.encoded_len();
+                        self.live_bytes = self.live_bytes.saturating_sub(n.encoded_len());
                         nodes.push(n);
                     }
                     finished = q.is_empty();
                 }
             }
-            if finished {
-                self.jobs.pop_front();
+            if finished && let Some(job) = self.jobs.pop_front() {
+                self.job_bytes = self.job_bytes.saturating_sub(match &job {
+                    Job::Range { except, .. } => 128 + 48 * except.len(),
+                    Job::Keys(_) => 64,
+                    Job::Live(_) | Job::Done => 0,
+                });
             }
             if !nodes.is_empty() {
                 let mut body = Vec::with_capacity(size + 16);

@@ -574,3 +574,73 @@ fn a_silent_peer_times_out_and_hears_why() {
     assert_eq!(codes, vec![15]);
     assert_eq!(log.len(), 1);
 }
+
+/// A peer that keeps reconciling (long turns of id lists, each making us queue a range to
+/// stream) while granting no credit for the nodes cannot grow our send queue without bound.
+#[test]
+fn send_work_for_a_peer_that_takes_nothing_is_bounded() {
+    use cairn_sync::MemStore;
+    // 1.2 MB of our own nodes, more than the peer's initial credit.
+    let mut store = MemStore::new();
+    let mut prev = None;
+    for i in 0..12u8 {
+        let n = Node::unsigned(prev, vec![i; 100 << 10], &Limits::default()).unwrap();
+        prev = Some(n.key());
+        store.add(n).unwrap();
+    }
+    // Push: we only send (so nothing is awaited from the peer, which has its own bound).
+    let opts = SessionOptions {
+        mode: Mode::Push,
+        ..SessionOptions::default()
+    };
+    let mut s = Session::new(store, opts).unwrap();
+    while s.poll_transmit().is_some() {}
+    let mut rng = Rng(5);
+    let mut inputs = vec![hello(1 << 20, [0xff; 32])];
+    let mut height = 0u64;
+    // Each message: 32 id lists of 4096 random ids (≈ 4.2 MB on the wire).
+    for m in 0..12 {
+        let items: Vec<Item> = (0..32)
+            .map(|_| {
+                height += 1;
+                Item {
+                    upper: Key::at_height(height),
+                    kind: ItemKind::Ids(
+                        (0..4096)
+                            .map(|_| {
+                                let mut h = [0u8; 32];
+                                for c in h.chunks_mut(8) {
+                                    c.copy_from_slice(&rng.next().to_le_bytes());
+                                }
+                                Hash(h)
+                            })
+                            .collect(),
+                    ),
+                }
+            })
+            .collect();
+        let start = if m == 0 {
+            Key::MIN
+        } else {
+            Key::at_height(height - 32)
+        };
+        let mut body = Vec::new();
+        encode_ranges(start, &items, true, &mut body);
+        inputs.push(data(&body));
+    }
+    let mut err = None;
+    for i in &inputs {
+        if let Err(e) = s.handle_input(i) {
+            err = Some(e);
+            break;
+        }
+        // Our answers (and credit grants) go out; nothing of the peer's ever comes back.
+        while s.poll_transmit().is_some() {}
+    }
+    match err {
+        Some(SyncError::Backlog { bytes }) => {
+            assert!(bytes > cairn_sync::MAX_JOB_BYTES as u64, "{bytes}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
