@@ -258,6 +258,14 @@ fn concurrent_appenders_share_commits_and_all_land() {
         .map(|e| e.unwrap().change)
         .collect();
     assert_eq!(changes, (1..=800).collect::<Vec<_>>(), "gap-free feed");
+    // Shared commits: 800 write calls, carried by fewer storage commits (16 writers wait on
+    // each fsync together).
+    let (commits, requests) = log.commit_stats();
+    assert_eq!(requests, 800);
+    assert!(
+        commits < requests,
+        "{commits} commits for {requests} writes: none shared"
+    );
     drop(log);
     let reopened = Log::open(dir.join("log.redb"), LogOptions::default()).unwrap();
     assert_eq!(reopened.len(), 800);
