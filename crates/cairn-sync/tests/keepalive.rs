@@ -329,7 +329,9 @@ fn a_quiet_but_alive_live_peer_is_not_timed_out() {
         ),
     ));
     let (ra, rb) = (ra.unwrap(), rb.unwrap());
-    assert!(ra.ms >= 3000 && rb.ms >= 3000, "{ra:?} {rb:?}");
+    // b's clock starts at its first poll, after a's first poll (zip polls a first), so it
+    // may read a little less than the 3 s a ran for.
+    assert!(ra.ms >= 3000 && rb.ms >= 2500, "{ra:?} {rb:?}");
     assert_eq!((a.len(), b.len()), (25, 25));
     // Keep-alives went both ways (4 bytes each, one per 50 ms of quiet output: dozens), and
     // none counted as a round trip.
