@@ -36,9 +36,15 @@ if [ "$fuzz_seconds" -gt 0 ]; then
   echo "== fuzz (${fuzz_seconds}s per target)"
   # cargo-fuzz needs nightly flags; RUSTC_BOOTSTRAP lets the stable toolchain accept them.
   # No sanitizer: the targets are safe Rust, and the sanitizer runtimes need nightly.
+  # Each target starts from the committed seeds (fuzz/seeds/<target>: real session
+  # transcripts and node encodings, so a short run gets past the handshake) plus what earlier
+  # runs found (fuzz/corpus/<target>, not committed; new inputs go there).
   for target in $(cd fuzz && cargo fuzz list); do
+    mkdir -p "fuzz/corpus/$target"
+    seeds=()
+    [ -d "fuzz/seeds/$target" ] && seeds=("seeds/$target")
     (cd fuzz && RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=../target/fuzz \
-      cargo fuzz run "$target" --sanitizer none -- \
+      cargo fuzz run "$target" --sanitizer none "corpus/$target" "${seeds[@]}" -- \
       -max_total_time="$fuzz_seconds" 2>&1 | tail -n 2)
   done
 fi

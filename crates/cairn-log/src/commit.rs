@@ -135,7 +135,7 @@ enum SlotState {
     #[default]
     Waiting,
     Lead,
-    Done(Result<Vec<Entry>, AddError>),
+    Done(Result<Written, AddError>),
 }
 
 impl Slot {
@@ -162,7 +162,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-type Outcome = (Arc<Slot>, Result<Vec<Entry>, AddError>);
+/// A request's entries (one per node, in order), and how many of its nodes were new.
+pub(crate) type Written = (Vec<Entry>, usize);
+
+type Outcome = (Arc<Slot>, Result<Written, AddError>);
 
 impl Committer {
     /// Stores `nodes` atomically (in order, each linking only to stored or earlier nodes) and
@@ -171,13 +174,14 @@ impl Committer {
         self.submit_payload(log, Payload::Nodes(nodes))
     }
 
+    /// Like [`Committer::submit`], and says how many of the nodes were new.
+    pub(crate) fn submit_counted(&self, log: &Log, nodes: Vec<Node>) -> Result<Written, AddError> {
+        self.submit_request(log, Payload::Nodes(nodes), true)
+    }
+
     /// Like [`Committer::submit`], but returns once the commit is visible, before it is
     /// durable (see [`Log::insert_deferred`]).
-    pub(crate) fn submit_deferred(
-        &self,
-        log: &Log,
-        nodes: Vec<Node>,
-    ) -> Result<Vec<Entry>, AddError> {
+    pub(crate) fn submit_deferred(&self, log: &Log, nodes: Vec<Node>) -> Result<Written, AddError> {
         self.submit_request(log, Payload::Nodes(nodes), false)
     }
 
@@ -187,7 +191,7 @@ impl Committer {
         log: &Log,
         payload: Payload,
     ) -> Result<Vec<Entry>, AddError> {
-        self.submit_request(log, payload, true)
+        self.submit_request(log, payload, true).map(|(e, _)| e)
     }
 
     fn submit_request(
@@ -195,7 +199,7 @@ impl Committer {
         log: &Log,
         payload: Payload,
         durable: bool,
-    ) -> Result<Vec<Entry>, AddError> {
+    ) -> Result<Written, AddError> {
         let slot = Arc::new(Slot::new(false));
         let mut lead = {
             let mut q = lock(&self.queue);
@@ -306,7 +310,7 @@ impl Committer {
                         drop(st);
                         self.lead(log);
                     }
-                    SlotState::Done(result) => return Poll::Ready(result),
+                    SlotState::Done(result) => return Poll::Ready(result.map(|(e, _)| e)),
                 }
             }
         })
@@ -434,6 +438,7 @@ fn write_group(
                 continue;
             }
             let mut entries = Vec::with_capacity(count);
+            let mut added = 0usize;
             let slot = req.slot.clone();
             for (node, (change, new)) in req.payload.into_nodes().zip(changes) {
                 let node = node?;
@@ -448,12 +453,13 @@ fn write_group(
                         }
                     }
                     new_heads.insert(node.key());
+                    added += 1;
                 }
                 entries.push(Entry { change, node });
             }
             len = next;
             group_keys.extend(req_keys);
-            outcomes.push((slot, Ok(entries)));
+            outcomes.push((slot, Ok((entries, added))));
         }
         // The heads table changes once per transaction, not once per node: in a chain of n
         // new nodes only the last is a head, and only heads linked from outside the
@@ -469,7 +475,17 @@ fn write_group(
         }
     }
     if len == start_len {
-        txn.abort()?;
+        if !durable || committer.synced.load(Ordering::Acquire) >= deferred_before {
+            txn.abort()?;
+            return Ok((outcomes, None));
+        }
+        // Nothing new, but some of these nodes may be stored only by deferred commits not
+        // yet on disk: a durable write's Ok means durable, so this empty commit makes them
+        // so.
+        txn.commit()?;
+        committer
+            .synced
+            .fetch_max(deferred_before, Ordering::AcqRel);
         return Ok((outcomes, None));
     }
     txn.commit()?;

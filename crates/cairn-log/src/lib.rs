@@ -38,7 +38,7 @@ pub mod testing;
 
 pub use changes::{Changes, ChangesQuery, ChangesStream};
 pub use error::{AddError, OpenError, ReadError, StorageError};
-pub use log::{BatchEntry, Checked, Entry, KeyIndex, Link, Log, LogOptions};
+pub use log::{BatchEntry, Checked, Entry, Inserted, KeyIndex, Link, Log, LogOptions};
 pub use redb::{self, StorageBackend};
 
 pub use cairn_core as core;

@@ -14,6 +14,17 @@ use crate::commit::Payload;
 use crate::error::{AddError, OpenError, ReadError, StorageError};
 use crate::tables::{HEADS, KEYS, META, META_FORMAT, META_LEN, NODES, STORE_FORMAT};
 
+/// What an insert stored: an entry per node given (in order; a node already present is
+/// returned as stored), and how many of them were new to the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Inserted {
+    /// One entry per node given, in order.
+    pub entries: Vec<Entry>,
+    /// How many of the nodes this insert added (the others were already stored).
+    pub new: usize,
+}
+
 /// A stored node and its local change number.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -470,16 +481,25 @@ impl Log {
         self.inner.committer.submit(self, nodes)
     }
 
+    /// Like [`Log::insert_checked`], and says how many nodes were new to the log (exactly:
+    /// a node another writer stored first is not new).
+    pub fn insert_checked_counted(&self, checked: Checked) -> Result<Inserted, AddError> {
+        let nodes = self.own_checked(checked)?;
+        let (entries, new) = self.inner.committer.submit_counted(self, nodes)?;
+        Ok(Inserted { entries, new })
+    }
+
     /// Like [`Log::insert_checked`], but returns as soon as the nodes are stored and visible
     /// (to reads, the changes feed and views), **before** they are durable: they become
     /// durable with the next durable commit on the log's database, or [`Log::sync`]. A crash
     /// before that loses them (and only them, with every later deferred insert: the store
     /// stays consistent). For bulk imports such as a replication session, which calls
     /// [`Log::sync`] before it reports success: one `fsync` per session instead of one per
-    /// batch.
-    pub fn insert_deferred(&self, checked: Checked) -> Result<Vec<Entry>, AddError> {
+    /// batch. The result says how many of the nodes were new to the log.
+    pub fn insert_deferred(&self, checked: Checked) -> Result<Inserted, AddError> {
         let nodes = self.own_checked(checked)?;
-        self.inner.committer.submit_deferred(self, nodes)
+        let (entries, new) = self.inner.committer.submit_deferred(self, nodes)?;
+        Ok(Inserted { entries, new })
     }
 
     /// Makes every deferred insert durable now (nothing to do if there is none).

@@ -182,7 +182,7 @@ fn run_deferred_case(seed: u64, fail_after: u64, keep_mode: u8) {
                 next += n;
                 log.check(batch)
                     .and_then(|c| log.insert_deferred(c))
-                    .map(|es| deferred.extend(es.iter().map(|e| e.node.key())))
+                    .map(|ins| deferred.extend(ins.entries.iter().map(|e| e.node.key())))
             }
         };
         if res.is_err() {
@@ -214,5 +214,53 @@ proptest! {
 fn deferred_inserts_without_a_crash_are_durable_after_sync() {
     for keep in 0..2u8 {
         run_deferred_case(7 + u64::from(keep), u64::MAX / 2, keep);
+    }
+}
+
+/// A durable write (`insert`, `add`) of nodes that exist only through an unsynced
+/// `insert_deferred` finds them "already stored": its Ok must still mean they are on disk.
+#[test]
+fn durable_write_of_a_deferred_node_is_durable() {
+    let source = Log::memory(opts(false)).unwrap();
+    let root = source.append(b"root".to_vec()).unwrap().node;
+    let child = source.add([root.key()], b"child".to_vec()).unwrap().node;
+    for durable_call in 0..2 {
+        let (backend, handle) = CrashBackend::new();
+        let log = Log::with_backend(backend, opts(false)).unwrap();
+        let checked = log.check(vec![root.clone(), child.clone()]).unwrap();
+        assert_eq!(log.insert_deferred(checked).unwrap().new, 2);
+        // A crash now loses them: the deferred insert is not durable yet.
+        let (b, _h) = CrashBackend::from_image(handle.crash(|_| false));
+        assert!(
+            !Log::with_backend(b, opts(false))
+                .unwrap()
+                .has(&root.key())
+                .unwrap()
+        );
+        if durable_call == 0 {
+            // Everything already stored: nothing new to commit.
+            let entries = log.insert(vec![root.clone(), child.clone()]).unwrap();
+            assert_eq!(entries.len(), 2);
+        } else {
+            // `add` of a node the log already holds (the same signer, links and value).
+            let own = Log::memory(opts(false)).unwrap();
+            let again = own.append(b"root".to_vec()).unwrap().node;
+            assert_eq!(again.key(), root.key());
+            let e = log.add([], b"root".to_vec()).unwrap();
+            assert_eq!(e.node.key(), root.key());
+        }
+        // Power loss right after the Ok (before the store is closed, which would sync):
+        // only what was synced survives.
+        let image = handle.crash(|_| false);
+        drop(log);
+        let (backend, _h) = CrashBackend::from_image(image);
+        let log = Log::with_backend(backend, opts(false)).unwrap();
+        assert!(
+            log.has(&root.key()).unwrap(),
+            "case {durable_call}: root lost"
+        );
+        if durable_call == 0 {
+            assert!(log.has(&child.key()).unwrap(), "child lost");
+        }
     }
 }

@@ -258,6 +258,14 @@ fn concurrent_appenders_share_commits_and_all_land() {
         .map(|e| e.unwrap().change)
         .collect();
     assert_eq!(changes, (1..=800).collect::<Vec<_>>(), "gap-free feed");
+    // Shared commits: 800 write calls, carried by fewer storage commits (16 writers wait on
+    // each fsync together).
+    let (commits, requests) = log.commit_stats();
+    assert_eq!(requests, 800);
+    assert!(
+        commits < requests,
+        "{commits} commits for {requests} writes: none shared"
+    );
     drop(log);
     let reopened = Log::open(dir.join("log.redb"), LogOptions::default()).unwrap();
     assert_eq!(reopened.len(), 800);
@@ -482,8 +490,14 @@ fn check_then_insert_checked_keeps_each_logs_policy() {
     assert!(strict.check(vec![unsigned]).is_err());
     let checked = strict.check(vec![signed.clone()]).unwrap();
     assert_eq!(checked.nodes().len(), 1);
-    let entries = strict.insert_deferred(checked).unwrap();
-    assert_eq!(entries[0].node.key(), signed.key());
+    let inserted = strict.insert_deferred(checked).unwrap();
+    assert_eq!(inserted.new, 1);
+    assert_eq!(inserted.entries[0].node.key(), signed.key());
+    // The same node again is stored already: not new.
+    let again = strict
+        .insert_deferred(strict.check(vec![signed.clone()]).unwrap())
+        .unwrap();
+    assert_eq!((again.new, again.entries[0].change), (0, 1));
     assert!(strict.has(&signed.key()).unwrap());
     strict.sync().unwrap();
     strict.sync().unwrap();

@@ -260,6 +260,11 @@ where
 ///   keep-alives too ([`Session::peer_keep_alive`]) — fails with [`SyncError::Timeout`] when
 ///   the peer has sent nothing for [`SessionOptions::live_timeout`] (it vanished, e.g. a
 ///   half-open TCP connection); a live peer without keep-alives may be quiet for any time;
+/// - fails with [`SyncError::Stalled`] (sent to the peer) when nodes have waited for the
+///   peer's flow-control credit for `idle` (or `live_timeout`, whichever is shorter): a peer
+///   that keeps the session open (even with keep-alives) but takes nothing; and takes live
+///   nodes from the feed only while [`Session::wants_feed`], so the log, not memory, holds
+///   what such a peer has not taken;
 /// - once this side has sent CLOSE (a complete one-shot sync, or `stop`), waits at most
 ///   `idle` (or `live_timeout`, whichever is shorter) for the peer's answering CLOSE, then
 ///   leaves all the same; after a failure, waits at most as long to deliver the error.
@@ -344,6 +349,8 @@ where
     // The silence timer fired once and awaits confirmation.
     let mut stale = false;
     let mut ping_sleep: Option<Pin<Box<T::Sleep>>> = None;
+    // Armed while output waits for the peer's credit.
+    let mut stall_sleep: Option<Pin<Box<T::Sleep>>> = None;
     #[cfg(not(target_family = "wasm"))]
     let started = std::time::Instant::now();
     let mut stop = pin!(stop);
@@ -507,7 +514,9 @@ where
                     Poll::Pending => {}
                 }
             }
-            if !feed_done && session.is_complete() && !session.is_finished() {
+            // The log is the buffer: no more live nodes while the peer does not take them.
+            if !feed_done && session.is_complete() && !session.is_finished() && session.wants_feed()
+            {
                 match feed.poll_nodes(cx, session.store_mut()) {
                     Poll::Ready(Some(nodes)) => {
                         session.offer(nodes);
@@ -516,6 +525,18 @@ where
                     Poll::Ready(None) => feed_done = true,
                     Poll::Pending => {}
                 }
+            }
+            if !session.blocked_on_credit() || failure.is_some() || grace == Duration::MAX {
+                stall_sleep = None;
+            } else if stall_sleep.is_none() {
+                stall_sleep = Some(Box::pin(timer.sleep(grace)));
+            }
+            if let Some(s) = stall_sleep.as_mut()
+                && s.as_mut().poll(cx).is_ready()
+            {
+                stall_sleep = None;
+                session.stalled(grace);
+                progress = true;
             }
             if let Some(p) = ping_sleep.as_mut()
                 && p.as_mut().poll(cx).is_ready()

@@ -158,6 +158,40 @@ pub enum SyncError {
     /// The local store failed.
     #[error("store: {0}")]
     Store(Arc<dyn std::error::Error + Send + Sync>),
+    /// The peer's DONE says it sent `sent` nodes this round, but `received` arrived (frames
+    /// lost or repeated, or a broken peer): the sync is not complete.
+    #[error("the peer sent {sent} nodes this round but {received} arrived")]
+    Incomplete {
+        /// Nodes the peer says it sent.
+        sent: u64,
+        /// Nodes that arrived.
+        received: u64,
+    },
+    /// A sync↔sync session still had different sets after its last allowed round (the
+    /// sets kept changing, or a peer that misreports its set).
+    #[error("the sets still differ after {rounds} rounds ({ours} nodes here, {theirs} there)")]
+    NotConverged {
+        /// Rounds run.
+        rounds: u32,
+        /// Nodes held here at the end.
+        ours: u64,
+        /// Nodes the peer said it held.
+        theirs: u64,
+    },
+    /// The peer granted no flow-control credit for too long while nodes waited to go out
+    /// (reported by a driver's timer): it keeps the session open without taking anything.
+    #[error("the peer granted no credit for {idle_ms} ms while nodes waited")]
+    Stalled {
+        /// How long output waited.
+        idle_ms: u64,
+    },
+    /// The peer made this side queue more send work than allowed (it keeps reconciling
+    /// while granting no credit for the nodes it asked for).
+    #[error("{bytes} bytes of send work queued for a peer that does not take it")]
+    Backlog {
+        /// Estimated bytes queued.
+        bytes: u64,
+    },
 }
 
 impl SyncError {
@@ -180,6 +214,10 @@ impl SyncError {
             SyncError::Remote { code, .. } => *code,
             SyncError::Store(_) => 14,
             SyncError::Timeout { .. } => 15,
+            SyncError::Incomplete { .. } => 16,
+            SyncError::NotConverged { .. } => 17,
+            SyncError::Stalled { .. } => 18,
+            SyncError::Backlog { .. } => 19,
         }
     }
 

@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use cairn_core::{Hash, Node};
-use cairn_log::{AddError, Entry, KeyIndex, Log, ReadError, StorageError};
+use cairn_log::{AddError, Entry, Inserted, KeyIndex, Log, ReadError, StorageError};
 use cairn_view::{Indexer, IndexerOptions, View};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
@@ -196,8 +196,9 @@ fn shared_indexer(
 /// Natively, inserts are **pipelined**: [`SyncStore::insert`] hands the batch to a worker
 /// and returns, so the session decodes the next batch while one thread checks a batch
 /// ([`Log::check`], signatures on all cores) and another commits the batch before it
-/// ([`Log::insert_deferred`]: visible at once, made durable by one `fsync` every 2^18 nodes
-/// and at every [`SyncStore::flush`]). At most two batches are in flight; their nodes count as present
+/// ([`Log::insert_deferred`]: visible at once, made durable by one `fsync` every 2^18 nodes,
+/// 2 s after the oldest commit not yet durable ([`LogStore::set_durable_after`]) and at
+/// every [`SyncStore::flush`]). At most two batches are in flight; their nodes count as present
 /// for [`SyncStore::has`]; their outcomes are collected in order by later `insert`s or by
 /// [`SyncStore::flush`], which the session calls before it reports anything complete.
 pub struct LogStore {
@@ -213,24 +214,36 @@ pub struct LogStore {
     in_flight: std::collections::HashSet<Hash>,
     /// The log's length at the last `summary`: `keys` lists only nodes up to it.
     snapshot: u64,
+    /// Longest time received nodes stay committed but not durable (natively).
+    #[cfg(not(target_family = "wasm"))]
+    durable_after: std::time::Duration,
+    /// New nodes stored by collected batches, not yet reported by `insert` or `flush`.
+    new_nodes: u64,
 }
 
 #[cfg(not(target_family = "wasm"))]
 mod pipeline {
-    use std::sync::mpsc;
+    use std::sync::mpsc::{self, RecvTimeoutError};
+    use std::time::Instant;
 
     use cairn_core::Node;
-    use cairn_log::{AddError, Checked, Entry, Log};
+    use cairn_log::{AddError, Checked, Inserted, Log};
 
-    pub(super) type Outcome = Result<Vec<Entry>, AddError>;
+    pub(super) type Outcome = Result<Inserted, AddError>;
 
     /// Most batches handed to the pipeline and not yet collected: one being checked, one
     /// being committed.
     pub(super) const DEPTH: usize = 2;
 
     /// Batches are committed without `fsync` ([`Log::insert_deferred`]); every this many
-    /// nodes, and when the session flushes, one `fsync` makes them durable.
+    /// nodes, [`super::LogStore::set_durable_after`] (default [`DURABLE_AFTER`]) after the
+    /// first commit not yet durable, and when the session flushes, one `fsync` makes them
+    /// durable.
     const SYNC_EVERY: usize = 1 << 18;
+
+    /// Default time bound on progress that is not yet durable: a receiver killed mid-clone
+    /// keeps everything it had committed this long before.
+    pub(super) const DURABLE_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
 
     /// Two threads: one checks a batch ([`Log::check`], signatures on all cores) while the
     /// other commits the batch before it ([`Log::insert_checked`]). Outcomes come back in
@@ -242,7 +255,10 @@ mod pipeline {
     }
 
     impl Worker {
-        pub(super) fn start(log: &Log) -> std::io::Result<Worker> {
+        pub(super) fn start(
+            log: &Log,
+            durable_after: std::time::Duration,
+        ) -> std::io::Result<Worker> {
             let (tx, jobs) = mpsc::sync_channel::<Vec<Node>>(0);
             let (to_commit, checked) = mpsc::sync_channel::<Result<Checked, AddError>>(0);
             let (done, rx) = mpsc::sync_channel::<Outcome>(DEPTH);
@@ -263,12 +279,39 @@ mod pipeline {
                 .name("cairn-sync commit".into())
                 .spawn(move || {
                     let mut unsynced = 0usize;
-                    for c in checked {
+                    // When the oldest commit not yet durable was made.
+                    let mut since: Option<Instant> = None;
+                    loop {
+                        let next = match since {
+                            None => checked.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                            Some(t) => {
+                                checked.recv_timeout(durable_after.saturating_sub(t.elapsed()))
+                            }
+                        };
+                        let c = match next {
+                            Ok(c) => c,
+                            Err(RecvTimeoutError::Timeout) => {
+                                // Quiet for a while with commits not yet durable: make them
+                                // so. A failure here is reported by the next batch's
+                                // outcome or the session's flush (`Log::sync` again).
+                                if log.sync().is_ok() {
+                                    unsynced = 0;
+                                    since = None;
+                                }
+                                continue;
+                            }
+                            Err(RecvTimeoutError::Disconnected) => return,
+                        };
                         let mut outcome = c.and_then(|c| log.insert_deferred(c));
-                        if let Ok(entries) = &outcome {
-                            unsynced += entries.len();
-                            if unsynced >= SYNC_EVERY {
+                        if let Ok(ins) = &outcome {
+                            unsynced += ins.new;
+                            if ins.new > 0 && since.is_none() {
+                                since = Some(Instant::now());
+                            }
+                            let late = since.is_some_and(|t| t.elapsed() >= durable_after);
+                            if unsynced >= SYNC_EVERY || late {
                                 unsynced = 0;
+                                since = None;
                                 if let Err(e) = log.sync() {
                                     outcome = Err(e.into());
                                 }
@@ -339,12 +382,24 @@ impl LogStore {
             pending: std::collections::VecDeque::new(),
             in_flight: std::collections::HashSet::new(),
             snapshot: u64::MAX,
+            #[cfg(not(target_family = "wasm"))]
+            durable_after: pipeline::DURABLE_AFTER,
+            new_nodes: 0,
         })
     }
 
     /// The log.
     pub fn log(&self) -> &Log {
         &self.log
+    }
+
+    /// Bounds how long received nodes stay committed but not yet durable (default 2 s,
+    /// natively; in the browser every insert is durable at once): a receiver killed
+    /// mid-clone then keeps everything it had stored this long before, and the next sync
+    /// moves only the rest. Takes effect when the first batch is inserted.
+    #[cfg(not(target_family = "wasm"))]
+    pub fn set_durable_after(&mut self, d: std::time::Duration) {
+        self.durable_after = d;
     }
 
     /// Brings the index up to date with the log.
@@ -445,15 +500,16 @@ impl LogStore {
     fn collect(
         &mut self,
         before: u64,
-        outcome: Result<Vec<Entry>, AddError>,
+        outcome: Result<Inserted, AddError>,
     ) -> Result<(), InsertError<LogStoreError>> {
         match outcome {
-            Ok(entries) => {
-                for e in entries {
+            Ok(ins) => {
+                for e in ins.entries {
                     if e.change > before {
                         self.note_inserted(e.change);
                     }
                 }
+                self.new_nodes += ins.new as u64;
                 Ok(())
             }
             Err(AddError::Verify(v)) => Err(InsertError::Verify(v)),
@@ -515,7 +571,7 @@ impl SyncStore for LogStore {
     type Error = LogStoreError;
 
     fn summary(&mut self) -> Result<Summary, LogStoreError> {
-        self.flush()
+        self.settle()
             .map_err(|e| LogStoreError::Log(e.to_string()))?;
         self.snapshot = self.log.len();
         self.catch_up()?;
@@ -583,7 +639,7 @@ impl SyncStore for LogStore {
         Ok(self.in_flight.contains(hash) || self.log.has(hash)?)
     }
 
-    fn insert(&mut self, nodes: Vec<Node>) -> Result<(), InsertError<LogStoreError>> {
+    fn insert(&mut self, nodes: Vec<Node>) -> Result<u64, InsertError<LogStoreError>> {
         #[cfg(not(target_family = "wasm"))]
         {
             while self.pending.len() >= pipeline::DEPTH {
@@ -591,7 +647,7 @@ impl SyncStore for LogStore {
             }
             if self.worker.is_none() {
                 self.worker = Some(
-                    pipeline::Worker::start(&self.log)
+                    pipeline::Worker::start(&self.log, self.durable_after)
                         .map_err(|e| InsertError::Storage(LogStoreError::Log(e.to_string())))?,
                 );
             }
@@ -602,7 +658,7 @@ impl SyncStore for LogStore {
                 if tx.send(nodes).is_ok() {
                     self.in_flight.extend(keys.iter().copied());
                     self.pending.push_back(keys);
-                    return Ok(());
+                    return Ok(std::mem::take(&mut self.new_nodes));
                 }
             }
             Err(worker_stopped())
@@ -610,18 +666,31 @@ impl SyncStore for LogStore {
         #[cfg(target_family = "wasm")]
         {
             let before = self.log.len();
-            let outcome = self.log.insert(nodes);
-            self.collect(before, outcome)
+            let outcome = self
+                .log
+                .check(nodes)
+                .and_then(|c| self.log.insert_checked_counted(c));
+            self.collect(before, outcome)?;
+            Ok(std::mem::take(&mut self.new_nodes))
         }
     }
 
-    fn flush(&mut self) -> Result<(), InsertError<LogStoreError>> {
+    fn flush(&mut self) -> Result<u64, InsertError<LogStoreError>> {
+        self.settle()?;
+        Ok(std::mem::take(&mut self.new_nodes))
+    }
+}
+
+impl LogStore {
+    /// Waits for every batch in flight and makes them durable (counting new nodes).
+    fn settle(&mut self) -> Result<(), InsertError<LogStoreError>> {
         #[cfg(not(target_family = "wasm"))]
-        if !self.pending.is_empty() {
+        {
             while !self.pending.is_empty() {
                 self.collect_oldest()?;
             }
-            // Deferred commits become durable before the session counts them as received.
+            // Deferred commits become durable before the session counts them as received
+            // (nothing to do, two atomic loads, when every commit is durable already).
             self.log
                 .sync()
                 .map_err(|e| InsertError::Storage(LogStoreError::Storage(e)))?;

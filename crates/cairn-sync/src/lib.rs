@@ -34,7 +34,10 @@
 //! 5. in a quiet live session, calls [`Session::ping`] now and then (a keep-alive the peer
 //!    takes as proof of life), and treats a long silence of a peer that does the same
 //!    ([`Session::peer_keep_alive`]) as a vanished peer ([`Session::timeout`]). The session
-//!    has no clock; [`run_with_timeout`] does this with the caller's [`Timer`].
+//!    has no clock; [`run_with_timeout`] does this with the caller's [`Timer`];
+//! 6. in a live session, offers local nodes ([`Session::offer`]) only while
+//!    [`Session::wants_feed`], and fails a peer that leaves output waiting for credit too
+//!    long ([`Session::blocked_on_credit`], [`Session::stalled`]).
 //!
 //! `poll_transmit` produces bulk data (nodes) lazily, within the channel's flow-control
 //! credit, so a full clone of a million nodes never sits in memory.
@@ -45,13 +48,22 @@
 //!   its fields (never taken from the wire), its signature is checked by the store's policy
 //!   inside [`SyncStore::insert`] (for a log: [`Log::insert`](cairn_log::Log::insert), batch
 //!   verification on all cores), and it is inserted only once all its links are stored.
-//! - A one-shot session ends [`Event::Complete`] only after an explicit DONE exchange (or
-//!   equal fingerprints in the handshake, which both sides see); an end of stream before
-//!   that is [`SyncError::UnexpectedEof`], mid-frame [`SyncError::Truncated`].
+//! - A one-shot session ends [`Event::Complete`] only after it has checked the sync (or
+//!   the handshakes were equal, which both sides see): each round's DONE carries the number
+//!   of nodes sent, checked by the receiver ([`SyncError::Incomplete`]); each side makes
+//!   every received node durable before it sends SYNCED (its set's count and fingerprint);
+//!   a side completes only on the peer's SYNCED — so a sender never reports success for
+//!   nodes the receiver has not made durable; sync↔sync also requires equal sets unless a
+//!   side was written meanwhile ([`SyncError::NotConverged`] after [`MAX_ROUNDS`]). An end
+//!   of stream before that is [`SyncError::UnexpectedEof`], mid-frame
+//!   [`SyncError::Truncated`].
 //! - Hard limits everywhere: frames ([`SessionOptions::max_frame`]: 1 MiB plus one maximal
 //!   node, checked on the length prefix before allocating), ids, items, nodes per message,
 //!   metadata, buffered nodes waiting for links; every count is checked before it sizes an
-//!   allocation.
+//!   allocation. Buffers of nodes are bounded by bytes ([`READY_BYTES`],
+//!   [`SessionOptions::max_pending_bytes`], [`LIVE_QUEUE_BYTES`], [`MAX_JOB_BYTES`]); a
+//!   peer that grants no credit for long is failed ([`SyncError::Stalled`], by a driver
+//!   with a timer).
 //! - Every error is typed ([`SyncError`]) and, when it is ours, sent to the peer as an
 //!   ERROR frame so it does not end unaware.
 //!
@@ -99,6 +111,9 @@ pub use driver::{
 };
 pub use error::{InsertError, SyncError, WireError};
 pub use index::{IndexViewError, LogStore, LogStoreError, SyncIndexView};
-pub use session::{Event, LOG_CHANNEL, Session, SessionOptions, Stats};
+pub use session::{
+    Event, LIVE_QUEUE_BYTES, LOG_CHANNEL, MAX_JOB_BYTES, MAX_ROUNDS, READY_BYTES, Session,
+    SessionOptions, Stats,
+};
 pub use store::{Agg, Key, MemStore, Summary, SyncStore};
 pub use wire::Mode;

@@ -10,7 +10,7 @@ use crate::mux::{Mux, MuxEvent, Reader};
 use crate::store::{Agg, Key, SyncStore};
 use crate::wire::{
     self, Hello, Item, ItemKind, MAX_IDS, MAX_NODES_PER_MESSAGE, Message, Mode, NodeDecoder,
-    NodeEncoder, PROTOCOL_VERSION, TAG_NODES,
+    NodeEncoder, PROTOCOL_VERSION, Synced, TAG_NODES,
 };
 
 /// The channel the log protocol runs on.
@@ -21,12 +21,28 @@ const OUT_TARGET: usize = 256 << 10;
 const NODES_MESSAGE_BYTES: usize = 64 << 10;
 /// Above this much queued output the session asks the driver to stop reading.
 const OUT_HIGH_WATER: usize = 4 << 20;
+/// Received nodes are handed to the store once this many bytes of them are ready (or
+/// `insert_batch` nodes), so a batch's memory follows bytes, not node count.
+pub const READY_BYTES: usize = 4 << 20;
+/// Most nodes one store read returns while streaming (fewer when nodes are big: a read
+/// aims at one NODES message of bytes).
+const READ_MAX: usize = 64;
+/// Most bytes of live nodes queued for the peer: above it [`Session::wants_feed`] is false
+/// and the driver stops taking nodes from the log's feed (the log is the buffer).
+pub const LIVE_QUEUE_BYTES: usize = 8 << 20;
+/// Most memory (estimated) of queued send jobs (ranges to stream with the ids to skip, ids
+/// wanted): a peer that keeps reconciling but never grants credit cannot grow it further
+/// ([`SyncError::Backlog`]).
+pub const MAX_JOB_BYTES: usize = 32 << 20;
 /// Most nodes asked for and not yet received (each was announced by the peer).
 const MAX_AWAITING: usize = 1 << 20;
 /// An answer turn is cut into RANGES messages of about this size.
 const RESP_MESSAGE_BYTES: usize = 64 << 10;
 /// Ratio of the initial geometric ranges counted from the top.
 const GEOMETRIC_RATIO: u64 = 4;
+/// Most reconciliation rounds of a sync↔sync session: a round ends with both sides'
+/// SYNCED summaries, and another starts while they differ (the sets changed meanwhile).
+pub const MAX_ROUNDS: u32 = 4;
 
 /// How a session behaves.
 #[derive(Debug, Clone)]
@@ -69,7 +85,7 @@ impl Default for SessionOptions {
             metadata: Vec::new(),
             limits: Limits::default(),
             max_pending: 65_536,
-            max_pending_bytes: 64 << 20,
+            max_pending_bytes: 16 << 20,
             insert_batch: 8192,
             ids_threshold: 16,
             keep_alive: Duration::from_secs(15),
@@ -109,8 +125,11 @@ pub enum Event {
         /// How many in this batch.
         nodes: usize,
     },
-    /// The initial sync is complete, and both sides know it: each holds what the other held
-    /// at the start (in the directions the modes allow).
+    /// The initial sync is complete, and checked: every node this side received is durable,
+    /// the peer confirmed that every node it received from us is durable (its SYNCED), each
+    /// round's node count matched the sender's, and in sync↔sync both sets ended equal (by
+    /// count and 32-byte fingerprint). Each side then holds what the other held at the start
+    /// (in the directions the modes allow).
     Complete,
     /// The peer ended the session cleanly after [`Event::Complete`] (its CLOSE, or the end
     /// of the stream): nothing more will come.
@@ -126,9 +145,11 @@ pub struct Stats {
     pub nodes_sent: u64,
     /// Bytes of the sent nodes' compact encodings (without message and frame headers).
     pub node_bytes_sent: u64,
-    /// Nodes received (decoded and hash-checked; see `nodes_stored`).
+    /// Received nodes that were new to the store (as the store's inserts report them: a
+    /// node sent twice, or one another writer stored first, is not counted).
     pub nodes_received: u64,
-    /// Received nodes handed to the store's insert.
+    /// Received nodes handed to the store's insert (decoded, hash-checked, deduplicated
+    /// within the session).
     pub nodes_stored: u64,
     /// Bytes handed out by `poll_transmit`.
     pub bytes_sent: u64,
@@ -200,16 +221,32 @@ pub struct Session<S: SyncStore> {
     resp_any: bool,
     awaiting: HashSet<Hash>,
     jobs: VecDeque<Job>,
+    /// Estimated memory of `jobs` other than live nodes, and bytes of queued live nodes.
+    job_bytes: usize,
+    live_bytes: usize,
     done_queued: bool,
     sent_done: bool,
     recv_done: bool,
+    /// Reconciliation round (1 = the first), and per round: `stats.nodes_sent` when it
+    /// started, nodes decoded from the peer, and our SYNCED once sent.
+    round: u32,
+    round_sent_base: u64,
+    round_received: u64,
+    round_new_base: u64,
+    my_synced: Option<Synced>,
+    early_synced: Option<Synced>,
+    /// The last message received was DONE.
+    after_done: bool,
     enc: NodeEncoder,
     dec: NodeDecoder,
     pending: HashMap<Hash, (Node, usize)>,
     pending_bytes: usize,
     waiters: HashMap<Hash, Vec<Hash>>,
     ready: Vec<Node>,
+    ready_bytes: usize,
     ready_set: HashSet<Hash>,
+    /// Nodes per store read while streaming, adapted to their size.
+    read_limit: usize,
     events: VecDeque<Event>,
     stats: Stats,
     turns: u32,
@@ -297,16 +334,27 @@ impl<S: SyncStore> Session<S> {
             resp_any: false,
             awaiting: HashSet::new(),
             jobs: VecDeque::new(),
+            job_bytes: 0,
+            live_bytes: 0,
             done_queued: false,
             sent_done: false,
             recv_done: false,
+            round: 1,
+            round_sent_base: 0,
+            round_received: 0,
+            round_new_base: 0,
+            my_synced: None,
+            early_synced: None,
+            after_done: false,
             enc: NodeEncoder::default(),
             dec,
             pending: HashMap::new(),
             pending_bytes: 0,
             waiters: HashMap::new(),
             ready: Vec::new(),
+            ready_bytes: 0,
             ready_set: HashSet::new(),
+            read_limit: 1,
             events: VecDeque::new(),
             stats: Stats::default(),
             turns: 1,
@@ -461,11 +509,53 @@ impl<S: SyncStore> Session<S> {
 
     /// Offers locally appended nodes for live forwarding (ignored unless live and sending).
     /// Offer them in the log's change order.
+    ///
+    /// The queue is bounded by the driver: it offers nodes only while
+    /// [`Session::wants_feed`] (below [`LIVE_QUEUE_BYTES`] queued), and a peer that grants
+    /// no credit for long is failed ([`Session::blocked_on_credit`], [`Session::stalled`]).
     pub fn offer(&mut self, nodes: Vec<Node>) {
         if !self.live || !self.can_send || self.is_finished() || nodes.is_empty() {
             return;
         }
+        self.live_bytes += nodes.iter().map(Node::encoded_len).sum::<usize>();
         self.jobs.push_back(Job::Live(nodes.into()));
+    }
+
+    /// Whether the driver should offer more live nodes now: false while
+    /// [`LIVE_QUEUE_BYTES`] of them wait for the peer's credit (the log keeps the rest).
+    pub fn wants_feed(&self) -> bool {
+        self.live_bytes < LIVE_QUEUE_BYTES
+    }
+
+    /// Whether output waits for the peer's flow-control credit (nodes to send, no credit):
+    /// a driver with a clock fails a peer that stays so for long ([`Session::stalled`]).
+    pub fn blocked_on_credit(&self) -> bool {
+        !self.is_finished() && !self.jobs.is_empty() && !self.mux.can_send(LOG_CHANNEL)
+    }
+
+    /// Fails the session because the peer granted no credit for `idle` while output waited
+    /// (the driver's timer fired); the error is queued for the peer.
+    pub fn stalled(&mut self, idle: Duration) {
+        let e = SyncError::Stalled {
+            idle_ms: idle.as_millis().min(u128::from(u64::MAX)) as u64,
+        };
+        let _ = self.check(Err::<(), _>(e));
+    }
+
+    /// Queues a send job, bounding the memory of the queue.
+    fn push_job(&mut self, job: Job) -> Result<(), SyncError> {
+        self.job_bytes += match &job {
+            Job::Range { except, .. } => 128 + 48 * except.len(),
+            Job::Keys(q) => 64 + 40 * q.len(),
+            Job::Live(_) | Job::Done => 0,
+        };
+        if self.job_bytes > MAX_JOB_BYTES {
+            return Err(SyncError::Backlog {
+                bytes: self.job_bytes as u64,
+            });
+        }
+        self.jobs.push_back(job);
+        Ok(())
     }
 
     /// The next bytes to send to the peer, if any.
@@ -549,6 +639,7 @@ impl<S: SyncStore> Session<S> {
     }
 
     fn on_message(&mut self, body: &[u8]) -> Result<(), SyncError> {
+        let after_done = std::mem::replace(&mut self.after_done, false);
         match wire::decode_message(body, self.in_lo)? {
             Message::Hello(h) => self.on_hello(h),
             Message::Ranges { items, more } => {
@@ -561,12 +652,31 @@ impl<S: SyncStore> Session<S> {
                 self.on_ranges(items, more)
             }
             Message::Nodes(bytes) => self.on_nodes(bytes),
-            Message::Done => {
+            Message::Done { sent } => {
                 if self.phase != Phase::Reconcile || self.recv_done || self.turn_open {
                     return Err(SyncError::Unexpected("DONE"));
                 }
                 self.turn(Dir::In);
-                self.on_done()
+                self.after_done = true;
+                self.on_done(sent)
+            }
+            Message::Synced(theirs) => {
+                if self.phase != Phase::Reconcile || !self.recv_done || self.early_synced.is_some()
+                {
+                    return Err(SyncError::Unexpected("SYNCED"));
+                }
+                // A SYNCED right behind the peer's DONE came in the same flight: not a turn
+                // of its own (ours and the peer's cross).
+                if !after_done {
+                    self.turn(Dir::In);
+                }
+                if self.my_synced.is_none() {
+                    // Our DONE is still queued (the peer's bytes arrived before we drained
+                    // ours: a replayed stream); take it once ours is out.
+                    self.early_synced = Some(theirs);
+                    return Ok(());
+                }
+                self.on_synced(theirs)
             }
             // Proof of life only: no answer, no turn. Never before the peer's HELLO (it
             // follows HELLO on an honest peer's stream).
@@ -608,9 +718,18 @@ impl<S: SyncStore> Session<S> {
         });
         self.phase = Phase::Reconcile;
         if self.my.count == h.count && self.my.fingerprint == h.fingerprint {
+            // Equal HELLOs prove it, to both sides: one round trip.
             return self.complete();
         }
-        if self.my.count == 0 || h.count == 0 {
+        self.start_round(h.count, h.fingerprint)
+    }
+
+    /// Starts a reconciliation round against the peer's summary `(count, fp)` (its HELLO,
+    /// or its SYNCED when a round ended with different sets). Both sides know both
+    /// summaries, so they agree on who leads.
+    fn start_round(&mut self, count: u64, fp: [u8; 32]) -> Result<(), SyncError> {
+        let h_count = count;
+        if self.my.count == 0 || h_count == 0 {
             // Nothing to compare: the side that has nodes sends them all.
             if self.my.count > 0 && self.can_send {
                 self.jobs.push_back(Job::Range {
@@ -623,7 +742,7 @@ impl<S: SyncStore> Session<S> {
             return Ok(());
         }
         self.awaiting_reply = true;
-        let leader = (self.my.count, self.my.fingerprint) > (h.count, h.fingerprint);
+        let leader = (self.my.count, self.my.fingerprint) > (h_count, fp);
         if leader {
             let items = self.initial_items()?;
             self.send_ranges(Key::MIN, &items, false);
@@ -798,11 +917,11 @@ impl<S: SyncStore> Session<S> {
                         self.push_item(hi, ItemKind::Skip);
                     } else if count == 0 {
                         if self.can_send {
-                            self.jobs.push_back(Job::Range {
+                            self.push_job(Job::Range {
                                 lo,
                                 hi,
                                 except: HashSet::new(),
-                            });
+                            })?;
                         }
                         self.push_item(hi, ItemKind::Skip);
                     } else if mine.count <= self.opts.ids_threshold as u64 {
@@ -850,11 +969,11 @@ impl<S: SyncStore> Session<S> {
                         want.push(w);
                     }
                     if self.can_send {
-                        self.jobs.push_back(Job::Range {
+                        self.push_job(Job::Range {
                             lo,
                             hi,
                             except: theirs.into_iter().collect(),
-                        });
+                        })?;
                     }
                     self.push_item(hi, ItemKind::Want(want));
                 }
@@ -877,7 +996,7 @@ impl<S: SyncStore> Session<S> {
                                 "WANT from a peer we do not send to",
                             ));
                         }
-                        self.jobs.push_back(Job::Keys(keys));
+                        self.push_job(Job::Keys(keys))?;
                     }
                     self.push_item(hi, ItemKind::Skip);
                 }
@@ -912,10 +1031,19 @@ impl<S: SyncStore> Session<S> {
         Ok(())
     }
 
-    fn on_done(&mut self) -> Result<(), SyncError> {
+    fn on_done(&mut self, sent: u64) -> Result<(), SyncError> {
         self.recv_done = true;
         self.awaiting_reply = false;
+        // Verified nodes received so far are kept (and made durable) whatever follows.
         self.settle()?;
+        // Every node the peer sent this round came before its DONE: all must have arrived
+        // (a dropped or repeated frame, or a broken peer, shows here).
+        if sent != self.round_received {
+            return Err(SyncError::Incomplete {
+                sent,
+                received: self.round_received,
+            });
+        }
         if let Some((key, (node, _))) = self.pending.iter().next() {
             let link = node
                 .links()
@@ -937,9 +1065,79 @@ impl<S: SyncStore> Session<S> {
         }
         self.queue_done();
         if self.sent_done {
-            self.complete()?;
+            self.send_synced()?;
         }
         Ok(())
+    }
+
+    /// Both DONEs are through: makes every received node durable, then sends SYNCED, the
+    /// summary of the set now.
+    fn send_synced(&mut self) -> Result<(), SyncError> {
+        self.settle()?;
+        let summary = self.store.summary().map_err(SyncError::store)?;
+        // Whether others wrote to the store during the round: it grew by more than the
+        // nodes this session added.
+        let grown = summary.agg.count.saturating_sub(self.my.count);
+        let added = self.stats.nodes_received - self.round_new_base;
+        let synced = Synced {
+            changed: grown != added,
+            count: summary.agg.count,
+            max_height: summary.max_height,
+            fingerprint: summary.agg.digest(),
+        };
+        let mut body = Vec::with_capacity(48);
+        synced.encode(&mut body);
+        self.mux.send(LOG_CHANNEL, &body);
+        self.turn(Dir::Out);
+        self.my_synced = Some(synced);
+        match self.early_synced.take() {
+            Some(theirs) => self.on_synced(theirs),
+            None => Ok(()),
+        }
+    }
+
+    /// The peer's SYNCED: it has made durable everything we sent (after checking it got as
+    /// many nodes as we said). One-directional modes are then complete. Sync↔sync is
+    /// complete when both sets are now equal, or when they differ but a side's set was
+    /// written by others during the round (each then holds what the other held when the
+    /// round began, the promise of a sync with concurrent writers); an unexplained
+    /// difference (a lost node, a broken peer) runs another round, up to [`MAX_ROUNDS`],
+    /// then fails with [`SyncError::NotConverged`].
+    fn on_synced(&mut self, theirs: Synced) -> Result<(), SyncError> {
+        let Some(mine) = self.my_synced.take() else {
+            return Err(SyncError::Unexpected("SYNCED"));
+        };
+        let both_ways = self.can_send && self.can_recv;
+        let equal = mine.count == theirs.count && mine.fingerprint == theirs.fingerprint;
+        if !both_ways || equal || mine.changed || theirs.changed {
+            return self.complete();
+        }
+        if self.round >= MAX_ROUNDS {
+            return Err(SyncError::NotConverged {
+                rounds: self.round,
+                ours: mine.count,
+                theirs: theirs.count,
+            });
+        }
+        self.round += 1;
+        self.round_sent_base = self.stats.nodes_sent;
+        self.round_new_base = self.stats.nodes_received;
+        self.round_received = 0;
+        self.done_queued = false;
+        self.sent_done = false;
+        self.recv_done = false;
+        self.sent_ids.clear();
+        self.prev_ids.clear();
+        self.turn_open = false;
+        self.in_lo = Key::MIN;
+        self.my.count = mine.count;
+        self.my.fingerprint = mine.fingerprint;
+        self.my.max_height = mine.max_height;
+        self.top = mine
+            .max_height
+            .max(theirs.max_height)
+            .map_or(0, |m| m.saturating_add(1));
+        self.start_round(theirs.count, theirs.fingerprint)
     }
 
     fn on_nodes(&mut self, bytes: &[u8]) -> Result<(), SyncError> {
@@ -956,7 +1154,7 @@ impl<S: SyncStore> Session<S> {
         let n = r.count(MAX_NODES_PER_MESSAGE)?;
         for _ in 0..n {
             let node = self.dec.decode(&mut r)?;
-            self.stats.nodes_received += 1;
+            self.round_received += 1;
             self.accept(node)?;
         }
         r.end()?;
@@ -1002,6 +1200,7 @@ impl<S: SyncStore> Session<S> {
         while let Some(n) = stack.pop() {
             let key = n.key();
             self.ready_set.insert(key);
+            self.ready_bytes += n.encoded_len();
             self.ready.push(n);
             if let Some(ws) = self.waiters.remove(&key) {
                 for w in ws {
@@ -1016,7 +1215,7 @@ impl<S: SyncStore> Session<S> {
                     }
                 }
             }
-            if self.ready.len() >= self.opts.insert_batch {
+            if self.ready.len() >= self.opts.insert_batch || self.ready_bytes >= READY_BYTES {
                 self.flush()?;
             }
         }
@@ -1026,7 +1225,7 @@ impl<S: SyncStore> Session<S> {
     /// Stores the ready nodes and waits until every insert has landed.
     fn settle(&mut self) -> Result<(), SyncError> {
         self.flush()?;
-        self.store.flush()?;
+        self.stats.nodes_received += self.store.flush()?;
         Ok(())
     }
 
@@ -1036,8 +1235,9 @@ impl<S: SyncStore> Session<S> {
             return Ok(());
         }
         let batch = std::mem::take(&mut self.ready);
+        self.ready_bytes = 0;
         let n = batch.len();
-        self.store.insert(batch)?;
+        self.stats.nodes_received += self.store.insert(batch)?;
         self.ready_set.clear();
         self.stats.nodes_stored += n as u64;
         self.events.push_back(Event::Stored { nodes: n });
@@ -1057,21 +1257,30 @@ impl<S: SyncStore> Session<S> {
                 Job::Done => {
                     self.jobs.pop_front();
                     let mut body = Vec::new();
-                    wire::encode_done(&mut body);
+                    wire::encode_done(self.stats.nodes_sent - self.round_sent_base, &mut body);
                     self.mux.send(LOG_CHANNEL, &body);
                     self.sent_done = true;
                     if self.recv_done && self.phase == Phase::Reconcile {
-                        self.complete()?;
+                        self.send_synced()?;
                     }
                     continue;
                 }
+
                 Job::Range { lo, hi, except } => {
                     'outer: while size < NODES_MESSAGE_BYTES {
-                        let found = self.store.nodes(lo, hi, 64).map_err(SyncError::store)?;
+                        let found = self
+                            .store
+                            .nodes(lo, hi, self.read_limit)
+                            .map_err(SyncError::store)?;
                         if found.is_empty() {
                             finished = true;
                             break;
                         }
+                        // Read about one message's worth next time (one node when they are
+                        // big), starting from one: a read never holds many big nodes.
+                        let bytes: usize = found.iter().map(|(_, n)| n.encoded_len()).sum();
+                        let avg = (bytes / found.len()).max(1);
+                        self.read_limit = (NODES_MESSAGE_BYTES / avg).clamp(1, READ_MAX);
                         for (k, n) in found {
                             *lo = succ(&k);
                             if except.contains(&k.hash) {
@@ -1090,6 +1299,7 @@ impl<S: SyncStore> Session<S> {
                         let Some(h) = q.pop_front() else {
                             break;
                         };
+                        self.job_bytes = self.job_bytes.saturating_sub(40);
                         if let Some(n) = self.store.get(&h).map_err(SyncError::store)? {
                             size += n.encoded_len();
                             nodes.push(n);
@@ -1103,13 +1313,18 @@ impl<S: SyncStore> Session<S> {
                             break;
                         };
                         size += n.encoded_len();
+                        self.live_bytes = self.live_bytes.saturating_sub(n.encoded_len());
                         nodes.push(n);
                     }
                     finished = q.is_empty();
                 }
             }
-            if finished {
-                self.jobs.pop_front();
+            if finished && let Some(job) = self.jobs.pop_front() {
+                self.job_bytes = self.job_bytes.saturating_sub(match &job {
+                    Job::Range { except, .. } => 128 + 48 * except.len(),
+                    Job::Keys(_) => 64,
+                    Job::Live(_) | Job::Done => 0,
+                });
             }
             if !nodes.is_empty() {
                 let mut body = Vec::with_capacity(size + 16);

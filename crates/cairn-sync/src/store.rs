@@ -185,12 +185,18 @@ pub trait SyncStore {
 
     /// Verifies (by the store's policy) and stores received nodes, all or nothing. Each must
     /// link only to stored nodes or nodes earlier in `nodes`.
-    fn insert(&mut self, nodes: Vec<Node>) -> Result<(), InsertError<Self::Error>>;
+    ///
+    /// Returns how many nodes became newly stored by the batches whose outcome this call
+    /// learned (a synchronous store: this batch; a pipelined one: earlier batches that
+    /// landed meanwhile, the rest reported by later calls or [`SyncStore::flush`]). Nodes
+    /// the store already held are not counted.
+    fn insert(&mut self, nodes: Vec<Node>) -> Result<u64, InsertError<Self::Error>>;
 
-    /// Waits until every batch given to [`SyncStore::insert`] is stored, and reports the
-    /// first failure. A store that inserts synchronously has nothing to do.
-    fn flush(&mut self) -> Result<(), InsertError<Self::Error>> {
-        Ok(())
+    /// Waits until every batch given to [`SyncStore::insert`] is stored **and durable**,
+    /// and reports the first failure; returns how many new nodes the batches not yet
+    /// reported stored. A store that inserts synchronously and durably has nothing to do.
+    fn flush(&mut self) -> Result<u64, InsertError<Self::Error>> {
+        Ok(0)
     }
 }
 
@@ -260,7 +266,7 @@ impl MemStore {
 
     /// Adds a node built locally (links must be present).
     pub fn add(&mut self, node: Node) -> Result<(), InsertError<Infallible>> {
-        self.insert(vec![node])
+        self.insert(vec![node]).map(drop)
     }
 
     fn height_of(&self, h: &Hash, batch: &HashMap<Hash, u64>) -> Option<u64> {
@@ -306,7 +312,7 @@ impl SyncStore for MemStore {
         Ok(self.nodes.contains_key(hash))
     }
 
-    fn insert(&mut self, nodes: Vec<Node>) -> Result<(), InsertError<Infallible>> {
+    fn insert(&mut self, nodes: Vec<Node>) -> Result<u64, InsertError<Infallible>> {
         for n in &nodes {
             if n.value().len() > self.limits.max_value_len {
                 return Err(InsertError::Limits(cairn_core::BuildError::ValueTooLarge {
@@ -337,6 +343,7 @@ impl SyncStore for MemStore {
             }
             batch.insert(n.key(), height);
         }
+        let new = batch.len() as u64;
         for n in nodes {
             let Some(height) = batch.remove(&n.key()) else {
                 continue;
@@ -347,7 +354,7 @@ impl SyncStore for MemStore {
             self.max_height = Some(self.max_height.map_or(height, |m| m.max(height)));
             self.nodes.insert(key, (height, n));
         }
-        Ok(())
+        Ok(new)
     }
 }
 

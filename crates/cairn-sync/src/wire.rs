@@ -22,9 +22,13 @@
 //! node   = flags:u8 (0 unsigned, 1 signed + author:32 follows, 2 signed + author_index:varint)
 //!          link_count:varint link×link_count value_len:varint value [signature:64 if signed]
 //! link   = back:varint (0: hash:32 follows; d ≥ 1: the node sent d nodes ago on this channel)
-//! DONE   = 0x04
+//! DONE   = 0x04 sent:varint   the sender has sent all it owes this round: `sent` nodes
 //! PING   = 0x05   keep-alive: proof of life in a quiet session, after HELLO only, sent only
 //!                 to a peer whose HELLO has the keep-alive flag; no answer, no round trip
+//! SYNCED = 0x06 flags:u8 count:varint top:varint fingerprint:32
+//!          after DONE both ways, once every node received this round is durable and the
+//!          peer's DONE count checked: the sender's whole set now; flags bit 0: the set was
+//!          also written by others during the round (other bits ignored)
 //! ```
 
 use std::collections::{HashMap, VecDeque};
@@ -36,7 +40,7 @@ use crate::mux::Reader;
 use crate::store::Key;
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
 /// Longest handshake metadata.
 pub const MAX_METADATA: usize = 4096;
 /// Most ids in one IDS item (also bounds WANT bitmaps).
@@ -55,6 +59,7 @@ pub(crate) const TAG_RANGES: u8 = 2;
 pub(crate) const TAG_NODES: u8 = 3;
 pub(crate) const TAG_DONE: u8 = 4;
 pub(crate) const TAG_PING: u8 = 5;
+pub(crate) const TAG_SYNCED: u8 = 6;
 
 const FLAG_LIVE: u8 = 1;
 const FLAG_KEEP_ALIVE: u8 = 2;
@@ -172,10 +177,43 @@ pub enum Message<'a> {
     },
     /// Nodes, still encoded (they need the channel's decoder state).
     Nodes(&'a [u8]),
-    /// The sender has sent everything it will send for the initial sync.
-    Done,
+    /// The sender has sent everything it owes in this reconciliation round.
+    Done {
+        /// How many nodes it sent in this round (the receiver checks it got as many).
+        sent: u64,
+    },
     /// Keep-alive: the sender is still there.
     Ping,
+    /// The end of a reconciliation round: every node the sender received is durable.
+    Synced(Synced),
+}
+
+/// The end-of-round summary ([`Message::Synced`]): sent by each side once it has sent and
+/// received DONE, checked that the peer's nodes all arrived, and made every received node
+/// durable. It is the durability acknowledgement the peer completes on; in sync↔sync it also
+/// lets both check that their sets are now equal (see `DESIGN.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Synced {
+    /// The sender's set was also written by others (local writes, other sessions) during
+    /// the round: a difference between the two sets at the end is explained.
+    pub changed: bool,
+    /// Number of nodes the sender holds now.
+    pub count: u64,
+    /// The sender's greatest node height now, `None` when empty.
+    pub max_height: Option<u64>,
+    /// Fingerprint of the sender's whole node set now.
+    pub fingerprint: [u8; 32],
+}
+
+impl Synced {
+    /// Appends the encoding.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.push(TAG_SYNCED);
+        out.push(u8::from(self.changed));
+        varint::encode(self.count, out);
+        varint::encode(self.max_height.map_or(0, |h| h.saturating_add(1)), out);
+        out.extend_from_slice(&self.fingerprint);
+    }
 }
 
 impl Hello {
@@ -278,9 +316,10 @@ fn decode_bound(prev: &Key, r: &mut Reader<'_>) -> Result<Key, WireError> {
     Ok(k)
 }
 
-/// Appends a DONE message.
-pub fn encode_done(out: &mut Vec<u8>) {
+/// Appends a DONE message: `sent` nodes were sent in this round.
+pub fn encode_done(sent: u64, out: &mut Vec<u8>) {
     out.push(TAG_DONE);
+    varint::encode(sent, out);
 }
 
 /// Appends a PING (keep-alive) message.
@@ -364,8 +403,20 @@ pub fn decode_message(body: &[u8], start: Key) -> Result<Message<'_>, WireError>
             Message::Ranges { items, more }
         }
         TAG_NODES => return Ok(Message::Nodes(r.rest())),
-        TAG_DONE => Message::Done,
+        TAG_DONE => Message::Done { sent: r.varint()? },
         TAG_PING => Message::Ping,
+        TAG_SYNCED => {
+            let changed = r.u8()? & 1 != 0;
+            let count = r.varint()?;
+            let top = r.varint()?;
+            let fingerprint = r.array()?;
+            Message::Synced(Synced {
+                changed,
+                count,
+                max_height: top.checked_sub(1),
+                fingerprint,
+            })
+        }
         o => return Err(WireError::UnknownMessage(o)),
     };
     r.end()?;

@@ -89,18 +89,65 @@ fn transcripts_replay_to_completion() {
     }
 }
 
-#[test]
-#[ignore = "writes fuzz/corpus/sync_frames; run by hand to refresh the seed corpus"]
-fn write_fuzz_seed_corpus() {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/corpus/sync_frames");
-    std::fs::create_dir_all(dir).unwrap();
-    let mut i = 0;
+/// The committed fuzz seeds: `fuzz/seeds/<target>/`, real session transcripts and real node
+/// encodings, so that CI's short fuzz runs start past the handshake.
+const SEEDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/seeds");
+
+/// The sync_frames seeds: what a peer sends in real sessions of every mode and shape.
+fn sync_seeds() -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
     for cfg in [0x02u8, 0x0e, 0x1e, 0x01, 0x3e, 0x42, 0x4e, 0xbe] {
         for (n, seed) in [(0, 2), (3, 2), (5, 1), (9, 3)] {
             let pings = cfg & 0x80 != 0;
-            let t = transcript(cfg, n, seed, pings);
-            std::fs::write(format!("{dir}/seed-{i:02}"), t).unwrap();
-            i += 1;
+            out.push(transcript(cfg, n, seed, pings));
         }
+    }
+    out
+}
+
+/// The node_decode seeds: encodings of real nodes (unsigned and signed, roots and nodes
+/// with one or several links, empty and longer values).
+fn node_seeds() -> Vec<Vec<u8>> {
+    use cairn_core::{Keypair, Limits, Node};
+    let l = Limits::default();
+    let k = Keypair::from_seed([3; 32]);
+    let root = Node::unsigned([], b"root".to_vec(), &l).unwrap();
+    let signed = Node::signed([root.key()], vec![7; 32], &k, &l).unwrap();
+    let merge = Node::signed([root.key(), signed.key()], Vec::new(), &k, &l).unwrap();
+    let long = Node::unsigned([merge.key()], vec![1; 300], &l).unwrap();
+    [root, signed, merge, long]
+        .iter()
+        .map(Node::encode)
+        .collect()
+}
+
+#[test]
+#[ignore = "writes fuzz/seeds; run by hand after a protocol change, then commit"]
+fn write_fuzz_seeds() {
+    for (target, seeds) in [("sync_frames", sync_seeds()), ("node_decode", node_seeds())] {
+        let dir = format!("{SEEDS}/{target}");
+        std::fs::create_dir_all(&dir).unwrap();
+        for (i, t) in seeds.iter().enumerate() {
+            std::fs::write(format!("{dir}/seed-{i:02}"), t).unwrap();
+        }
+    }
+}
+
+#[test]
+fn committed_fuzz_seeds_are_current_real_streams() {
+    for (target, seeds) in [("sync_frames", sync_seeds()), ("node_decode", node_seeds())] {
+        for (i, t) in seeds.iter().enumerate() {
+            let path = format!("{SEEDS}/{target}/seed-{i:02}");
+            let kept = std::fs::read(&path)
+                .unwrap_or_else(|e| panic!("{path}: {e} (run the ignored write_fuzz_seeds)"));
+            assert_eq!(
+                &kept, t,
+                "{path} is stale: run the ignored write_fuzz_seeds"
+            );
+        }
+    }
+    // Each session seed gets past the handshake: it replays to a complete session.
+    for t in sync_seeds() {
+        assert!(session_input(&t));
     }
 }

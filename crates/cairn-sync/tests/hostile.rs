@@ -6,9 +6,11 @@ mod common;
 use cairn_core::{Draft, Ed25519Verifier, Hash, Keypair, Limits, Node, Signature, varint};
 use cairn_log::{Log, LogOptions};
 use cairn_sync::mux::{Mux, MuxEvent, encode_frame};
-use cairn_sync::wire::{Hello, Item, ItemKind, Mode, NodeEncoder, PROTOCOL_VERSION, encode_ranges};
+use cairn_sync::wire::{
+    Hello, Item, ItemKind, Mode, NodeEncoder, PROTOCOL_VERSION, Synced, encode_ranges,
+};
 use cairn_sync::{
-    Event, Key, LOG_CHANNEL, LogStore, Session, SessionOptions, SyncError, WireError,
+    Event, Key, LOG_CHANNEL, LogStore, Session, SessionOptions, SyncError, SyncStore, WireError,
 };
 use common::{Rng, chain};
 
@@ -58,8 +60,27 @@ fn nodes_msg(enc: &mut NodeEncoder, nodes: &[Node]) -> Vec<u8> {
     data(&body)
 }
 
+/// DONE saying `sent` nodes were sent this round.
+fn done_sent(sent: u8) -> Vec<u8> {
+    data(&[4, sent])
+}
+
 fn done() -> Vec<u8> {
-    data(&[4])
+    done_sent(0)
+}
+
+/// The SYNCED a peer holding exactly `log`'s nodes sends.
+fn synced_of(log: &Log) -> Vec<u8> {
+    let sum = LogStore::open(log).unwrap().summary().unwrap();
+    let mut body = Vec::new();
+    Synced {
+        changed: false,
+        count: sum.agg.count,
+        max_height: sum.max_height,
+        fingerprint: sum.agg.digest(),
+    }
+    .encode(&mut body);
+    data(&body)
 }
 
 /// Feeds `inputs` then an end of stream; returns the first error, checking that the session
@@ -177,7 +198,11 @@ fn truncated_streams_are_errors_not_successes() {
     let mut s = victim(&log, SessionOptions::default());
     s.handle_input(&hello(3, [1; 32])).unwrap();
     s.handle_input(&msg).unwrap();
-    s.handle_input(&done()).unwrap();
+    s.handle_input(&done_sent(3)).unwrap();
+    while s.poll_transmit().is_some() {}
+    // DONE both ways is not completion: the peer's SYNCED (its set now) is.
+    assert!(!s.is_complete());
+    s.handle_input(&synced_of(&log)).unwrap();
     while s.poll_transmit().is_some() {}
     assert!(s.is_complete());
     assert_eq!(log.len(), 3);
@@ -193,7 +218,7 @@ fn unsigned_node_to_a_verifying_log() {
         &[
             hello(1, [1; 32]),
             nodes_msg(&mut NodeEncoder::default(), &[n]),
-            done(),
+            done_sent(1),
         ],
     );
     assert!(
@@ -221,7 +246,7 @@ fn bad_signature_and_tampered_nodes() {
         &[
             hello(11, [1; 32]),
             nodes_msg(&mut NodeEncoder::default(), &batch),
-            done(),
+            done_sent(11),
         ],
     );
     assert!(
@@ -239,7 +264,7 @@ fn bad_signature_and_tampered_nodes() {
     let at = msg.len() - 64 - 5; // inside the value
     msg[at] ^= 1;
     let mut s = victim(&log, SessionOptions::default());
-    let e = run(&mut s, &[hello(1, [1; 32]), msg, done()]);
+    let e = run(&mut s, &[hello(1, [1; 32]), msg, done_sent(1)]);
     assert!(
         matches!(
             e,
@@ -275,7 +300,7 @@ fn announced_node_replaced_by_another_is_not_received() {
             hello(2, [1; 32]),
             data(&ranges),
             nodes_msg(&mut NodeEncoder::default(), &[other]),
-            done(),
+            done_sent(1),
         ],
     );
     match e {
@@ -298,7 +323,7 @@ fn missing_links_are_an_error_and_store_nothing() {
         &[
             hello(6, [1; 32]),
             nodes_msg(&mut NodeEncoder::default(), &orphan),
-            done(),
+            done_sent(5),
         ],
     );
     match e {
@@ -334,24 +359,34 @@ fn floods_are_bounded() {
     );
     assert_eq!(log.len(), 0);
 
-    // Data past the flow-control window.
+    // Data past the flow-control window. A session grants credit back as it processes each
+    // message, so a peer can overdraw only a receiver that has not processed yet: the
+    // channel layer takes DATA up to the window plus one frame, and refuses the next.
+    let mut rx = Mux::new(1 << 20);
+    rx.open(LOG_CHANNEL);
+    let frame = data(&vec![5u8; 512 << 10]);
+    let mut accepted = 0;
+    let e = loop {
+        rx.handle_input(&frame);
+        match rx.poll_event() {
+            Ok(Some(MuxEvent::Data { .. })) => accepted += 1,
+            Err(e) => break e,
+            Ok(other) => panic!("{other:?}"),
+        }
+        assert!(accepted < 16, "no flow control");
+    };
+    assert!(matches!(e, SyncError::FlowControl(LOG_CHANNEL)), "{e:?}");
+    // 1 MiB of window plus one frame's allowance (1 MiB here): four 512 KiB frames.
+    assert_eq!(accepted, 4);
+    // A session, which processes as it goes, takes the same flood of valid messages (here
+    // keep-alives) without error: it grants credit back for what it processed.
     let mut s = victim(&log, SessionOptions::default());
-    let mut inputs = vec![hello(200, [1; 32])];
-    let big = vec![0u8; 512 << 10];
-    for _ in 0..8 {
-        let mut body = vec![3u8, 0];
-        body.extend_from_slice(&big[..big.len() - 2]);
-        // NODES with count 0 followed by junk: caught as trailing bytes or flow control.
-        inputs.push(data(&body));
+    s.handle_input(&hello(200, [1; 32])).unwrap();
+    for _ in 0..20_000 {
+        s.handle_input(&data(&[5])).unwrap();
     }
-    let e = run(&mut s, &inputs);
-    assert!(
-        matches!(
-            e,
-            SyncError::FlowControl(_) | SyncError::Wire(WireError::TrailingBytes(_))
-        ),
-        "{e:?}"
-    );
+    let granted = std::iter::from_fn(|| s.poll_transmit()).count();
+    assert!(granted > 0, "credit granted back");
 
     // A peer that floods RANGES out of turn.
     let mut s = victim(&log, SessionOptions::default());
@@ -548,4 +583,74 @@ fn a_silent_peer_times_out_and_hears_why() {
     }
     assert_eq!(codes, vec![15]);
     assert_eq!(log.len(), 1);
+}
+
+/// A peer that keeps reconciling (long turns of id lists, each making us queue a range to
+/// stream) while granting no credit for the nodes cannot grow our send queue without bound.
+#[test]
+fn send_work_for_a_peer_that_takes_nothing_is_bounded() {
+    use cairn_sync::MemStore;
+    // 1.2 MB of our own nodes, more than the peer's initial credit.
+    let mut store = MemStore::new();
+    let mut prev = None;
+    for i in 0..12u8 {
+        let n = Node::unsigned(prev, vec![i; 100 << 10], &Limits::default()).unwrap();
+        prev = Some(n.key());
+        store.add(n).unwrap();
+    }
+    // Push: we only send (so nothing is awaited from the peer, which has its own bound).
+    let opts = SessionOptions {
+        mode: Mode::Push,
+        ..SessionOptions::default()
+    };
+    let mut s = Session::new(store, opts).unwrap();
+    while s.poll_transmit().is_some() {}
+    let mut rng = Rng(5);
+    let mut inputs = vec![hello(1 << 20, [0xff; 32])];
+    let mut height = 0u64;
+    // Each message: 32 id lists of 4096 random ids (≈ 4.2 MB on the wire).
+    for m in 0..12 {
+        let items: Vec<Item> = (0..32)
+            .map(|_| {
+                height += 1;
+                Item {
+                    upper: Key::at_height(height),
+                    kind: ItemKind::Ids(
+                        (0..4096)
+                            .map(|_| {
+                                let mut h = [0u8; 32];
+                                for c in h.chunks_mut(8) {
+                                    c.copy_from_slice(&rng.next().to_le_bytes());
+                                }
+                                Hash(h)
+                            })
+                            .collect(),
+                    ),
+                }
+            })
+            .collect();
+        let start = if m == 0 {
+            Key::MIN
+        } else {
+            Key::at_height(height - 32)
+        };
+        let mut body = Vec::new();
+        encode_ranges(start, &items, true, &mut body);
+        inputs.push(data(&body));
+    }
+    let mut err = None;
+    for i in &inputs {
+        if let Err(e) = s.handle_input(i) {
+            err = Some(e);
+            break;
+        }
+        // Our answers (and credit grants) go out; nothing of the peer's ever comes back.
+        while s.poll_transmit().is_some() {}
+    }
+    match err {
+        Some(SyncError::Backlog { bytes }) => {
+            assert!(bytes > cairn_sync::MAX_JOB_BYTES as u64, "{bytes}")
+        }
+        other => panic!("{other:?}"),
+    }
 }
