@@ -17,6 +17,9 @@ use crate::tables::NODES;
 
 /// Nodes read from the store per read transaction.
 const PAGE: u64 = 512;
+/// A page also ends once it holds this many bytes of nodes (at least one node): nodes may be
+/// up to 16 MiB each, and a page of 512 such nodes would hold gigabytes.
+const PAGE_BYTES: usize = 2 << 20;
 
 /// Which part of the feed to read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -103,13 +106,20 @@ impl Cursor {
         }
         let txn = self.log.inner.db.begin_read().map_err(StorageError::from)?;
         let nodes = txn.open_table(NODES).map_err(StorageError::from)?;
+        let mut bytes = 0usize;
+        let mut next = end + 1;
         for row in nodes.range(self.next..=end).map_err(StorageError::from)? {
             let (k, v) = row.map_err(StorageError::from)?;
             let change = k.value();
             let node = decode_stored_any(change, v.value())?;
+            bytes += node.encoded_len();
             self.buf.push_back(Entry { change, node });
+            if bytes >= PAGE_BYTES && change < end {
+                next = change + 1;
+                break;
+            }
         }
-        self.next = end + 1;
+        self.next = next;
         Ok(())
     }
 
@@ -223,5 +233,34 @@ impl Log {
     /// Every node added from now on, as an async stream (a live feed from the current end).
     pub fn subscribe(&self) -> ChangesStream {
         self.changes_stream(ChangesQuery::all().since(self.len()).live())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::LogOptions;
+
+    /// A page of the feed holds at most PAGE_BYTES of nodes (plus one), not 512 nodes of any
+    /// size; every node is still read, in order.
+    #[test]
+    fn a_page_is_bounded_by_bytes() {
+        let log = Log::memory(LogOptions::default()).unwrap();
+        for i in 0..12u8 {
+            log.append(vec![i; 1 << 20]).unwrap();
+        }
+        let mut c = Cursor::new(&log, ChangesQuery::all());
+        c.fill().unwrap();
+        let bytes: usize = c.buf.iter().map(|e| e.node.encoded_len()).sum();
+        assert!(c.buf.len() < 12, "one page read {} nodes", c.buf.len());
+        assert!(
+            bytes <= PAGE_BYTES + (1 << 20) + 256,
+            "one page of {bytes} bytes"
+        );
+        let changes: Vec<u64> = log
+            .changes(ChangesQuery::all())
+            .map(|e| e.unwrap().change)
+            .collect();
+        assert_eq!(changes, (1..=12).collect::<Vec<_>>());
     }
 }

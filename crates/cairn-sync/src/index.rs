@@ -197,7 +197,7 @@ fn shared_indexer(
 /// and returns, so the session decodes the next batch while one thread checks a batch
 /// ([`Log::check`], signatures on all cores) and another commits the batch before it
 /// ([`Log::insert_deferred`]: visible at once, made durable by one `fsync` every 2^18 nodes,
-/// 2 s after the oldest commit not yet durable ([`LogStore::set_durable_after`]) and at
+/// 0.5 s after the oldest commit not yet durable ([`LogStore::set_durable_after`]) and at
 /// every [`SyncStore::flush`]). At most two batches are in flight; their nodes count as present
 /// for [`SyncStore::has`]; their outcomes are collected in order by later `insert`s or by
 /// [`SyncStore::flush`], which the session calls before it reports anything complete.
@@ -243,7 +243,7 @@ mod pipeline {
 
     /// Default time bound on progress that is not yet durable: a receiver killed mid-clone
     /// keeps everything it had committed this long before.
-    pub(super) const DURABLE_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
+    pub(super) const DURABLE_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
 
     /// Two threads: one checks a batch ([`Log::check`], signatures on all cores) while the
     /// other commits the batch before it ([`Log::insert_checked`]). Outcomes come back in
@@ -393,7 +393,7 @@ impl LogStore {
         &self.log
     }
 
-    /// Bounds how long received nodes stay committed but not yet durable (default 2 s,
+    /// Bounds how long received nodes stay committed but not yet durable (default 0.5 s,
     /// natively; in the browser every insert is durable at once): a receiver killed
     /// mid-clone then keeps everything it had stored this long before, and the next sync
     /// moves only the rest. Takes effect when the first batch is inserted.

@@ -14,6 +14,9 @@ use redb::{Durability, ReadableTable, TableDefinition};
 use crate::error::{CatchUpError, IndexError, OpenError, RebuildError, storage};
 use crate::view::View;
 
+/// Most bytes of nodes in one batch (besides [`IndexerOptions::batch`] nodes).
+const BATCH_BYTES: usize = 4 << 20;
+
 /// The indexer's table: view name → (view version, last change number applied).
 pub const PROGRESS: TableDefinition<&str, (u64, u64)> = TableDefinition::new("view.progress");
 
@@ -229,14 +232,25 @@ impl<V: View> Shared<V> {
             return Ok(false);
         }
         let until = target.min(from.saturating_add(self.opts.batch));
-        let entries = match self
+        // A batch ends at `batch` nodes or once it holds BATCH_BYTES of them (at least one
+        // node), so big nodes never pile up in memory: 16,384 nodes of 4 MiB would be 64 GiB.
+        let mut entries = Vec::new();
+        let mut bytes = 0usize;
+        for e in self
             .log
             .changes(ChangesQuery::all().since(from).until(until))
-            .collect::<Result<Vec<Entry>, _>>()
         {
-            Ok(e) => e,
-            Err(e) => return Err(self.fail(IndexError::Read(e))),
-        };
+            match e {
+                Ok(e) => {
+                    bytes += e.node.encoded_len();
+                    entries.push(e);
+                    if bytes >= BATCH_BYTES {
+                        break;
+                    }
+                }
+                Err(e) => return Err(self.fail(IndexError::Read(e))),
+            }
+        }
         if entries.is_empty() {
             // Nothing readable yet (cannot happen with a committed length): do not spin.
             return Ok(false);

@@ -445,3 +445,42 @@ proptest! {
         prop_assert_eq!(incremental, expected(&log));
     }
 }
+
+/// Records the bytes of nodes in the largest batch it is given.
+struct Biggest(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl View for Biggest {
+    type Error = std::convert::Infallible;
+    fn name(&self) -> &str {
+        "biggest"
+    }
+    fn version(&self) -> u64 {
+        1
+    }
+    fn apply(&mut self, _: &WriteTransaction, entries: &[Entry]) -> Result<(), Self::Error> {
+        let bytes = entries.iter().map(|e| e.node.encoded_len()).sum();
+        self.0
+            .fetch_max(bytes, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+    fn clear(&mut self, _: &WriteTransaction) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+/// A batch is bounded by bytes as well as by nodes: 40 nodes of 1 MiB are applied in
+/// batches of at most 4 MiB (+ one node), not all at once (which held a whole push of
+/// 200 nodes of 4 MiB in memory: issue 8).
+#[test]
+fn batches_are_bounded_by_bytes_too() {
+    let log = Log::memory(LogOptions::default()).unwrap();
+    for i in 0..40u8 {
+        log.append(vec![i; 1 << 20]).unwrap();
+    }
+    let biggest = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let ix = Indexer::open(&log, Biggest(biggest.clone()), manual()).unwrap();
+    assert_eq!(ix.catch_up().unwrap(), 40);
+    let max = biggest.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(max >= 4 << 20, "batches of {max} bytes");
+    assert!(max <= (4 << 20) + (2 << 20), "a batch of {max} bytes");
+}
