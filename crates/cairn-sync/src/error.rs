@@ -258,6 +258,9 @@ pub enum InsertError<E> {
 impl<E: std::error::Error + Send + Sync + 'static> From<InsertError<E>> for SyncError {
     fn from(e: InsertError<E>) -> SyncError {
         match e {
+            // Our own random source failed while checking a batch: a local failure (sent
+            // to the peer as a store error), not a verdict on the peer's nodes.
+            InsertError::Verify(v @ VerifyError::Randomness(_)) => SyncError::store(v),
             InsertError::Verify(v) => SyncError::Verify(v),
             InsertError::Limits(b) => SyncError::Limits(b),
             InsertError::MissingLink { node, link } => SyncError::MissingLinks {
