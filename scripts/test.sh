@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test cairn has, the way CI runs them: formatting, lints (native and wasm32), the
-# wasm32 build of the core crates, all unit/property/crash/CLI tests, and a timed fuzz run.
+# wasm32 build of the core crates, all unit/property/crash/CLI tests, a timed fuzz run, and
+# the browser peer's tests in headless Chromium.
 # Set FUZZ_SECONDS (default 30) to fuzz longer, or 0 to skip fuzzing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +10,7 @@ bash scripts/setup.sh
 
 # Crates that must build for the browser (no I/O of their own, no tokio).
 WASM_CRATES=(-p cairn-core -p cairn-log)
-for c in crates/cairn-view crates/cairn-kv crates/cairn-sync; do
+for c in crates/cairn-view crates/cairn-kv crates/cairn-sync crates/cairn-wiki crates/cairn-web; do
   [ -f "$c/Cargo.toml" ] && WASM_CRATES+=(-p "$(basename "$c")")
 done
 
@@ -49,5 +50,16 @@ if [ "$fuzz_seconds" -gt 0 ]; then
   done
 fi
 
-# One closing line over all the cargo test runs above.
-awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, i }' "$log"
+# The browser peer in real headless Chromium (installs chromium, wasm-bindgen-cli and
+# playwright-core itself; builds cairn-web for wasm32). BROWSER_TESTS=0 skips it.
+if [ "${BROWSER_TESTS:-1}" != 0 ]; then
+  echo "== browser tests (headless Chromium)"
+  bash scripts/test-browser.sh 2>&1 | tee -a "$log"
+  status=${PIPESTATUS[0]}
+  [ "$status" -eq 0 ] || exit "$status"
+fi
+
+# One closing line over all the cargo test runs and the browser run above.
+awk '/^test result:/ { p += $4; f += $6; i += $8 }
+     /^browser: [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4 }
+     END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, i }' "$log"
