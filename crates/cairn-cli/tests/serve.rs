@@ -318,6 +318,24 @@ fn collect_stderr(child: &mut Child) -> std::sync::Arc<std::sync::Mutex<String>>
     seen
 }
 
+/// Starts a `cairn serve` command (listening on one address): the server, its bound
+/// address, and what its stderr says as it comes.
+fn start_logged(
+    command: &mut std::process::Command,
+) -> (Server, String, std::sync::Arc<std::sync::Mutex<String>>) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let said = collect_stderr(&mut child);
+    let mut addr = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut addr)
+        .unwrap();
+    (Server(child), addr.trim().to_string(), said)
+}
+
 /// Waits at most `secs` seconds for `cond`; whether it came true.
 fn wait_for(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
@@ -342,25 +360,16 @@ fn running_out_of_file_descriptors_does_not_stop_the_server() {
     ok(cairn(&server_dir).arg("init"));
     ok(cairn(&server_dir).args(["log", "append", "from the server"]));
     ok(cairn(&client_dir).arg("init"));
-    let mut child = std::process::Command::new("sh")
+    let mut command = std::process::Command::new("sh");
+    command
         .arg("-c")
         .arg("ulimit -n 64 && exec \"$0\" \"$@\"")
         .arg(env!("CARGO_BIN_EXE_cairn"))
         .arg("--data")
         .arg(&server_dir)
         .args(["serve", "--listen", "127.0.0.1:0"])
-        .args(["--max-connections", "1000", "--max-per-ip", "1000"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let said = collect_stderr(&mut child);
-    let mut addr = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut addr)
-        .unwrap();
-    let mut server = Server(child);
-    let addr = addr.trim().to_string();
+        .args(["--max-connections", "1000", "--max-per-ip", "1000"]);
+    let (mut server, addr, said) = start_logged(&mut command);
     let held: Vec<_> = (0..100)
         .map(|_| std::net::TcpStream::connect(&addr).unwrap())
         .collect();
@@ -526,27 +535,16 @@ fn connections_over_the_caps_are_closed_at_once() {
     ok(cairn(&server_dir).arg("init"));
     ok(cairn(&server_dir).args(["log", "append", "from the server"]));
     ok(cairn(&client_dir).arg("init"));
-    let mut child = cairn(&server_dir)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .args([
-            "--max-connections",
-            "6",
-            "--max-per-ip",
-            "4",
-            "--log-level",
-            "warn",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let said = collect_stderr(&mut child);
-    let mut addr = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut addr)
-        .unwrap();
-    let server = Server(child);
-    let addr = addr.trim().to_string();
+    let mut command = cairn(&server_dir);
+    command.args(["serve", "--listen", "127.0.0.1:0"]).args([
+        "--max-connections",
+        "6",
+        "--max-per-ip",
+        "4",
+        "--log-level",
+        "warn",
+    ]);
+    let (server, addr, said) = start_logged(&mut command);
     // Five from one address: four kept, the fifth over the per-address cap.
     let mut one: Vec<_> = (0..5).map(|_| connect_from("127.0.0.1", &addr)).collect();
     std::thread::sleep(std::time::Duration::from_millis(300));
