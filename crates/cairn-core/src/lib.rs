@@ -25,4 +25,4 @@ pub mod varint;
 pub use bytes::{Hash, ParseHexError, PublicKey, Signature};
 pub use error::{BuildError, DecodeError, RandomSourceError, VerifyError};
 pub use node::{Draft, FORMAT_VERSION, HASH_CONTEXT, Limits, Node};
-pub use sign::{Ed25519Verifier, KeygenError, Keypair, Signer, Verify};
+pub use sign::{Ed25519Verifier, KeygenError, Keypair, Signer, Verify, verify_signature};

@@ -81,6 +81,16 @@ impl Signer for Keypair {
     }
 }
 
+/// Whether `signature` is `public`'s signature over the 32-byte `message`, under the same rule
+/// as nodes' signatures (`docs/FORMAT.md`, "Signature acceptance rule"). For other signed
+/// messages than nodes (cairn-signal's); hash them with a context of their own first, so a
+/// signature is never valid for two kinds of message.
+pub fn verify_signature(public: &PublicKey, message: &Hash, signature: &Signature) -> bool {
+    let mut keys = ed25519::Keys::default();
+    ed25519::prepare(&mut keys, &public.0, &signature.0, &message.0)
+        .is_ok_and(|p| ed25519::check(&keys, &p))
+}
+
 /// The default [`Verify`] policy over ed25519 signatures.
 ///
 /// A node that names an author must carry that author's valid signature over its key, always.
