@@ -59,6 +59,18 @@ enum Command {
         /// Noise session runs inside binary messages.
         #[arg(long, value_name = "ADDR")]
         ws_listen: Option<std::net::SocketAddr>,
+        /// Also serve HTTP on this address: the web app (`--web`) at `/`, replication over
+        /// WebSocket at `/sync` (as `--ws-listen`) and the signalling hub at `/hub`; prints
+        /// `http://ADDR/` after the other addresses.
+        #[arg(long, value_name = "ADDR")]
+        http: Option<std::net::SocketAddr>,
+        /// The directory of static files served at `/` by `--http` (`scripts/build-web.sh`
+        /// builds it into target/www); a path without a file extension and no file gets
+        /// `index.html`.
+        #[arg(long, value_name = "DIR", requires = "http")]
+        web: Option<PathBuf>,
+        #[command(flatten)]
+        hub: cairn_cli::hub::Limits,
         /// Seconds a peer may stay silent before its initial sync is complete.
         #[arg(long, value_name = "SECS", default_value_t = 60)]
         timeout: u64,
@@ -165,6 +177,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Serve {
             listen,
             ws_listen,
+            http,
+            web,
+            hub,
             timeout,
             keep_alive,
             max_connections,
@@ -187,6 +202,7 @@ fn run(cli: Cli) -> Result<()> {
                     max_connections,
                     max_per_ip,
                 },
+                http.map(|listen| cairn_cli::http::Options { listen, web, hub }),
             );
         }
         _ => {}

@@ -45,7 +45,7 @@ const MAX_HANDSHAKE_MSG: usize = 1024;
 const WS_BUFFER: usize = 16 << 10;
 
 /// WebSocket limits: a message is one Noise message, so nothing larger is ever needed.
-fn ws_config() -> WebSocketConfig {
+pub(crate) fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .max_message_size(Some(MAX_MSG))
         .max_frame_size(Some(MAX_MSG))
@@ -54,7 +54,7 @@ fn ws_config() -> WebSocketConfig {
 }
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
-type WsServer = tokio_tungstenite::WebSocketStream<TcpStream>;
+pub(crate) type WsServer = tokio_tungstenite::WebSocketStream<TcpStream>;
 
 /// The sending half of a connection: Noise messages as length-prefixed TCP frames, or as
 /// binary WebSocket messages.
@@ -527,19 +527,21 @@ struct Held {
 }
 
 /// What every session of a `cairn serve` shares.
-struct Server {
+pub(crate) struct Server {
     log: Log,
     me: Keypair,
     opts: SessionOptions,
     idle: Duration,
     limits: Limits,
     /// Set when the server shuts down: every connection ends.
-    stopping: tokio::sync::watch::Sender<bool>,
+    pub(crate) stopping: tokio::sync::watch::Sender<bool>,
     held: std::sync::Mutex<Held>,
     /// Connections refused (over a cap) since the last report of them.
-    refused: std::sync::atomic::AtomicU64,
+    pub(crate) refused: std::sync::atomic::AtomicU64,
     /// Connections that ended before their handshake completed, since the last report.
-    unfinished: std::sync::atomic::AtomicU64,
+    pub(crate) unfinished: std::sync::atomic::AtomicU64,
+    /// The HTTP front (`--http`): static files and the signalling hub.
+    pub(crate) http: Option<std::sync::Arc<crate::http::Http>>,
 }
 
 impl Server {
@@ -569,7 +571,7 @@ impl Server {
 }
 
 /// A connection's place under the caps, given back when it ends.
-struct Slot {
+pub(crate) struct Slot {
     server: std::sync::Arc<Server>,
     ip: std::net::IpAddr,
 }
@@ -603,7 +605,7 @@ fn accept_error_is_the_connections(e: &std::io::Error) -> bool {
 /// Accepts connections on `listener` for ever, each session in its own task. An accept
 /// error never ends the loop: out of file descriptors (the pending connections wait in the
 /// kernel's backlog meanwhile), it pauses, longer after each error in a row, and goes on.
-async fn accept_loop(listener: TcpListener, websocket: bool, server: std::sync::Arc<Server>) {
+async fn accept_loop(listener: TcpListener, kind: Listener, server: std::sync::Arc<Server>) {
     let mut backoff = Duration::ZERO;
     // Failed accepts in the current run of them: the first is logged, then the end of the run.
     let mut failed = 0u64;
@@ -616,7 +618,13 @@ async fn accept_loop(listener: TcpListener, websocket: bool, server: std::sync::
                 }
                 backoff = Duration::ZERO;
                 match server.admit(from.ip()) {
-                    Some(slot) => spawn_session(&server, slot, tcp, from, websocket),
+                    Some(slot) => match kind {
+                        Listener::Http => crate::http::spawn_connection(&server, slot, tcp, from),
+                        Listener::Tcp => spawn_session(&server, slot, Incoming::Tcp(tcp), from),
+                        Listener::Ws => {
+                            spawn_session(&server, slot, Incoming::WsUpgrade(tcp), from)
+                        }
+                    },
                     // Over a cap: closed at once, before any buffer or task exists for it.
                     None => {
                         drop(tcp);
@@ -643,34 +651,64 @@ async fn accept_loop(listener: TcpListener, websocket: bool, server: std::sync::
     }
 }
 
+/// What a listener accepts.
+#[derive(Clone, Copy)]
+enum Listener {
+    /// Replication, Noise messages as length-prefixed frames (`--listen`).
+    Tcp,
+    /// Replication, Noise messages in WebSocket messages (`--ws-listen`).
+    Ws,
+    /// The HTTP front (`--http`): static files, `/sync` (as `Ws`) and `/hub`.
+    Http,
+}
+
+/// A replication connection, as it reaches [`spawn_session`].
+pub(crate) enum Incoming {
+    /// Noise messages as length-prefixed TCP frames.
+    Tcp(TcpStream),
+    /// A WebSocket still to be upgraded.
+    WsUpgrade(TcpStream),
+    /// A WebSocket upgraded already (by the HTTP front, at `/sync`).
+    Ws(Box<WsServer>),
+}
+
 /// Runs the session of one accepted connection in a task of its own; its end (a summary
-/// or an error) is reported and ends that session only.
-fn spawn_session(
+/// or an error) is reported and ends that session only. `slot` (the connection's place
+/// under the caps) is held until the session's thread is done.
+pub(crate) fn spawn_session(
     server: &std::sync::Arc<Server>,
-    slot: Slot,
-    tcp: TcpStream,
+    slot: impl Send + 'static,
+    incoming: Incoming,
     from: SocketAddr,
-    websocket: bool,
 ) {
-    let _ = tcp.set_nodelay(true);
+    if let Incoming::Tcp(tcp) | Incoming::WsUpgrade(tcp) = &incoming {
+        let _ = tcp.set_nodelay(true);
+    }
     let server = server.clone();
     let mut stopping = server.stopping.subscribe();
     tokio::spawn(async move {
         let result = async {
-            let link = if websocket {
-                let ws = tokio::time::timeout(
-                    HANDSHAKE_TIMEOUT,
-                    tokio_tungstenite::accept_async_with_config(tcp, Some(ws_config())),
-                )
-                .await
-                .map_err(|_| anyhow::anyhow!("the websocket upgrade timed out"))
-                .and_then(|r| Ok(r?))
-                .context(Unfinished)?;
-                let (w, r) = ws.split();
-                (Tx::WsServer(w), Rx::WsServer(r))
-            } else {
-                let (r, w) = tcp.into_split();
-                (Tx::Tcp(w), Rx::Tcp(r))
+            let link = match incoming {
+                Incoming::WsUpgrade(tcp) => {
+                    let ws = tokio::time::timeout(
+                        HANDSHAKE_TIMEOUT,
+                        tokio_tungstenite::accept_async_with_config(tcp, Some(ws_config())),
+                    )
+                    .await
+                    .map_err(|_| anyhow::anyhow!("the websocket upgrade timed out"))
+                    .and_then(|r| Ok(r?))
+                    .context(Unfinished)?;
+                    let (w, r) = ws.split();
+                    (Tx::WsServer(w), Rx::WsServer(r))
+                }
+                Incoming::Ws(ws) => {
+                    let (w, r) = (*ws).split();
+                    (Tx::WsServer(w), Rx::WsServer(r))
+                }
+                Incoming::Tcp(tcp) => {
+                    let (r, w) = tcp.into_split();
+                    (Tx::Tcp(w), Rx::Tcp(r))
+                }
             };
             let run = Run {
                 opts: server.opts.clone(),
@@ -783,6 +821,7 @@ pub fn serve(
     opts: SessionOptions,
     idle: Duration,
     limits: Limits,
+    http: Option<crate::http::Options>,
 ) -> Result<()> {
     let log = crate::store::open_writer(data)?;
     let me = crate::store::identity(data)?;
@@ -813,10 +852,21 @@ pub fn serve(
             ),
             None => None,
         };
+        let http_listener = match &http {
+            Some(h) => Some(
+                TcpListener::bind(h.listen)
+                    .await
+                    .with_context(|| format!("listening on {}", h.listen))?,
+            ),
+            None => None,
+        };
         // The bound addresses first, on stdout (port 0 picks a free port).
         println!("{}", listener.local_addr()?);
         if let Some(l) = &ws_listener {
             println!("{}", l.local_addr()?);
+        }
+        if let Some(l) = &http_listener {
+            println!("http://{}/", l.local_addr()?);
         }
         tracing::info!("serving {} as {}", data.display(), me.public());
         let server = std::sync::Arc::new(Server {
@@ -829,12 +879,22 @@ pub fn serve(
             held: std::sync::Mutex::new(Held::default()),
             refused: std::sync::atomic::AtomicU64::new(0),
             unfinished: std::sync::atomic::AtomicU64::new(0),
+            http: http
+                .map(crate::http::Http::new)
+                .transpose()?
+                .map(std::sync::Arc::new),
         });
         let reports = report_refusals(server.clone());
-        let tcp_loop = accept_loop(listener, false, server.clone());
+        let tcp_loop = accept_loop(listener, Listener::Tcp, server.clone());
         let ws_loop = async {
             match ws_listener {
-                Some(l) => accept_loop(l, true, server.clone()).await,
+                Some(l) => accept_loop(l, Listener::Ws, server.clone()).await,
+                None => std::future::pending().await,
+            }
+        };
+        let http_loop = async {
+            match http_listener {
+                Some(l) => accept_loop(l, Listener::Http, server.clone()).await,
                 None => std::future::pending().await,
             }
         };
@@ -844,6 +904,7 @@ pub fn serve(
             () = reports => unreachable!("the report loop never ends"),
             () = tcp_loop => unreachable!("the accept loop never ends"),
             () = ws_loop => unreachable!("the accept loop never ends"),
+            () = http_loop => unreachable!("the accept loop never ends"),
         };
         // Sessions still running end here (their peers see the stream close, an error for
         // a one-shot session); what they stored is kept. Their threads are waited for (a
