@@ -586,9 +586,13 @@ pub(crate) async fn serve_client(
             counter,
             text: format!("dropped: {}", why.name()),
         };
+        // Then a lingering close: what the client still sends is read and thrown away for
+        // a moment, so that closing with unread input (a TCP reset) does not destroy the
+        // error before the client reads it.
         let _ = tokio::time::timeout(Duration::from_secs(1), async {
             let _ = ws.send(Message::binary(msg.encode())).await;
             let _ = ws.close(None).await;
+            while let Some(Ok(_)) = ws.next().await {}
         })
         .await;
     }

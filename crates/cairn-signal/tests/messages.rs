@@ -341,7 +341,10 @@ fn the_encoding_is_pinned() {
 }
 
 /// The committed fuzz seeds (`fuzz/seeds/signal_decode/`): one message of every kind.
-const SEEDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/seeds/signal_decode");
+const SEEDS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../fuzz/seeds/signal_decode"
+);
 
 fn seeds() -> Vec<Vec<u8>> {
     let c = Challenge([4; 32]);
@@ -407,6 +410,9 @@ fn committed_fuzz_seeds_are_current() {
         let path = format!("{SEEDS}/seed-{i:02}");
         let kept = std::fs::read(&path)
             .unwrap_or_else(|e| panic!("{path}: {e} (run the ignored write_fuzz_seeds)"));
-        assert_eq!(&kept, s, "{path} is stale: run the ignored write_fuzz_seeds");
+        assert_eq!(
+            &kept, s,
+            "{path} is stale: run the ignored write_fuzz_seeds"
+        );
     }
 }

@@ -1,0 +1,568 @@
+//! `cairn serve --http`: static files (and traversal attempts), replication at `/sync`, and
+//! the signalling hub at `/hub` with honest and hostile clients — all against a real
+//! `cairn serve` on 127.0.0.1.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use cairn_core::{Keypair, PublicKey};
+use cairn_signal::{Action, Challenge, ClientMessage, ErrorCode, HubMessage, SignalKind, Topic};
+use common::{cairn, ok};
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+
+/// Kills the server when the test ends, however it ends.
+struct Server {
+    child: Child,
+    /// `HOST:PORT` of the HTTP listener.
+    http: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn base(name: &str) -> std::path::PathBuf {
+    let b = std::env::temp_dir().join(format!("cairn-http-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&b);
+    std::fs::create_dir_all(&b).unwrap();
+    b
+}
+
+/// Starts `cairn serve --http 127.0.0.1:0` on a new store under `dir`, with `args`.
+fn serve(dir: &std::path::Path, args: &[&str]) -> Server {
+    let data = dir.join("server");
+    ok(cairn(&data).arg("init"));
+    ok(cairn(&data).args(["log", "append", "from the server"]));
+    let mut child = cairn(&data)
+        .args(["serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let (mut tcp, mut http) = (String::new(), String::new());
+    out.read_line(&mut tcp).unwrap();
+    out.read_line(&mut http).unwrap();
+    let http = http
+        .trim()
+        .strip_prefix("http://")
+        .and_then(|h| h.strip_suffix('/'))
+        .unwrap_or_else(|| panic!("not an http URL: {http:?}"))
+        .to_string();
+    Server { child, http }
+}
+
+/// One raw HTTP/1.1 request; the status code, the content type and the body.
+fn get(addr: &str, request_target: &str, extra: &str) -> (u16, String, Vec<u8>) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {request_target} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let split = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response head: {:?}", String::from_utf8_lossy(&resp)));
+    let head = String::from_utf8_lossy(&resp[..split]).to_string();
+    let status = head[9..12].parse().unwrap();
+    let ctype = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-type")
+                .then(|| v.trim().to_string())
+        })
+        .unwrap_or_default();
+    (status, ctype, resp[split + 4..].to_vec())
+}
+
+#[test]
+fn static_files_and_traversal() {
+    let b = base("static");
+    let web = b.join("www");
+    std::fs::create_dir_all(web.join("pkg")).unwrap();
+    std::fs::write(web.join("index.html"), "<h1>the app</h1>").unwrap();
+    std::fs::write(web.join("pkg/cairn_web_bg.wasm"), b"\0asm\x01\0\0\0").unwrap();
+    std::fs::write(web.join("worker.js"), "postMessage(1)").unwrap();
+    std::fs::write(web.join(".hidden"), "no").unwrap();
+    std::fs::write(b.join("secret.txt"), "SECRET").unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(b.join("secret.txt"), web.join("link.txt")).unwrap();
+    let server = serve(&b, &["--web", web.to_str().unwrap()]);
+    let a = server.http.as_str();
+
+    let (s, t, body) = get(a, "/", "");
+    assert_eq!(
+        (s, t.as_str(), body.as_slice()),
+        (200, "text/html; charset=utf-8", &b"<h1>the app</h1>"[..])
+    );
+    let (s, t, body) = get(a, "/pkg/cairn_web_bg.wasm", "");
+    assert_eq!((s, t.as_str()), (200, "application/wasm"));
+    assert_eq!(body, b"\0asm\x01\0\0\0");
+    assert_eq!(get(a, "/worker.js", "").1, "text/javascript; charset=utf-8");
+    // A path of the app: its page.
+    let (s, _, body) = get(a, "/wiki/Main_Page", "");
+    assert_eq!((s, body.as_slice()), (200, &b"<h1>the app</h1>"[..]));
+    // A missing asset: not found.
+    assert_eq!(get(a, "/pkg/missing.js", "").0, 404);
+    // Traversal, plain and encoded, hidden files, a link out of the directory.
+    for bad in [
+        "/../secret.txt",
+        "/pkg/../../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/%2E%2E%2Fsecret.txt",
+        "/pkg/..%2f..%2fsecret.txt",
+        "/..%5csecret.txt",
+        "/.hidden",
+        "/link.txt",
+    ] {
+        let (s, _, body) = get(a, bad, "");
+        assert!(s == 404 || s == 400, "{bad}: {s}");
+        assert!(!String::from_utf8_lossy(&body).contains("SECRET"), "{bad}");
+    }
+    // Only GET and HEAD.
+    let mut s = std::net::TcpStream::connect(a).unwrap();
+    write!(
+        s,
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    assert!(resp.starts_with("HTTP/1.1 405"), "{resp}");
+    // An oversize request head is refused, and the server goes on serving.
+    let big = format!("X-Big: {}\r\n", "a".repeat(20_000));
+    let mut s = std::net::TcpStream::connect(a).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = write!(s, "GET / HTTP/1.1\r\nHost: x\r\n{big}\r\n");
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    assert!(!resp.contains("the app"), "{resp}");
+    assert_eq!(get(a, "/", "").0, 200);
+    // Not a WebSocket request at the WebSocket endpoints.
+    assert_eq!(get(a, "/sync", "").0, 426);
+    assert_eq!(get(a, "/hub", "").0, 426);
+}
+
+#[test]
+fn without_web_a_page_says_how_to_build_the_app() {
+    let b = base("noweb");
+    let server = serve(&b, &[]);
+    let (s, t, body) = get(&server.http, "/", "");
+    assert_eq!((s, t.as_str()), (200, "text/html; charset=utf-8"));
+    assert!(String::from_utf8_lossy(&body).contains("scripts/build-web.sh"));
+    assert_eq!(get(&server.http, "/index.js", "").0, 404);
+}
+
+#[test]
+fn cairn_sync_works_at_slash_sync() {
+    let b = base("sync");
+    let server = serve(&b, &[]);
+    let client = b.join("client");
+    ok(cairn(&client).arg("init"));
+    ok(cairn(&client).args(["log", "append", "from the client"]));
+    let url = format!("ws://{}/sync", server.http);
+    let out = cairn(&client)
+        .args(["sync", "--connect", &url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let changes = ok(cairn(&client).args(["log", "changes"]));
+    assert!(changes.contains("from the server"), "{changes}");
+    // The server got the client's node too: a second client sees it.
+    let other = b.join("other");
+    ok(cairn(&other).arg("init"));
+    ok(cairn(&other).args(["sync", "--connect", &url]));
+    let changes = ok(cairn(&other).args(["log", "changes"]));
+    assert!(changes.contains("from the client"), "{changes}");
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A signalling client.
+struct Client {
+    ws: Ws,
+    key: Keypair,
+    challenge: Challenge,
+    counter: u64,
+}
+
+const WAIT: Duration = Duration::from_secs(10);
+
+impl Client {
+    async fn connect(addr: &str, seed: u8) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/hub"))
+            .await
+            .unwrap();
+        let mut c = Client {
+            ws,
+            key: Keypair::from_seed([seed; 32]),
+            challenge: Challenge([0; 32]),
+            counter: 0,
+        };
+        match c.recv().await {
+            Some(HubMessage::Welcome { challenge }) => c.challenge = challenge,
+            other => panic!("expected a welcome, got {other:?}"),
+        }
+        c
+    }
+
+    fn me(&self) -> PublicKey {
+        self.key.public()
+    }
+
+    fn sign(&mut self, topic: Topic, action: Action) -> ClientMessage {
+        self.counter += 1;
+        ClientMessage::sign(&self.key, &self.challenge, self.counter, topic, action)
+    }
+
+    async fn send(&mut self, topic: Topic, action: Action) {
+        let m = self.sign(topic, action);
+        self.raw(m.encode()).await;
+    }
+
+    async fn raw(&mut self, bytes: Vec<u8>) {
+        // A send may fail once the hub dropped us; what follows checks that.
+        let _ = self.ws.send(Message::binary(bytes)).await;
+    }
+
+    /// The next hub message; `None` when the connection ends.
+    async fn recv(&mut self) -> Option<HubMessage> {
+        loop {
+            match tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("hub silent")
+            {
+                Some(Ok(Message::Binary(b))) => return Some(HubMessage::decode(&b).unwrap()),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+                Some(Ok(m)) => panic!("unexpected {m:?}"),
+            }
+        }
+    }
+
+    /// The next message that is not a join or leave announcement.
+    async fn recv_skipping_members(&mut self) -> Option<HubMessage> {
+        loop {
+            match self.recv().await {
+                Some(HubMessage::PeerJoined { .. } | HubMessage::PeerLeft { .. }) => continue,
+                m => return m,
+            }
+        }
+    }
+
+    /// Waits for the announcement that `peer` joined.
+    async fn joined(&mut self, peer: PublicKey) {
+        loop {
+            match self.recv().await {
+                Some(HubMessage::PeerJoined { peer: p, .. }) if p == peer => return,
+                Some(HubMessage::PeerJoined { .. } | HubMessage::PeerLeft { .. }) => continue,
+                other => panic!("expected {peer} to join, got {other:?}"),
+            }
+        }
+    }
+
+    async fn join(&mut self, topic: Topic) -> Vec<PublicKey> {
+        self.send(topic, Action::Join).await;
+        match self.recv().await {
+            Some(HubMessage::Members { topic: t, peers }) if t == topic => peers,
+            other => panic!("expected members, got {other:?}"),
+        }
+    }
+
+    async fn signal(&mut self, topic: Topic, to: PublicKey, kind: SignalKind, payload: &[u8]) {
+        self.send(
+            topic,
+            Action::Signal {
+                to,
+                kind,
+                payload: payload.to_vec(),
+            },
+        )
+        .await;
+    }
+
+    /// Expects to be dropped for `why`: an error naming it, then the end.
+    async fn dropped(&mut self, why: &str) {
+        let mut seen = Vec::new();
+        loop {
+            match self.recv().await {
+                Some(HubMessage::Error {
+                    code: ErrorCode::Dropped,
+                    text,
+                    ..
+                }) => {
+                    assert!(text.contains(why), "dropped for {text}, expected {why}");
+                    assert_eq!(self.recv().await, None, "the connection ends");
+                    return;
+                }
+                None => panic!("closed without saying why (expected {why}; got {seen:?})"),
+                Some(m) => seen.push(m),
+            }
+        }
+    }
+}
+
+/// A and B meet on a topic and exchange an offer and an answer, each checking the other's
+/// signature; C, on another topic, hears nothing of it.
+async fn exchange(addr: &str, seeds: (u8, u8)) {
+    let topic = Topic::of_swarm(&format!("swarm {seeds:?}"));
+    let mut a = Client::connect(addr, seeds.0).await;
+    let mut b = Client::connect(addr, seeds.1).await;
+    assert_eq!(a.join(topic).await, vec![]);
+    assert_eq!(b.join(topic).await, vec![a.me()]);
+    assert_eq!(
+        a.recv().await,
+        Some(HubMessage::PeerJoined {
+            topic,
+            peer: b.me()
+        })
+    );
+    a.signal(topic, b.me(), SignalKind::Offer, b"v=0 offer")
+        .await;
+    let Some(HubMessage::Relay(relay)) = b.recv().await else {
+        panic!("expected a relay");
+    };
+    assert_eq!(
+        relay.verify(&b.me()),
+        Ok((a.me(), SignalKind::Offer, &b"v=0 offer"[..]))
+    );
+    b.signal(topic, a.me(), SignalKind::Answer, b"v=0 answer")
+        .await;
+    let Some(HubMessage::Relay(relay)) = a.recv().await else {
+        panic!("expected a relay");
+    };
+    assert_eq!(
+        relay.verify(&a.me()),
+        Ok((b.me(), SignalKind::Answer, &b"v=0 answer"[..]))
+    );
+    b.signal(topic, a.me(), SignalKind::Candidate, b"candidate:1")
+        .await;
+    assert!(matches!(a.recv().await, Some(HubMessage::Relay(_))));
+    // B leaves: A hears it.
+    drop(b);
+    assert_eq!(
+        a.recv().await,
+        Some(HubMessage::PeerLeft {
+            topic,
+            peer: Keypair::from_seed([seeds.1; 32]).public()
+        })
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clients_exchange_an_offer_and_an_answer() {
+    let b = base("hub");
+    let server = serve(&b, &[]);
+    exchange(&server.http, (1, 2)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_clients_are_refused_or_dropped_and_the_hub_keeps_serving() {
+    let b = base("hostile");
+    let server = serve(&b, &["--hub-burst", "50", "--hub-rate", "10"]);
+    let addr = server.http.as_str();
+    let topic = Topic::of_swarm("hostile");
+    // An honest member, there all along.
+    let mut honest = Client::connect(addr, 10).await;
+    honest.join(topic).await;
+
+    // Forged: a join naming the honest key, signed by another.
+    let mut f = Client::connect(addr, 11).await;
+    let mut m = f.sign(topic, Action::Join);
+    m.from = honest.me();
+    f.raw(m.encode()).await;
+    f.dropped("forged").await;
+
+    // Replayed on the same connection: the counter does not grow.
+    let mut r = Client::connect(addr, 12).await;
+    let join = r.sign(topic, Action::Join);
+    r.raw(join.encode()).await;
+    assert!(matches!(r.recv().await, Some(HubMessage::Members { .. })));
+    r.raw(join.encode()).await;
+    r.dropped("replayed").await;
+    // Replayed on another connection (signed over the first one's challenge).
+    let mut r2 = Client::connect(addr, 13).await;
+    r2.raw(join.encode()).await;
+    r2.dropped("forged").await;
+
+    // Another key than the connection's own after its first message.
+    let mut w = Client::connect(addr, 14).await;
+    w.join(topic).await;
+    let other = Keypair::from_seed([15; 32]);
+    w.counter += 1;
+    let m = ClientMessage::sign(&other, &w.challenge, w.counter, topic, Action::Leave);
+    w.raw(m.encode()).await;
+    w.dropped("wrong key").await;
+
+    // Malformed: garbage, a text message.
+    let mut g = Client::connect(addr, 16).await;
+    g.raw(vec![1, 3, 0xff, 0xff]).await;
+    g.dropped("malformed").await;
+    let mut t = Client::connect(addr, 17).await;
+    let _ = t.ws.send(Message::text("{\"join\": 1}")).await;
+    t.dropped("malformed").await;
+
+    // Oversize: a 1 MiB message, refused as its header arrives.
+    let mut o = Client::connect(addr, 18).await;
+    o.raw(vec![1; 1 << 20]).await;
+    loop {
+        match o.recv().await {
+            None => break,
+            Some(HubMessage::Error { code, text, .. }) => {
+                assert_eq!(code, ErrorCode::Dropped);
+                assert!(text.contains("oversize"), "{text}");
+            }
+            Some(m) => panic!("unexpected {m:?}"),
+        }
+    }
+
+    // Wrong topic: a signal on a topic not joined is refused; the client stays.
+    let mut x = Client::connect(addr, 19).await;
+    x.join(topic).await;
+    honest.joined(x.me()).await;
+    let elsewhere = Topic::of_swarm("elsewhere");
+    x.signal(elsewhere, honest.me(), SignalKind::Offer, b"x")
+        .await;
+    match x.recv().await {
+        Some(HubMessage::Error {
+            code: ErrorCode::NotMember,
+            counter,
+            ..
+        }) => assert_eq!(counter, x.counter),
+        other => panic!("expected not-a-member, got {other:?}"),
+    }
+    // A signal to a key not in the topic: refused, the client stays.
+    x.signal(
+        topic,
+        Keypair::from_seed([99; 32]).public(),
+        SignalKind::Offer,
+        b"x",
+    )
+    .await;
+    assert!(matches!(
+        x.recv().await,
+        Some(HubMessage::Error {
+            code: ErrorCode::NoSuchPeer,
+            ..
+        })
+    ));
+    // Still a member: its signal reaches the honest client.
+    x.signal(topic, honest.me(), SignalKind::Offer, b"hello")
+        .await;
+    let Some(HubMessage::Relay(relay)) = honest.recv_skipping_members().await else {
+        panic!("expected a relay");
+    };
+    assert_eq!(relay.verify(&honest.me()).unwrap().2, b"hello");
+
+    // Flooding: far more messages than the burst, at once.
+    let mut fl = Client::connect(addr, 20).await;
+    fl.join(topic).await;
+    honest.joined(fl.me()).await;
+    for _ in 0..200 {
+        fl.signal(
+            topic,
+            Keypair::from_seed([98; 32]).public(),
+            SignalKind::Candidate,
+            b"c",
+        )
+        .await;
+    }
+    fl.dropped("too fast").await;
+    // Its leave was announced.
+    loop {
+        match honest.recv().await {
+            Some(HubMessage::PeerLeft { peer, .. }) if peer == fl.me() => break,
+            Some(HubMessage::PeerLeft { .. }) => continue,
+            other => panic!("expected the flooder's leave, got {other:?}"),
+        }
+    }
+
+    // The hub still serves: a fresh pair meets and exchanges.
+    exchange(addr, (30, 31)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caps_on_clients_topics_and_members() {
+    let b = base("caps");
+    let server = serve(
+        &b,
+        &[
+            "--hub-max-per-ip",
+            "3",
+            "--hub-topics-per-client",
+            "2",
+            "--hub-members-per-topic",
+            "2",
+        ],
+    );
+    let addr = server.http.as_str();
+    let mut a = Client::connect(addr, 1).await;
+    let mut b2 = Client::connect(addr, 2).await;
+    let mut c = Client::connect(addr, 3).await;
+    // A fourth client from the same address is closed without a welcome.
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/hub"))
+        .await
+        .unwrap();
+    let next = tokio::time::timeout(WAIT, ws.next()).await.unwrap();
+    assert!(
+        !matches!(next, Some(Ok(Message::Binary(_)))),
+        "a client over the cap got {next:?}"
+    );
+    // Topics per client.
+    let (t1, t2, t3) = (
+        Topic::of_swarm("1"),
+        Topic::of_swarm("2"),
+        Topic::of_swarm("3"),
+    );
+    a.join(t1).await;
+    a.join(t2).await;
+    a.send(t3, Action::Join).await;
+    assert!(matches!(
+        a.recv().await,
+        Some(HubMessage::Error {
+            code: ErrorCode::TooManyTopics,
+            ..
+        })
+    ));
+    // Members per topic.
+    b2.join(t1).await;
+    assert!(matches!(
+        a.recv().await,
+        Some(HubMessage::PeerJoined { .. })
+    ));
+    c.send(t1, Action::Join).await;
+    assert!(matches!(
+        c.recv().await,
+        Some(HubMessage::Error {
+            code: ErrorCode::TopicFull,
+            ..
+        })
+    ));
+    // When one leaves, there is room again.
+    b2.send(t1, Action::Leave).await;
+    assert!(matches!(a.recv().await, Some(HubMessage::PeerLeft { .. })));
+    assert_eq!(c.join(t1).await, vec![a.me()]);
+    // The client over the cap's place is free once one goes.
+    drop(b2);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut d = Client::connect(addr, 4).await;
+    assert_eq!(d.join(t2).await, vec![a.me()]);
+}
