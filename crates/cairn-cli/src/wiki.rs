@@ -1,19 +1,16 @@
 //! `cairn wiki …`: the peer-to-peer wiki (crate cairn-wiki) on the store's log.
 //!
-//! Every command opens the store itself, so it needs the store not to be in use: going
-//! through a running `cairn serve` (a local socket or its HTTP API) is not done yet.
+//! A command opens the store itself, or, while `cairn serve` holds it, runs in the server
+//! (through `DATA/cairn.sock`, `crate::exec`): the same code either way, on a [`Ctx`].
 
-use std::io::{Read, Write};
-use std::path::Path;
+use std::io::Write;
 
 use anyhow::{Context, Result, bail};
 use cairn_core::{Hash, PublicKey};
-use cairn_kv::cairn_view::IndexerOptions;
-use cairn_log::Log;
 use cairn_wiki::{Body, Page, SaveOptions, Title, Version, Wiki};
 use clap::{Args, Subcommand};
 
-use cairn_cli::store;
+use crate::exec::{Ctx, Inputs};
 
 /// Results of `search` and `changes` when no `--limit` is given.
 const DEFAULT_LIMIT: usize = 50;
@@ -158,19 +155,22 @@ enum WikiCommand {
     },
 }
 
-fn open(log: &Log) -> Result<Wiki> {
-    Ok(Wiki::open_with(
-        log,
-        IndexerOptions::default().background(false),
-    )?)
-}
-
-fn reader(data: &Path) -> Result<Wiki> {
-    open(&store::open_reader(data)?)
-}
-
-fn writer(data: &Path) -> Result<Wiki> {
-    open(&store::open_writer(data)?)
+/// What a command reads from files or standard input (a client of a running server reads
+/// it and sends it along).
+pub(crate) fn inputs(args: &WikiArgs) -> Inputs {
+    match &args.cmd {
+        WikiCommand::Edit { file, .. } => Inputs {
+            files: vec![file.clone()],
+            ..Inputs::default()
+        },
+        WikiCommand::Import { dir } => Inputs {
+            dirs: vec![(dir.to_string_lossy().into_owned(), |n| {
+                title_of_file(n).is_some()
+            })],
+            ..Inputs::default()
+        },
+        _ => Inputs::default(),
+    }
 }
 
 fn title(s: &str) -> Result<Title> {
@@ -213,18 +213,6 @@ fn who(wiki: &Wiki, author: Option<PublicKey>) -> Result<String> {
             }
         }
     })
-}
-
-fn read_text(file: &str) -> Result<String> {
-    let mut text = String::new();
-    if file == "-" {
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .context("reading standard input")?;
-    } else {
-        text = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
-    }
-    Ok(text)
 }
 
 /// A title as a file name: `%`, path and reserved characters as `%XX`.
@@ -342,11 +330,19 @@ fn show(page: &Page, wiki: &Wiki, json: bool, out: &mut impl Write) -> Result<()
     Ok(())
 }
 
-pub(crate) fn run(data: &Path, args: WikiArgs, out: &mut impl Write) -> Result<()> {
+pub(crate) fn run(ctx: &mut Ctx<'_>, args: WikiArgs) -> Result<()> {
     let json = args.json;
+    let Ctx {
+        store,
+        files,
+        out,
+        err,
+    } = ctx;
+    let reader = || store.wiki(false);
+    let writer = || store.wiki(true);
     match args.cmd {
         WikiCommand::List => {
-            let wiki = reader(data)?;
+            let wiki = reader()?;
             for p in wiki.list()? {
                 if json {
                     let mut o = serde_json::to_value(&p)?;
@@ -358,7 +354,7 @@ pub(crate) fn run(data: &Path, args: WikiArgs, out: &mut impl Write) -> Result<(
             }
         }
         WikiCommand::Show { title: t } => {
-            let wiki = reader(data)?;
+            let wiki = reader()?;
             let page = wiki.page(&title(&t)?)?;
             show(&page, &wiki, json, out)?;
         }
@@ -368,13 +364,13 @@ pub(crate) fn run(data: &Path, args: WikiArgs, out: &mut impl Write) -> Result<(
             summary,
         } => {
             let t = title(&t)?;
-            let text = read_text(&file)?;
-            let wiki = writer(data)?;
+            let text = files.read_text(&file)?;
+            let wiki = writer()?;
             let h = wiki.save(&t, &text, &save_opts(&summary))?;
             writeln!(out, "{h}")?;
         }
         WikiCommand::History { title: t } => {
-            let wiki = reader(data)?;
+            let wiki = reader()?;
             let t = title(&t)?;
             for v in wiki.history(&t)? {
                 if json {
@@ -401,7 +397,7 @@ pub(crate) fn run(data: &Path, args: WikiArgs, out: &mut impl Write) -> Result<(
             }
         }
         WikiCommand::Diff { title: t, a, b } => {
-            let wiki = reader(data)?;
+            let wiki = reader()?;
             let t = title(&t)?;
             let history = wiki.history(&t)?;
             let heads = wiki.heads(&t)?;
@@ -444,7 +440,7 @@ pub(crate) fn run(data: &Path, args: WikiArgs, out: &mut impl Write) -> Result<(
             summary,
         } => {
             let t = title(&t)?;
-            let wiki = if save { writer(data)? } else { reader(data)? };
+            let wiki = if save { writer()? } else { reader()? };
             let m = wiki.merge(&t)?;
             if m.heads.is_empty() {
                 bail!("no page {t}");
@@ -477,11 +473,12 @@ pub(crate) fn run(data: &Path, args: WikiArgs, out: &mut impl Write) -> Result<(
                 writeln!(out, "{h}")?;
             } else {
                 write!(out, "{}", m.text)?;
-                eprintln!(
+                writeln!(
+                    err,
                     "cairn: {} versions merged, {} conflicts marked",
                     m.heads.len(),
                     m.conflicts
-                );
+                )?;
             }
         }
         WikiCommand::Revert {
@@ -490,7 +487,7 @@ pub(crate) fn run(data: &Path, args: WikiArgs, out: &mut impl Write) -> Result<(
             summary,
         } => {
             let t = title(&t)?;
-            let wiki = writer(data)?;
+            let wiki = writer()?;
             let history = wiki.history(&t)?;
             let v = pick(&history, &t, &version)?.hash;
             let summary = summary.unwrap_or_else(|| format!("revert to {}", &v.to_hex()[..12]));
@@ -498,7 +495,7 @@ pub(crate) fn run(data: &Path, args: WikiArgs, out: &mut impl Write) -> Result<(
         }
         WikiCommand::Delete { title: t, summary } => {
             let t = title(&t)?;
-            let wiki = writer(data)?;
+            let wiki = writer()?;
             if !wiki.page(&t)?.exists() {
                 bail!("no page {t}");
             }
@@ -506,18 +503,18 @@ pub(crate) fn run(data: &Path, args: WikiArgs, out: &mut impl Write) -> Result<(
         }
         WikiCommand::Undelete { title: t } => {
             let t = title(&t)?;
-            let wiki = writer(data)?;
+            let wiki = writer()?;
             writeln!(out, "{}", wiki.undelete(&t, &save_opts("undelete"))?)?;
         }
         WikiCommand::Rename { from, to } => {
             let (from, to) = (title(&from)?, title(&to)?);
-            let wiki = writer(data)?;
+            let wiki = writer()?;
             let (moved, redirect) =
                 wiki.rename(&from, &to, &save_opts(&format!("rename from {from}")))?;
             writeln!(out, "{moved}\n{redirect}")?;
         }
         WikiCommand::Search { query, limit } => {
-            let wiki = reader(data)?;
+            let wiki = reader()?;
             for h in wiki.search(&query, limit.unwrap_or(DEFAULT_LIMIT))? {
                 if json {
                     writeln!(out, "{}", serde_json::to_value(&h)?)?;
@@ -527,7 +524,7 @@ pub(crate) fn run(data: &Path, args: WikiArgs, out: &mut impl Write) -> Result<(
             }
         }
         WikiCommand::Backlinks { title: t } => {
-            let wiki = reader(data)?;
+            let wiki = reader()?;
             let links = wiki.backlinks(&title(&t)?)?;
             if json {
                 writeln!(out, "{}", serde_json::to_value(&links)?)?;
@@ -538,7 +535,7 @@ pub(crate) fn run(data: &Path, args: WikiArgs, out: &mut impl Write) -> Result<(
             }
         }
         WikiCommand::Changes { limit, author } => {
-            let wiki = reader(data)?;
+            let wiki = reader()?;
             let limit = limit.unwrap_or(DEFAULT_LIMIT);
             let changes = match author {
                 Some(a) => wiki.edits_by(&a, limit)?,
@@ -562,28 +559,22 @@ pub(crate) fn run(data: &Path, args: WikiArgs, out: &mut impl Write) -> Result<(
             }
         }
         WikiCommand::Name { name } => {
-            let wiki = writer(data)?;
+            let wiki = writer()?;
             writeln!(out, "{}", wiki.set_name(&name, now_ms())?)?;
         }
-        WikiCommand::Block { author } => reader(data)?.block(&author)?,
-        WikiCommand::Unblock { author } => reader(data)?.unblock(&author)?,
+        WikiCommand::Block { author } => reader()?.block(&author)?,
+        WikiCommand::Unblock { author } => reader()?.unblock(&author)?,
         WikiCommand::Import { dir } => {
-            let wiki = writer(data)?;
-            let mut files: Vec<_> = std::fs::read_dir(&dir)
-                .with_context(|| format!("reading {}", dir.display()))?
-                .collect::<Result<_, _>>()?;
-            files.sort_by_key(|e| e.file_name());
+            let wiki = writer()?;
             let (mut saved, mut same) = (0u64, 0u64);
-            for f in files {
-                let name = f.file_name().to_string_lossy().into_owned();
+            for name in files.list_dir(&dir)? {
                 let Some(t) = title_of_file(&name) else {
                     if name.ends_with(".md") {
-                        eprintln!("cairn: skipping {name}: not a page title");
+                        writeln!(err, "cairn: skipping {name}: not a page title")?;
                     }
                     continue;
                 };
-                let text = std::fs::read_to_string(f.path())
-                    .with_context(|| format!("reading {}", f.path().display()))?;
+                let text = files.read_text(&dir.join(&name).to_string_lossy())?;
                 if wiki.page(&t)?.text() == Some(text.as_str()) {
                     same += 1;
                     continue;
@@ -602,8 +593,8 @@ pub(crate) fn run(data: &Path, args: WikiArgs, out: &mut impl Write) -> Result<(
             }
         }
         WikiCommand::Export { dir } => {
-            let wiki = reader(data)?;
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let wiki = reader()?;
+            files.create_dir_all(&dir)?;
             let mut written = 0u64;
             for p in wiki.list()? {
                 let page = wiki.page(&p.title)?;
@@ -614,17 +605,17 @@ pub(crate) fn run(data: &Path, args: WikiArgs, out: &mut impl Write) -> Result<(
                         if m.heads.is_empty() || m.text.is_empty() {
                             continue;
                         }
-                        eprintln!(
+                        writeln!(
+                            err,
                             "cairn: {} is forked: exported its merge ({} conflicts marked)",
                             p.title, m.conflicts
-                        );
+                        )?;
                         m.text
                     }
                     None => continue,
                 };
                 let path = dir.join(file_name(&p.title));
-                std::fs::write(&path, text)
-                    .with_context(|| format!("writing {}", path.display()))?;
+                files.write(&path, text)?;
                 written += 1;
             }
             if json {
