@@ -45,7 +45,8 @@ enum WikiCommand {
         #[arg(long, short, default_value = "")]
         summary: String,
     },
-    /// Every version of a page, newest first: hash, time, author, kind, summary.
+    /// Every version of a page, newest first: hash, time (UTC, as its editor claims; `--json`:
+    /// milliseconds since the Unix epoch), author, kind, summary.
     History {
         /// The page's title.
         title: String,
@@ -119,7 +120,8 @@ enum WikiCommand {
         /// The page's title.
         title: String,
     },
-    /// Recent changes across the wiki, newest first (by the time each editor claims).
+    /// Recent changes across the wiki, newest first (by the time each editor claims, shown in
+    /// UTC; `--json`: milliseconds since the Unix epoch).
     Changes {
         /// At most this many.
         #[arg(long)]
@@ -182,6 +184,27 @@ fn now_ms() -> Option<u64> {
         .duration_since(std::time::UNIX_EPOCH)
         .ok()
         .and_then(|d| u64::try_from(d.as_millis()).ok())
+}
+
+/// A time in milliseconds since the Unix epoch as UTC, to the minute: `2026-12-02 05:20`.
+fn utc(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's civil_from_days, for days since 1970-01-01 (all unsigned here).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60
+    )
 }
 
 fn save_opts(summary: &str) -> SaveOptions {
@@ -308,7 +331,9 @@ fn show(page: &Page, wiki: &Wiki, json: bool, out: &mut impl Write) -> Result<()
             "\n=== version {} by {}{}: {} ===",
             v.hash,
             who(wiki, v.author)?,
-            v.time.map(|t| format!(" at {t}")).unwrap_or_default(),
+            v.time
+                .map(|t| format!(" at {} UTC", utc(t)))
+                .unwrap_or_default(),
             if v.summary.is_empty() {
                 "-"
             } else {
@@ -384,7 +409,7 @@ pub(crate) fn run(ctx: &mut Ctx<'_>, args: WikiArgs) -> Result<()> {
                         out,
                         "{}\t{}\t{}\t{}\t{}",
                         v.hash,
-                        v.time.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
+                        v.time.map(utc).unwrap_or_else(|| "-".into()),
                         who(&wiki, v.author)?,
                         if v.title == t {
                             v.body.kind().to_owned()
@@ -548,7 +573,7 @@ pub(crate) fn run(ctx: &mut Ctx<'_>, args: WikiArgs) -> Result<()> {
                     writeln!(
                         out,
                         "{}\t{}\t{}\t{}\t{}\t{}",
-                        c.time,
+                        if c.time == 0 { "-".into() } else { utc(c.time) },
                         c.hash,
                         c.title,
                         c.kind,
@@ -631,6 +656,14 @@ pub(crate) fn run(ctx: &mut Ctx<'_>, args: WikiArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_are_utc_to_the_minute() {
+        assert_eq!(utc(0), "1970-01-01 00:00");
+        assert_eq!(utc(1_796_188_800_000 + 59_999), "2026-12-02 05:20");
+        assert_eq!(utc(951_868_740_000), "2000-02-29 23:59");
+        assert_eq!(utc(4_107_585_600_000), "2100-03-01 12:00");
+    }
 
     #[test]
     fn file_names_round_trip() {
