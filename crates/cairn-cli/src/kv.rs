@@ -1,16 +1,11 @@
 //! `cairn kv …`: the multi-value-register key/value store (hyperkv) over the log.
 
-use std::io::Write;
-use std::path::Path;
-
 use anyhow::{Context, Result};
 use cairn_core::Hash;
-use cairn_kv::cairn_view::IndexerOptions;
-use cairn_kv::{Kv, ListOptions, WriteOptions};
-use cairn_log::Log;
+use cairn_kv::{ListOptions, WriteOptions};
 use clap::Subcommand;
 
-use cairn_cli::store;
+use crate::exec::Ctx;
 
 #[derive(Subcommand)]
 pub(crate) enum KvCommand {
@@ -55,16 +50,6 @@ pub(crate) enum KvCommand {
     },
 }
 
-/// The store's kv view. A one-shot command needs no background indexer (reads and writes
-/// bring the view up to date in this thread); a live one does.
-fn open(log: &Log, live: bool) -> Result<Kv> {
-    Ok(Kv::open_with(
-        log,
-        "kv",
-        IndexerOptions::default().background(live),
-    )?)
-}
-
 fn options(links: Vec<Hash>) -> WriteOptions {
     WriteOptions {
         links: (!links.is_empty()).then_some(links),
@@ -72,24 +57,27 @@ fn options(links: Vec<Hash>) -> WriteOptions {
     }
 }
 
-pub(crate) fn run(data: &Path, cmd: KvCommand, out: &mut impl Write) -> Result<()> {
+/// Runs `cmd` on the store's kv view. A one-shot command needs no background indexer
+/// (reads and writes bring the view up to date in this thread); a live one does.
+pub(crate) fn run(ctx: &mut Ctx<'_>, cmd: KvCommand) -> Result<()> {
+    let out = &mut *ctx.out;
     match cmd {
         KvCommand::Put { key, json, links } => {
             let value: serde_json::Value = serde_json::from_str(&json)
                 .with_context(|| format!("the value {json:?} is not valid JSON"))?;
-            let kv = open(&store::open_writer(data)?, false)?;
+            let kv = ctx.store.kv(true, false)?;
             writeln!(out, "{}", kv.put_with(&key, &value, &options(links))?)?;
         }
         KvCommand::Del { key, links } => {
-            let kv = open(&store::open_writer(data)?, false)?;
+            let kv = ctx.store.kv(true, false)?;
             writeln!(out, "{}", kv.del_with(&key, &options(links))?)?;
         }
         KvCommand::Get { key } => {
-            let kv = open(&store::open_reader(data)?, false)?;
+            let kv = ctx.store.kv(false, false)?;
             writeln!(out, "{}", kv.get(&key)?.to_json())?;
         }
         KvCommand::List { limit, live } => {
-            let kv = open(&store::open_reader(data)?, live)?;
+            let kv = ctx.store.kv(false, live)?;
             let opts = ListOptions {
                 limit,
                 live,
@@ -103,7 +91,7 @@ pub(crate) fn run(data: &Path, cmd: KvCommand, out: &mut impl Write) -> Result<(
             }
         }
         KvCommand::History { key } => {
-            let kv = open(&store::open_reader(data)?, false)?;
+            let kv = ctx.store.kv(false, false)?;
             for entry in kv.history(&key)? {
                 writeln!(out, "{}", entry.to_json())?;
             }

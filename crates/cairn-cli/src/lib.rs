@@ -9,6 +9,7 @@
 //! for applications (those use the `cairn-*` crates below it).
 #![deny(missing_docs)]
 
+pub mod control;
 pub mod http;
 pub mod hub;
 pub mod net;

@@ -2,13 +2,15 @@
 //! store, call one operation, print JSON or hashes. Errors are one line on stderr and a
 //! non-zero exit status.
 
+mod exec;
 mod kv;
 mod wiki;
 
-use std::io::{self, BufRead, Write};
+use std::io::{self, Write};
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
+use cairn_cli::control::{self, Refusal, Reply, Request, Served};
 use cairn_cli::{net, store, sync};
 use cairn_core::Hash;
 use cairn_log::{ChangesQuery, Entry};
@@ -43,14 +45,15 @@ enum Command {
     /// The key/value store kept as a view of the log (multi-value register, as hyperkv).
     #[command(subcommand)]
     Kv(kv::KvCommand),
-    /// The peer-to-peer wiki: pages, history, forks and merges, search (needs the store not
-    /// to be in use by a running `cairn serve`).
+    /// The peer-to-peer wiki: pages, history, forks and merges, search (while `cairn serve`
+    /// runs on the store, the commands run in it, through DATA/cairn.sock).
     Wiki(wiki::WikiArgs),
     /// Replicate with a peer over standard input and output; the last line on stderr is a
     /// JSON summary.
     Sync(sync::SyncArgs),
     /// Accept replication over TCP (Noise-encrypted, identities verified) until killed;
-    /// prints the bound address first.
+    /// prints the bound address first. Meanwhile `cairn wiki`, `kv` and `log` commands on
+    /// the same store run in the server, through the socket DATA/cairn.sock (0600).
     Serve {
         /// Address to listen on (port 0: any free port).
         #[arg(long, default_value = "127.0.0.1:7340")]
@@ -150,15 +153,7 @@ fn main() {
         if !replicating && is_broken_pipe(&e) {
             std::process::exit(0);
         }
-        // One line: the error and its causes, each cause only where it adds something.
-        let mut msg = e.to_string();
-        for cause in e.chain().skip(1) {
-            let text = cause.to_string();
-            if !msg.contains(&text) {
-                msg = format!("{msg}: {text}");
-            }
-        }
-        eprintln!("error: {msg}");
+        eprintln!("error: {}", exec::message(&e));
         std::process::exit(1);
     }
 }
@@ -187,6 +182,8 @@ fn run(cli: Cli) -> Result<()> {
             log_level,
         } => {
             net::init_log(log_level)?;
+            // `cairn wiki`/`kv`/`log` commands then run through DATA/cairn.sock.
+            control::set_handler(serve_request);
             let opts = cairn_sync::SessionOptions {
                 live: true,
                 ..Default::default()
@@ -217,33 +214,111 @@ fn run(cli: Cli) -> Result<()> {
             }
             writeln!(out, "{public}")?;
         }
-        Command::Log(cmd) => run_log(&cli.data, cmd, &mut out)?,
-        Command::Kv(cmd) => kv::run(&cli.data, cmd, &mut out)?,
-        Command::Wiki(args) => wiki::run(&cli.data, args, &mut out)?,
         Command::Sync(_) | Command::Serve { .. } => unreachable!("handled above"),
+        command => {
+            // A running `cairn serve` holds the store: the command runs there.
+            let needs = || inputs(&command);
+            if let Some(r) = exec::via_server(&cli.data, argv()?, needs, &mut out) {
+                return r;
+            }
+            let mut err = io::stderr();
+            let mut ctx = exec::Ctx {
+                store: exec::Store::Direct(&cli.data),
+                files: exec::Files::Local,
+                out: &mut out,
+                err: &mut err,
+            };
+            run_command(&mut ctx, command)?;
+        }
     }
     out.flush()?;
     Ok(())
 }
 
-fn run_log(data: &std::path::Path, cmd: LogCommand, out: &mut impl Write) -> Result<()> {
+/// This process's command line after the program name.
+fn argv() -> Result<Vec<String>> {
+    std::env::args_os()
+        .skip(1)
+        .map(|a| {
+            a.into_string()
+                .map_err(|a| anyhow::anyhow!("the argument {a:?} is not UTF-8"))
+        })
+        .collect()
+}
+
+/// What a command reads that a server cannot: the client reads it and sends it along.
+fn inputs(command: &Command) -> exec::Inputs {
+    match command {
+        Command::Wiki(args) => wiki::inputs(args),
+        Command::Log(LogCommand::Append { value: None, .. }) => exec::Inputs {
+            files: vec!["-".into()],
+            ..Default::default()
+        },
+        _ => exec::Inputs::default(),
+    }
+}
+
+/// Why a running server does not run `command` for a client, if it does not.
+fn not_served(command: &Command) -> Option<&'static str> {
+    match command {
+        Command::Init => Some("`init` (the store exists: it is serving)"),
+        Command::Sync(_) => Some("`sync` (it replicates over its own standard input and output)"),
+        Command::Serve { .. } => Some("`serve` (it is serving this store)"),
+        Command::Log(LogCommand::Changes(a)) if a.live => {
+            Some("`log changes --live` (it never ends; `cairn sync` with the server follows it)")
+        }
+        Command::Kv(kv::KvCommand::List { live: true, .. }) => {
+            Some("`kv list --live` (it never ends; `cairn sync` with the server follows it)")
+        }
+        _ => None,
+    }
+}
+
+/// The control socket's handler: a client's command line, parsed as this command parses
+/// it, run on the server's store by the same code as the direct path.
+fn serve_request(served: &Served, req: Request) -> Reply {
+    let parsed = Cli::try_parse_from(std::iter::once("cairn".to_owned()).chain(req.argv.clone()));
+    let command = match parsed {
+        Ok(cli) => cli.command,
+        Err(e) => return Reply::Refused(Refusal::BadRequest(e.kind().to_string())),
+    };
+    if let Some(why) = not_served(&command) {
+        return Reply::Refused(Refusal::NotServed(why.to_owned()));
+    }
+    exec::handle(served, req, |ctx| run_command(ctx, command))
+}
+
+/// Runs a command on the store of `ctx`.
+fn run_command(ctx: &mut exec::Ctx<'_>, command: Command) -> Result<()> {
+    match command {
+        Command::Log(cmd) => run_log(ctx, cmd),
+        Command::Kv(cmd) => kv::run(ctx, cmd),
+        Command::Wiki(args) => wiki::run(ctx, args),
+        Command::Init | Command::Sync(_) | Command::Serve { .. } => {
+            bail!("not a command on an open store")
+        }
+    }
+}
+
+fn run_log(ctx: &mut exec::Ctx<'_>, cmd: LogCommand) -> Result<()> {
+    let out = &mut *ctx.out;
     match cmd {
         LogCommand::Add { links, value } => {
-            let log = store::open_writer(data)?;
+            let log = ctx.store.writer()?;
             let e = log.add(links, value.into_bytes())?;
             writeln!(out, "{}", e.node.key())?;
         }
         LogCommand::Append { value: Some(v), .. } => {
-            let log = store::open_writer(data)?;
+            let log = ctx.store.writer()?;
             let e = log.append(v.into_bytes())?;
             writeln!(out, "{}", e.node.key())?;
         }
         LogCommand::Append { value: None, .. } => {
-            let log = store::open_writer(data)?;
+            let log = ctx.store.writer()?;
             // Lines already read in are appended together (one commit, signing on all
             // cores), so a pipe of a million lines takes seconds; a line typed by hand is
             // appended at once.
-            let mut input = io::BufReader::with_capacity(1 << 16, io::stdin().lock());
+            let mut input = ctx.files.stdin()?;
             let mut values = Vec::new();
             loop {
                 let mut line = Vec::new();
@@ -259,7 +334,7 @@ fn run_log(data: &std::path::Path, cmd: LogCommand, out: &mut impl Write) -> Res
                 if n > 0 {
                     values.push(line);
                 }
-                if n > 0 && values.len() < APPEND_BATCH && !input.buffer().is_empty() {
+                if n > 0 && values.len() < APPEND_BATCH && input.buffered() {
                     continue;
                 }
                 if !values.is_empty() {
@@ -274,20 +349,20 @@ fn run_log(data: &std::path::Path, cmd: LogCommand, out: &mut impl Write) -> Res
             }
         }
         LogCommand::Get { hash } => {
-            let log = store::open_reader(data)?;
+            let log = ctx.store.reader()?;
             let e = log
                 .get(&hash)?
                 .with_context(|| format!("no node {hash} in the log"))?;
             writeln!(out, "{}", entry_json(&e))?;
         }
         LogCommand::Heads => {
-            let log = store::open_reader(data)?;
+            let log = ctx.store.reader()?;
             for h in log.heads()? {
                 writeln!(out, "{h}")?;
             }
         }
         LogCommand::Changes(a) => {
-            let log = store::open_reader(data)?;
+            let log = ctx.store.reader()?;
             let q = ChangesQuery {
                 since: a.since,
                 until: a.until,

@@ -831,6 +831,8 @@ pub fn serve(
     index
         .catch_up()
         .context("bringing the sync index up to date")?;
+    // Commands of `cairn wiki`/`kv`/`log` on DATA/cairn.sock, run on this store.
+    let control = crate::control::Control::start(data, &log)?;
     // Connections (handshakes, pumps) on a worker per core; each session past its
     // handshake on a blocking thread of its own (a thread for every connection the cap
     // allows, so none waits for another's to end).
@@ -919,6 +921,7 @@ pub fn serve(
     });
     // Drop the sessions (and their stores) before the index and the log.
     drop(rt);
+    drop(control);
     served?;
     index
         .log()

@@ -1,19 +1,16 @@
 //! `cairn wiki …`: the peer-to-peer wiki (crate cairn-wiki) on the store's log.
 //!
-//! Every command opens the store itself, so it needs the store not to be in use: going
-//! through a running `cairn serve` (a local socket or its HTTP API) is not done yet.
+//! A command opens the store itself, or, while `cairn serve` holds it, runs in the server
+//! (through `DATA/cairn.sock`, `crate::exec`): the same code either way, on a [`Ctx`].
 
-use std::io::{Read, Write};
-use std::path::Path;
+use std::io::Write;
 
 use anyhow::{Context, Result, bail};
 use cairn_core::{Hash, PublicKey};
-use cairn_kv::cairn_view::IndexerOptions;
-use cairn_log::Log;
 use cairn_wiki::{Body, Page, SaveOptions, Title, Version, Wiki};
 use clap::{Args, Subcommand};
 
-use cairn_cli::store;
+use crate::exec::{Ctx, Inputs};
 
 /// Results of `search` and `changes` when no `--limit` is given.
 const DEFAULT_LIMIT: usize = 50;
@@ -48,7 +45,8 @@ enum WikiCommand {
         #[arg(long, short, default_value = "")]
         summary: String,
     },
-    /// Every version of a page, newest first: hash, time, author, kind, summary.
+    /// Every version of a page, newest first: hash, time (UTC, as its editor claims; `--json`:
+    /// milliseconds since the Unix epoch), author, kind, summary.
     History {
         /// The page's title.
         title: String,
@@ -122,7 +120,8 @@ enum WikiCommand {
         /// The page's title.
         title: String,
     },
-    /// Recent changes across the wiki, newest first (by the time each editor claims).
+    /// Recent changes across the wiki, newest first (by the time each editor claims, shown in
+    /// UTC; `--json`: milliseconds since the Unix epoch).
     Changes {
         /// At most this many.
         #[arg(long)]
@@ -158,19 +157,22 @@ enum WikiCommand {
     },
 }
 
-fn open(log: &Log) -> Result<Wiki> {
-    Ok(Wiki::open_with(
-        log,
-        IndexerOptions::default().background(false),
-    )?)
-}
-
-fn reader(data: &Path) -> Result<Wiki> {
-    open(&store::open_reader(data)?)
-}
-
-fn writer(data: &Path) -> Result<Wiki> {
-    open(&store::open_writer(data)?)
+/// What a command reads from files or standard input (a client of a running server reads
+/// it and sends it along).
+pub(crate) fn inputs(args: &WikiArgs) -> Inputs {
+    match &args.cmd {
+        WikiCommand::Edit { file, .. } => Inputs {
+            files: vec![file.clone()],
+            ..Inputs::default()
+        },
+        WikiCommand::Import { dir } => Inputs {
+            dirs: vec![(dir.to_string_lossy().into_owned(), |n| {
+                title_of_file(n).is_some()
+            })],
+            ..Inputs::default()
+        },
+        _ => Inputs::default(),
+    }
 }
 
 fn title(s: &str) -> Result<Title> {
@@ -182,6 +184,27 @@ fn now_ms() -> Option<u64> {
         .duration_since(std::time::UNIX_EPOCH)
         .ok()
         .and_then(|d| u64::try_from(d.as_millis()).ok())
+}
+
+/// A time in milliseconds since the Unix epoch as UTC, to the minute: `2026-12-02 05:20`.
+fn utc(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's civil_from_days, for days since 1970-01-01 (all unsigned here).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60
+    )
 }
 
 fn save_opts(summary: &str) -> SaveOptions {
@@ -213,18 +236,6 @@ fn who(wiki: &Wiki, author: Option<PublicKey>) -> Result<String> {
             }
         }
     })
-}
-
-fn read_text(file: &str) -> Result<String> {
-    let mut text = String::new();
-    if file == "-" {
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .context("reading standard input")?;
-    } else {
-        text = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
-    }
-    Ok(text)
 }
 
 /// A title as a file name: `%`, path and reserved characters as `%XX`.
@@ -320,7 +331,9 @@ fn show(page: &Page, wiki: &Wiki, json: bool, out: &mut impl Write) -> Result<()
             "\n=== version {} by {}{}: {} ===",
             v.hash,
             who(wiki, v.author)?,
-            v.time.map(|t| format!(" at {t}")).unwrap_or_default(),
+            v.time
+                .map(|t| format!(" at {} UTC", utc(t)))
+                .unwrap_or_default(),
             if v.summary.is_empty() {
                 "-"
             } else {
@@ -342,11 +355,19 @@ fn show(page: &Page, wiki: &Wiki, json: bool, out: &mut impl Write) -> Result<()
     Ok(())
 }
 
-pub(crate) fn run(data: &Path, args: WikiArgs, out: &mut impl Write) -> Result<()> {
+pub(crate) fn run(ctx: &mut Ctx<'_>, args: WikiArgs) -> Result<()> {
     let json = args.json;
+    let Ctx {
+        store,
+        files,
+        out,
+        err,
+    } = ctx;
+    let reader = || store.wiki(false);
+    let writer = || store.wiki(true);
     match args.cmd {
         WikiCommand::List => {
-            let wiki = reader(data)?;
+            let wiki = reader()?;
             for p in wiki.list()? {
                 if json {
                     let mut o = serde_json::to_value(&p)?;
@@ -358,7 +379,7 @@ pub(crate) fn run(data: &Path, args: WikiArgs, out: &mut impl Write) -> Result<(
             }
         }
         WikiCommand::Show { title: t } => {
-            let wiki = reader(data)?;
+            let wiki = reader()?;
             let page = wiki.page(&title(&t)?)?;
             show(&page, &wiki, json, out)?;
         }
@@ -368,13 +389,13 @@ pub(crate) fn run(data: &Path, args: WikiArgs, out: &mut impl Write) -> Result<(
             summary,
         } => {
             let t = title(&t)?;
-            let text = read_text(&file)?;
-            let wiki = writer(data)?;
+            let text = files.read_text(&file)?;
+            let wiki = writer()?;
             let h = wiki.save(&t, &text, &save_opts(&summary))?;
             writeln!(out, "{h}")?;
         }
         WikiCommand::History { title: t } => {
-            let wiki = reader(data)?;
+            let wiki = reader()?;
             let t = title(&t)?;
             for v in wiki.history(&t)? {
                 if json {
@@ -388,7 +409,7 @@ pub(crate) fn run(data: &Path, args: WikiArgs, out: &mut impl Write) -> Result<(
                         out,
                         "{}\t{}\t{}\t{}\t{}",
                         v.hash,
-                        v.time.map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
+                        v.time.map(utc).unwrap_or_else(|| "-".into()),
                         who(&wiki, v.author)?,
                         if v.title == t {
                             v.body.kind().to_owned()
@@ -401,7 +422,7 @@ pub(crate) fn run(data: &Path, args: WikiArgs, out: &mut impl Write) -> Result<(
             }
         }
         WikiCommand::Diff { title: t, a, b } => {
-            let wiki = reader(data)?;
+            let wiki = reader()?;
             let t = title(&t)?;
             let history = wiki.history(&t)?;
             let heads = wiki.heads(&t)?;
@@ -444,7 +465,7 @@ pub(crate) fn run(data: &Path, args: WikiArgs, out: &mut impl Write) -> Result<(
             summary,
         } => {
             let t = title(&t)?;
-            let wiki = if save { writer(data)? } else { reader(data)? };
+            let wiki = if save { writer()? } else { reader()? };
             let m = wiki.merge(&t)?;
             if m.heads.is_empty() {
                 bail!("no page {t}");
@@ -477,11 +498,12 @@ pub(crate) fn run(data: &Path, args: WikiArgs, out: &mut impl Write) -> Result<(
                 writeln!(out, "{h}")?;
             } else {
                 write!(out, "{}", m.text)?;
-                eprintln!(
+                writeln!(
+                    err,
                     "cairn: {} versions merged, {} conflicts marked",
                     m.heads.len(),
                     m.conflicts
-                );
+                )?;
             }
         }
         WikiCommand::Revert {
@@ -490,7 +512,7 @@ pub(crate) fn run(data: &Path, args: WikiArgs, out: &mut impl Write) -> Result<(
             summary,
         } => {
             let t = title(&t)?;
-            let wiki = writer(data)?;
+            let wiki = writer()?;
             let history = wiki.history(&t)?;
             let v = pick(&history, &t, &version)?.hash;
             let summary = summary.unwrap_or_else(|| format!("revert to {}", &v.to_hex()[..12]));
@@ -498,7 +520,7 @@ pub(crate) fn run(data: &Path, args: WikiArgs, out: &mut impl Write) -> Result<(
         }
         WikiCommand::Delete { title: t, summary } => {
             let t = title(&t)?;
-            let wiki = writer(data)?;
+            let wiki = writer()?;
             if !wiki.page(&t)?.exists() {
                 bail!("no page {t}");
             }
@@ -506,18 +528,18 @@ pub(crate) fn run(data: &Path, args: WikiArgs, out: &mut impl Write) -> Result<(
         }
         WikiCommand::Undelete { title: t } => {
             let t = title(&t)?;
-            let wiki = writer(data)?;
+            let wiki = writer()?;
             writeln!(out, "{}", wiki.undelete(&t, &save_opts("undelete"))?)?;
         }
         WikiCommand::Rename { from, to } => {
             let (from, to) = (title(&from)?, title(&to)?);
-            let wiki = writer(data)?;
+            let wiki = writer()?;
             let (moved, redirect) =
                 wiki.rename(&from, &to, &save_opts(&format!("rename from {from}")))?;
             writeln!(out, "{moved}\n{redirect}")?;
         }
         WikiCommand::Search { query, limit } => {
-            let wiki = reader(data)?;
+            let wiki = reader()?;
             for h in wiki.search(&query, limit.unwrap_or(DEFAULT_LIMIT))? {
                 if json {
                     writeln!(out, "{}", serde_json::to_value(&h)?)?;
@@ -527,7 +549,7 @@ pub(crate) fn run(data: &Path, args: WikiArgs, out: &mut impl Write) -> Result<(
             }
         }
         WikiCommand::Backlinks { title: t } => {
-            let wiki = reader(data)?;
+            let wiki = reader()?;
             let links = wiki.backlinks(&title(&t)?)?;
             if json {
                 writeln!(out, "{}", serde_json::to_value(&links)?)?;
@@ -538,7 +560,7 @@ pub(crate) fn run(data: &Path, args: WikiArgs, out: &mut impl Write) -> Result<(
             }
         }
         WikiCommand::Changes { limit, author } => {
-            let wiki = reader(data)?;
+            let wiki = reader()?;
             let limit = limit.unwrap_or(DEFAULT_LIMIT);
             let changes = match author {
                 Some(a) => wiki.edits_by(&a, limit)?,
@@ -551,7 +573,7 @@ pub(crate) fn run(data: &Path, args: WikiArgs, out: &mut impl Write) -> Result<(
                     writeln!(
                         out,
                         "{}\t{}\t{}\t{}\t{}\t{}",
-                        c.time,
+                        if c.time == 0 { "-".into() } else { utc(c.time) },
                         c.hash,
                         c.title,
                         c.kind,
@@ -562,28 +584,22 @@ pub(crate) fn run(data: &Path, args: WikiArgs, out: &mut impl Write) -> Result<(
             }
         }
         WikiCommand::Name { name } => {
-            let wiki = writer(data)?;
+            let wiki = writer()?;
             writeln!(out, "{}", wiki.set_name(&name, now_ms())?)?;
         }
-        WikiCommand::Block { author } => reader(data)?.block(&author)?,
-        WikiCommand::Unblock { author } => reader(data)?.unblock(&author)?,
+        WikiCommand::Block { author } => reader()?.block(&author)?,
+        WikiCommand::Unblock { author } => reader()?.unblock(&author)?,
         WikiCommand::Import { dir } => {
-            let wiki = writer(data)?;
-            let mut files: Vec<_> = std::fs::read_dir(&dir)
-                .with_context(|| format!("reading {}", dir.display()))?
-                .collect::<Result<_, _>>()?;
-            files.sort_by_key(|e| e.file_name());
+            let wiki = writer()?;
             let (mut saved, mut same) = (0u64, 0u64);
-            for f in files {
-                let name = f.file_name().to_string_lossy().into_owned();
+            for name in files.list_dir(&dir)? {
                 let Some(t) = title_of_file(&name) else {
                     if name.ends_with(".md") {
-                        eprintln!("cairn: skipping {name}: not a page title");
+                        writeln!(err, "cairn: skipping {name}: not a page title")?;
                     }
                     continue;
                 };
-                let text = std::fs::read_to_string(f.path())
-                    .with_context(|| format!("reading {}", f.path().display()))?;
+                let text = files.read_text(&dir.join(&name).to_string_lossy())?;
                 if wiki.page(&t)?.text() == Some(text.as_str()) {
                     same += 1;
                     continue;
@@ -602,8 +618,8 @@ pub(crate) fn run(data: &Path, args: WikiArgs, out: &mut impl Write) -> Result<(
             }
         }
         WikiCommand::Export { dir } => {
-            let wiki = reader(data)?;
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let wiki = reader()?;
+            files.create_dir_all(&dir)?;
             let mut written = 0u64;
             for p in wiki.list()? {
                 let page = wiki.page(&p.title)?;
@@ -614,17 +630,17 @@ pub(crate) fn run(data: &Path, args: WikiArgs, out: &mut impl Write) -> Result<(
                         if m.heads.is_empty() || m.text.is_empty() {
                             continue;
                         }
-                        eprintln!(
+                        writeln!(
+                            err,
                             "cairn: {} is forked: exported its merge ({} conflicts marked)",
                             p.title, m.conflicts
-                        );
+                        )?;
                         m.text
                     }
                     None => continue,
                 };
                 let path = dir.join(file_name(&p.title));
-                std::fs::write(&path, text)
-                    .with_context(|| format!("writing {}", path.display()))?;
+                files.write(&path, text)?;
                 written += 1;
             }
             if json {
@@ -640,6 +656,14 @@ pub(crate) fn run(data: &Path, args: WikiArgs, out: &mut impl Write) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_are_utc_to_the_minute() {
+        assert_eq!(utc(0), "1970-01-01 00:00");
+        assert_eq!(utc(1_796_188_800_000 + 59_999), "2026-12-02 05:20");
+        assert_eq!(utc(951_868_740_000), "2000-02-29 23:59");
+        assert_eq!(utc(4_107_585_600_000), "2100-03-01 12:00");
+    }
 
     #[test]
     fn file_names_round_trip() {
