@@ -104,11 +104,14 @@ pub(crate) struct NameRec {
 /// each leaf once (the index of 10k pages is ~600k rows; a rebuild writes millions).
 #[derive(Default)]
 struct Rows {
-    link_del: Vec<(String, String, [u8; 32])>,
-    link_add: Vec<(String, String, [u8; 32])>,
-    term_del: Vec<(String, String, [u8; 32])>,
-    term_add: Vec<((String, String, [u8; 32]), u32)>,
+    link_del: Vec<RowKey>,
+    link_add: Vec<RowKey>,
+    term_del: Vec<RowKey>,
+    term_add: Vec<(RowKey, u32)>,
 }
+
+/// A backlink row's key (target, source, version) or a search row's (word, title, version).
+type RowKey = (String, String, [u8; 32]);
 
 /// Rows gathered before they are written (bounds the memory of a batch: ~100 bytes each).
 const MAX_PENDING_ROWS: usize = 1 << 18;
