@@ -194,9 +194,9 @@ impl View for WikiView {
         let mut names = txn.open_table(NAMES).map_err(se)?;
         // The batch's page versions first: a version that a later version of the same page
         // in this batch supersedes never becomes a head at the end of the batch, so its
-        // head, backlink and search rows are neither written nor removed (a rebuild over
-        // 100k edits of 10k pages skips nine in ten of them). The tables end as if every
-        // node were applied one by one: they are a function of the set of nodes.
+        // head, backlink and search rows are neither written nor removed (how many depends
+        // on how often a page is edited within one batch of 4 MiB of nodes). The tables end
+        // as if every node were applied one by one: they are a function of the set of nodes.
         let decoded: Vec<(usize, Hash, WikiNode)> = entries
             .iter()
             .enumerate()
