@@ -363,7 +363,19 @@ pub(crate) fn via_server(
 
 fn through(sock: &Path, argv: Vec<String>, needs: Inputs, out: &mut impl Write) -> Result<()> {
     let req = request(argv, needs)?;
-    match control::call(sock, &req)? {
+    // A busy server (all its command threads taken) is asked again, a while.
+    let deadline = std::time::Instant::now() + control::REPLY_TIMEOUT;
+    let mut pause = std::time::Duration::from_millis(10);
+    let reply = loop {
+        match control::call(sock, &req)? {
+            Reply::Refused(Refusal::Busy(_)) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(500));
+            }
+            reply => break reply,
+        }
+    };
+    match reply {
         Reply::Ran(o) => {
             for d in &o.mkdirs {
                 std::fs::create_dir_all(d).with_context(|| format!("creating {d}"))?;

@@ -369,5 +369,35 @@ fn oversize_input_is_refused() {
     let mut reply = Vec::new();
     s.read_to_end(&mut reply).unwrap();
     assert!(String::from_utf8_lossy(&reply).contains("BadRequest"));
+    // Random bytes and mangled requests: each gets a reply that decodes (or none, when its
+    // frame is cut short), and the server goes on.
+    let valid = br#"{"argv":["wiki","show","Small"],"inputs":{"-":"x"},"dirs":{}}"#;
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for i in 0..200 {
+        let mut body = valid.to_vec();
+        if i % 2 == 0 {
+            for _ in 0..1 + next() % 4 {
+                let at = (next() as usize) % body.len();
+                body[at] = next() as u8;
+            }
+        } else {
+            body = (0..next() % 300).map(|_| next() as u8).collect();
+        }
+        let mut s = UnixStream::connect(a.join("cairn.sock")).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.write_all(&(body.len() as u32).to_be_bytes()).unwrap();
+        s.write_all(&body).unwrap();
+        let mut reply = Vec::new();
+        s.read_to_end(&mut reply).unwrap();
+        assert!(reply.len() >= 4, "no reply to {body:?}");
+        let r: Value = serde_json::from_slice(&reply[4..]).unwrap();
+        assert!(r.get("Ran").is_some() || r.get("Refused").is_some(), "{r}");
+    }
     ok_in(&a, &["wiki", "edit", "Small"], "fine\n");
 }

@@ -1,6 +1,6 @@
 //! The wiki's API over a log.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use cairn_kv::{BatchOp, Kv, WriteOptions};
@@ -693,9 +693,11 @@ impl Wiki {
             return Ok(Vec::new());
         }
         let pages = titles.len().map_err(storage)? as f64;
-        let mut acc: BTreeMap<String, (usize, f64)> = BTreeMap::new();
+        // Hash maps: the hits are sorted by score and title at the end, so no order is kept
+        // here; a title is copied once per word, not once per matching row.
+        let mut acc: HashMap<String, (usize, f64)> = HashMap::new();
         for q in &qwords {
-            let mut best: BTreeMap<String, f64> = BTreeMap::new();
+            let mut best: HashMap<String, f64> = HashMap::new();
             for (n, row) in terms
                 .range((q.as_str(), "", &[0u8; 32])..)
                 .map_err(storage)?
@@ -710,9 +712,11 @@ impl Wiki {
                     break;
                 }
                 let w = f64::from(v.value()) * if term == q { 1.0 } else { 0.5 };
-                let b = best.entry(title.to_owned()).or_insert(0.0);
-                if w > *b {
-                    *b = w;
+                match best.get_mut(title) {
+                    Some(b) => *b = b.max(w),
+                    None => {
+                        best.insert(title.to_owned(), w);
+                    }
                 }
             }
             let idf = (1.0 + pages / best.len().max(1) as f64).ln();
