@@ -48,17 +48,22 @@ fn kill_minus_nine_loses_no_acknowledged_append() {
                 }
             }
         });
-        // Let it run a varying while (the kill lands at a different point of a commit each
-        // time), reading acknowledgements as they come.
+        // Read acknowledgements as they come; once the first one is in (a loaded machine
+        // can take a second to start the process and open the store), let it run a varying
+        // while, so the kill lands at a different point of a commit each time.
         let run_for = Duration::from_millis(30 + (round as u64 * 37) % 150);
         let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .map(|l| l.parse::<Hash>().unwrap())
-                .collect::<Vec<_>>()
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line.parse::<Hash>().unwrap());
+            }
         });
+        let mut got = Vec::new();
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(first) => got.push(first),
+            Err(e) => panic!("no append acknowledged within 60 s in round {round}: {e}"),
+        }
         let start = Instant::now();
         while start.elapsed() < run_for {
             std::thread::sleep(Duration::from_millis(5));
@@ -66,8 +71,9 @@ fn kill_minus_nine_loses_no_acknowledged_append() {
         // SIGKILL: no destructors, no flush, no clean shutdown.
         child.kill().unwrap();
         child.wait().unwrap();
-        let got = reader.join().unwrap();
+        reader.join().unwrap();
         feeder.join().unwrap();
+        got.extend(rx.try_iter());
         acked.extend(got);
 
         let log = Log::open(dir.join("log.redb"), LogOptions::default())
