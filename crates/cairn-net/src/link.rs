@@ -251,8 +251,9 @@ where
     }
 }
 
-/// [`handshake`] as the [`Role::Initiator`] then [`pump`]: what a client does after it
-/// opened a channel. Returns the peer's identity with the session's result.
+/// [`handshake`] as `role`, then [`pump`] with the pipe end and session future that
+/// `session` makes for the proven peer: what a side does once its channel is open. Returns
+/// the peer's identity with the session's result.
 pub async fn connect_and_pump<T, R, N, W, S, E, F>(
     tx: &mut T,
     rx: &mut R,
