@@ -307,7 +307,7 @@ impl MessageSink for ChannelTx {
             return Err(LinkError::channel(why.clone()));
         }
         let send = Reflect::get(&self.obj, &JsValue::from_str("send"))
-            .and_then(|f| f.dyn_into::<Function>().map_err(JsValue::from))
+            .and_then(|f| f.dyn_into::<Function>())
             .map_err(|e| LinkError::channel(js_text(&e)))?;
         send.call1(&self.obj, &Uint8Array::from(msg))
             .map_err(|e| LinkError::channel(js_text(&e)))?;
