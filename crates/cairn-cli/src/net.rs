@@ -1,46 +1,38 @@
-//! Replication over TCP, encrypted and authenticated: `cairn serve --listen ADDR` and
-//! `cairn sync --connect tcp://ADDR`.
+//! Replication over TCP and WebSocket, encrypted and authenticated: `cairn serve --listen ADDR
+//! [--ws ADDR]` and `cairn sync --connect tcp://ADDR|ws://ADDR`.
 //!
-//! A connection starts with a Noise handshake (`Noise_XX_25519_ChaChaPoly_BLAKE2s`, the `snow`
-//! crate) with a fresh X25519 key per process. Each side then proves its cairn identity: its
-//! first encrypted message is its ed25519 public key and its signature over
-//! `BLAKE3-derive_key("cairn 2026-11 noise identity", handshake hash)`. The handshake hash
-//! covers both sides' keys and everything sent so far, so the signature binds the identity to
-//! this very session (a relay cannot splice two sessions together). After that, every
-//! frame of the replication protocol travels in Noise transport messages: a 2-byte big-endian
-//! length, then at most 65,535 bytes of ciphertext.
+//! The transport is cairn-net's, the same code the browser peer runs: a Noise XX handshake
+//! (`Noise_XX_25519_ChaChaPoly_BLAKE2s`) with a fresh X25519 key per connection, then each
+//! side's cairn identity proof (its ed25519 key and signature over the handshake hash), then
+//! the replication protocol's bytes in Noise transport messages (see `cairn_net`'s docs for
+//! the bytes). This module only frames the messages on each channel: a 2-byte big-endian
+//! length, then at most 65,535 bytes of ciphertext, on TCP; one binary message on WebSocket.
 //!
-//! On WebSocket, each Noise message is one binary message, so tungstenite is configured to
-//! refuse any message or frame over 65,535 bytes as soon as its header arrives (its default
-//! would buffer up to 64 MiB per connection first).
+//! On WebSocket, tungstenite is configured to refuse any message or frame over 65,535 bytes
+//! as soon as its header arrives (its default would buffer up to 64 MiB per connection
+//! first).
 //!
-//! The sync session itself (`cairn_sync::sync_log`) runs over an in-memory duplex pipe; two
-//! pumps move its bytes to and from the encrypted socket.
+//! The sync session itself (`cairn_sync::sync_log`) runs over an in-memory duplex pipe;
+//! cairn-net's two pumps move its bytes to and from the encrypted socket.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use cairn_core::{Hash, Keypair, PublicKey, Signer};
+use cairn_core::{Keypair, PublicKey};
 use cairn_log::Log;
+use cairn_net::{Established, LinkError, MessageSink, MessageSource, PumpError, Role};
 use cairn_sync::{DuplexStream, LogStore, Session, SessionOptions, SyncSummary, duplex};
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::AsyncWriteExt;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-const NOISE: &str = "Noise_XX_25519_ChaChaPoly_BLAKE2s";
-const IDENTITY_CONTEXT: &str = "cairn 2026-11 noise identity";
-/// Largest Noise message; its payload is 16 bytes (the tag) shorter.
-const MAX_MSG: usize = 65_535;
-const MAX_PLAIN: usize = MAX_MSG - 16;
+const MAX_MSG: usize = cairn_net::MAX_MSG;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Largest Noise message during the handshake and the identity exchange (the largest,
-/// XX's second, is 96 bytes; the identity message 112).
-const MAX_HANDSHAKE_MSG: usize = 1024;
 /// tungstenite's read and write buffers (its defaults: 128 KiB each per connection).
 const WS_BUFFER: usize = 16 << 10;
 
@@ -71,54 +63,62 @@ enum Rx {
     WsServer(futures_util::stream::SplitStream<WsServer>),
 }
 
-impl Tx {
-    async fn send(&mut self, msg: &[u8]) -> Result<()> {
+impl MessageSink for Tx {
+    async fn send(&mut self, msg: &[u8]) -> Result<(), LinkError> {
         match self {
             Tx::Tcp(tcp) => {
-                let len = u16::try_from(msg.len()).context("noise message too long")?;
-                tcp.write_all(&len.to_be_bytes()).await?;
-                tcp.write_all(msg).await?;
+                let len = u16::try_from(msg.len()).map_err(|_| LinkError::TooLarge {
+                    len: msg.len(),
+                    max: MAX_MSG,
+                })?;
+                tcp.write_all(&len.to_be_bytes())
+                    .await
+                    .map_err(LinkError::channel)?;
+                tcp.write_all(msg).await.map_err(LinkError::channel)?;
             }
-            Tx::Ws(ws) => ws.send(Message::binary(msg.to_vec())).await?,
-            Tx::WsServer(ws) => ws.send(Message::binary(msg.to_vec())).await?,
+            Tx::Ws(ws) => ws
+                .send(Message::binary(msg.to_vec()))
+                .await
+                .map_err(LinkError::channel)?,
+            Tx::WsServer(ws) => ws
+                .send(Message::binary(msg.to_vec()))
+                .await
+                .map_err(LinkError::channel)?,
         }
         Ok(())
     }
 
-    async fn close(&mut self) -> Result<()> {
+    async fn close(&mut self) -> Result<(), LinkError> {
         match self {
-            Tx::Tcp(tcp) => tcp.shutdown().await?,
-            Tx::Ws(ws) => ws.close().await?,
-            Tx::WsServer(ws) => ws.close().await?,
+            Tx::Tcp(tcp) => tcp.shutdown().await.map_err(LinkError::channel)?,
+            Tx::Ws(ws) => ws.close().await.map_err(LinkError::channel)?,
+            Tx::WsServer(ws) => ws.close().await.map_err(LinkError::channel)?,
         }
         Ok(())
     }
 }
 
-impl Rx {
-    /// Reads one message into `buf`; `false` at a clean end of the connection.
-    async fn recv(&mut self, buf: &mut Vec<u8>) -> Result<bool> {
-        self.recv_at_most(buf, MAX_MSG).await
-    }
-
-    /// Like [`Rx::recv`], refusing a message over `max` bytes.
-    async fn recv_at_most(&mut self, buf: &mut Vec<u8>, max: usize) -> Result<bool> {
+impl MessageSource for Rx {
+    /// Reads one message into `buf`, refusing one over `max` bytes (on TCP as its length
+    /// arrives, before any buffer of its size exists); `false` at a clean end of the
+    /// connection.
+    async fn recv(&mut self, buf: &mut Vec<u8>, max: usize) -> Result<bool, LinkError> {
         let next = match self {
             Rx::Tcp(tcp) => {
                 let mut len = [0u8; 2];
                 match tcp.read_exact(&mut len).await {
                     Ok(_) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
-                    Err(e) => return Err(e.into()),
+                    Err(e) => return Err(LinkError::channel(e)),
                 }
                 let len = u16::from_be_bytes(len) as usize;
                 if len > max {
-                    bail!("a message of {len} bytes (at most {max} here)");
+                    return Err(LinkError::TooLarge { len, max });
                 }
                 buf.resize(len, 0);
-                tcp.read_exact(buf)
-                    .await
-                    .context("connection ended inside a message")?;
+                tcp.read_exact(buf).await.map_err(|e| {
+                    LinkError::channel(format!("connection ended inside a message: {e}"))
+                })?;
                 return Ok(true);
             }
             Rx::Ws(ws) => ws_next(ws.next().await)?,
@@ -130,10 +130,10 @@ impl Rx {
                 buf.extend_from_slice(&data);
                 Ok(true)
             }
-            Some(data) => bail!(
-                "a websocket message of {} bytes (at most {max} here)",
-                data.len()
-            ),
+            Some(data) => Err(LinkError::TooLarge {
+                len: data.len(),
+                max,
+            }),
             None => Ok(false),
         }
     }
@@ -143,103 +143,14 @@ impl Rx {
 /// the peer closed.
 fn ws_next(
     msg: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
-) -> Result<Option<Vec<u8>>> {
+) -> Result<Option<Vec<u8>>, LinkError> {
     match msg {
         None | Some(Ok(Message::Close(_))) => Ok(None),
         Some(Ok(Message::Binary(b))) => Ok(Some(b.to_vec())),
         Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(Some(Vec::new())),
-        Some(Ok(_)) => bail!("the peer sent a websocket message that is not binary"),
-        Some(Err(e)) => Err(e.into()),
+        Some(Ok(_)) => Err(LinkError::NotBinary),
+        Some(Err(e)) => Err(LinkError::channel(e)),
     }
-}
-
-/// Reads the next non-empty message (pings arrive as empty ones).
-async fn next_message(rx: &mut Rx, buf: &mut Vec<u8>) -> Result<bool> {
-    loop {
-        if !rx.recv(buf).await? {
-            return Ok(false);
-        }
-        if !buf.is_empty() {
-            return Ok(true);
-        }
-    }
-}
-
-/// Like [`next_message`], for the handshake: a message over [`MAX_HANDSHAKE_MSG`] bytes
-/// is refused as its length arrives (on TCP), before any buffer of its size exists.
-async fn next_handshake_message(rx: &mut Rx, buf: &mut Vec<u8>) -> Result<bool> {
-    loop {
-        if !rx.recv_at_most(buf, MAX_HANDSHAKE_MSG).await? {
-            return Ok(false);
-        }
-        if !buf.is_empty() {
-            return Ok(true);
-        }
-    }
-}
-
-/// Runs the Noise handshake and the identity exchange; returns the transport and the peer's
-/// verified ed25519 identity.
-async fn handshake(
-    tx: &mut Tx,
-    rx: &mut Rx,
-    me: &Keypair,
-    initiator: bool,
-) -> Result<(snow::TransportState, PublicKey)> {
-    let params = NOISE.parse().context("noise parameters")?;
-    let builder = snow::Builder::new(params);
-    let static_key = builder.generate_keypair()?;
-    let builder = builder.local_private_key(&static_key.private)?;
-    let mut hs = if initiator {
-        builder.build_initiator()?
-    } else {
-        builder.build_responder()?
-    };
-    // Small buffers: before the handshake completes, a connection costs little memory
-    // (no handshake or identity message is near this size; a larger one is refused).
-    let mut msg = vec![0u8; MAX_HANDSHAKE_MSG];
-    let mut payload = vec![0u8; MAX_HANDSHAKE_MSG];
-    let mut inbuf = Vec::new();
-    // XX: -> e; <- e, ee, s, es; -> s, se
-    let mut my_turn = initiator;
-    while !hs.is_handshake_finished() {
-        if my_turn {
-            let n = hs.write_message(&[], &mut msg)?;
-            tx.send(&msg[..n]).await?;
-        } else {
-            if !next_handshake_message(rx, &mut inbuf).await? {
-                bail!("the peer closed the connection during the handshake");
-            }
-            hs.read_message(&inbuf, &mut payload)
-                .context("noise handshake failed")?;
-        }
-        my_turn = !my_turn;
-    }
-    let proof_of = |h: &[u8]| Hash(blake3::derive_key(IDENTITY_CONTEXT, h));
-    let mine = proof_of(hs.get_handshake_hash());
-    let mut transport = hs.into_transport_mode()?;
-
-    let mut hello = Vec::with_capacity(96);
-    hello.extend_from_slice(&me.public().0);
-    hello.extend_from_slice(&me.sign(&mine).0);
-    let n = transport.write_message(&hello, &mut msg)?;
-    tx.send(&msg[..n]).await?;
-    if !next_handshake_message(rx, &mut inbuf).await? {
-        bail!("the peer closed the connection before proving its identity");
-    }
-    let n = transport
-        .read_message(&inbuf, &mut payload)
-        .context("bad encrypted identity message")?;
-    if n != 96 {
-        bail!("the peer's identity message has {n} bytes, not 96");
-    }
-    let peer = PublicKey::from_slice(&payload[..32]).context("identity")?;
-    let sig =
-        ed25519_dalek::Signature::from_bytes(payload[32..96].try_into().context("signature")?);
-    ed25519_dalek::VerifyingKey::from_bytes(&peer.0)
-        .and_then(|vk| vk.verify_strict(&mine.0, &sig))
-        .map_err(|_| anyhow::anyhow!("the peer's identity signature does not verify"))?;
-    Ok((transport, peer))
 }
 
 /// How one session runs: its options, its idle timeout, a future that ends a live session
@@ -294,95 +205,29 @@ where
     W: std::future::Future<Output = Result<SyncSummary>>,
 {
     // A peer that connects and says nothing must not hold a session forever.
-    let (transport, peer) = tokio::time::timeout(
+    let role = if initiator {
+        Role::Initiator
+    } else {
+        Role::Responder
+    };
+    let Established { peer, transport } = tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
-        handshake(&mut tx, &mut rx, me, initiator),
+        cairn_net::link::handshake(&mut tx, &mut rx, me, role),
     )
     .await
     .map_err(|_| {
         anyhow::anyhow!("the peer did not complete the handshake within {HANDSHAKE_TIMEOUT:?}")
     })
-    .and_then(|r| r)
+    .and_then(|r| Ok(r?))
     .context(Unfinished)?;
-    // Both pumps use it, never across an await (a Mutex rather than a RefCell keeps the
-    // future `Send`).
-    let transport = std::sync::Mutex::new(transport);
-    let transport = || {
-        transport
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    };
     let (app, net) = duplex(256 << 10);
-    let (mut from_app, mut to_app) = futures_lite::io::split(net);
-
-    let outbound = async {
-        let mut plain = vec![0u8; MAX_PLAIN];
-        let mut cipher = vec![0u8; MAX_MSG];
-        loop {
-            let n = from_app.read(&mut plain).await?;
-            if n == 0 {
-                break;
-            }
-            let m = transport().write_message(&plain[..n], &mut cipher)?;
-            tx.send(&cipher[..m]).await?;
-        }
-        tx.close().await?;
-        anyhow::Ok(())
-    };
-    let inbound = async {
-        let mut cipher = Vec::new();
-        let mut plain = vec![0u8; MAX_MSG];
-        let pumped = async {
-            while next_message(&mut rx, &mut cipher).await? {
-                let n = transport()
-                    .read_message(&cipher, &mut plain)
-                    .context("a message failed decryption: the connection was tampered with")?;
-                to_app.write_all(&plain[..n]).await?;
-            }
-            anyhow::Ok(())
-        }
-        .await;
-        // The session's input ends here, whether the connection ended cleanly or broke: it
-        // goes on with what it has (a complete session may still end well) and sees the end.
-        let _ = to_app.close().await;
-        pumped
-    };
-    let work = drive(app);
-    // The session decides when it is over; the outbound pump then forwards what is left
-    // and the inbound pump is dropped. A broken connection ends it at once, not after the
-    // idle timeout: a failed outbound pump (the peer is gone or reset the connection) ends
-    // the session with its error as it happens, and a failed inbound pump has ended the
-    // session's input (above), so the session stops at what it has and the transport's
-    // error is the one reported.
-    tokio::pin!(work, outbound, inbound);
-    let mut result = None;
-    let mut inbound_done = false;
-    let mut inbound_error = None;
-    let out = loop {
-        tokio::select! {
-            r = &mut work, if result.is_none() => result = Some(r),
-            o = &mut outbound => break o,
-            i = &mut inbound, if !inbound_done => {
-                inbound_done = true;
-                // After the session's end its pipe is gone: only an earlier failure counts.
-                if result.is_none() {
-                    inbound_error = i.err();
-                }
-            }
-        }
-    };
-    if let Err(e) = out {
-        return Err(inbound_error.unwrap_or(e));
-    }
-    // The outbound pump ends cleanly only once the session has closed its end.
-    let result = match result {
-        Some(r) => r,
-        None => (&mut work).await,
-    };
-    match (result, inbound_error) {
-        (Ok(summary), _) => Ok((summary, peer)),
-        (Err(_), Some(e)) => Err(e),
-        (Err(e), None) => Err(e),
+    // The session on its end of the pipe; cairn-net's two pumps between the pipe and the
+    // encrypted link (a broken link ends the session at once).
+    match cairn_net::link::pump(transport, &mut tx, &mut rx, net, drive(app)).await {
+        Ok(summary) => Ok((summary, peer)),
+        Err(PumpError::Session(e)) => Err(e),
+        Err(PumpError::Link(e)) => Err(e.into()),
+        Err(e) => Err(anyhow::anyhow!("{e}")),
     }
 }
 

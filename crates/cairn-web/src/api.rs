@@ -200,6 +200,11 @@ impl Peer {
         &self.kv
     }
 
+    /// The identity's key pair (the one in use now: an import replaces it).
+    pub fn keypair(&self) -> Keypair {
+        self.signer.keypair()
+    }
+
     /// The identity's public key, hex.
     pub fn public_hex(&self) -> String {
         self.signer.keypair().public().to_hex()

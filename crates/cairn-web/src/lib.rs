@@ -11,6 +11,9 @@
 //!   file text;
 //! - `opfs` (wasm32 only): [`StorageBackend`](cairn_log::StorageBackend) over a
 //!   `FileSystemSyncAccessHandle`;
+//! - `net` (wasm32 only): live replication over a WebSocket or a handed-over data channel
+//!   (cairn-net's handshake and pumps, cairn-sync's driver), the `connect`, `attach`,
+//!   `disconnect` and `peers` ops;
 //! - `worker` (wasm32 only): the entry points the worker script calls (`openPeer`,
 //!   `WebPeer.handle`, `backendSelftest`).
 //!
@@ -22,6 +25,8 @@
 pub mod api;
 pub mod frames;
 pub mod identity;
+#[cfg(target_arch = "wasm32")]
+pub mod net;
 #[cfg(target_arch = "wasm32")]
 pub mod opfs;
 #[cfg(target_arch = "wasm32")]

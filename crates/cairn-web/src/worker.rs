@@ -7,13 +7,15 @@ use js_sys::{Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 
 use crate::api::{Peer, not_a_request};
+use crate::net::Net;
 use crate::opfs::{OpfsBackend, js_text};
 
-/// The store of this worker, opened on an OPFS file.
+/// The store of this worker, opened on an OPFS file, and its connections.
 #[wasm_bindgen]
 #[derive(Debug)]
 pub struct WebPeer {
     peer: Peer,
+    net: std::rc::Rc<Net>,
 }
 
 #[wasm_bindgen]
@@ -23,9 +25,22 @@ impl WebPeer {
     /// else gets a `bad_request` response. Never throws.
     pub fn handle(&self, msg: JsValue) -> String {
         if let Some(text) = msg.as_string() {
+            if let Some(answer) = self.transport_op(&text, None) {
+                return answer;
+            }
             return self.peer.handle(&text, None);
         }
         if msg.is_object() {
+            // `attach`: `{json, channel}` with a transferred RTCDataChannel.
+            if let Ok(channel) = Reflect::get(&msg, &JsValue::from_str("channel"))
+                && channel.is_object()
+                && let Some(json) = Reflect::get(&msg, &JsValue::from_str("json"))
+                    .ok()
+                    .and_then(|v| v.as_string())
+                && let Some(answer) = self.transport_op(&json, Some(channel))
+            {
+                return answer;
+            }
             let json = Reflect::get(&msg, &JsValue::from_str("json"))
                 .ok()
                 .and_then(|v| v.as_string());
@@ -38,6 +53,51 @@ impl WebPeer {
             }
         }
         not_a_request(&describe(&msg))
+    }
+
+    /// The transport ops (`connect`, `attach`, `disconnect`, `peers`: see `net.rs`), or
+    /// `None` for any other request.
+    fn transport_op(&self, text: &str, channel: Option<JsValue>) -> Option<String> {
+        let req: serde_json::Value = serde_json::from_str(text).ok()?;
+        let op = req.get("op")?.as_str()?;
+        if !matches!(op, "connect" | "attach" | "disconnect" | "peers") {
+            return None;
+        }
+        let id = req.get("id").cloned().unwrap_or(serde_json::Value::Null);
+        let bad = |m: &str| Err(("bad_request", m.to_owned()));
+        let r: Result<serde_json::Value, (&str, String)> = match op {
+            "connect" => match req.get("url").and_then(|u| u.as_str()) {
+                Some(url) => self.net.connect(url).map_err(|e| ("bad_input", e)),
+                None => bad("connect needs a url"),
+            },
+            "attach" => match channel {
+                Some(ch) => {
+                    let initiator = req
+                        .get("initiator")
+                        .and_then(|v| v.as_bool())
+                        .unwrap_or(false);
+                    self.net.attach(ch, initiator).map_err(|e| ("bad_input", e))
+                }
+                None => bad("attach is posted as {json, channel} with a transferred channel"),
+            },
+            "disconnect" => match req.get("conn").and_then(|v| v.as_u64()) {
+                Some(c) => self
+                    .net
+                    .disconnect(u32::try_from(c).unwrap_or(u32::MAX))
+                    .map_err(|e| ("bad_input", e)),
+                None => bad("disconnect needs conn (a connection id)"),
+            },
+            _ => Ok(self.net.peers()),
+        };
+        Some(
+            match r {
+                Ok(ok) => serde_json::json!({"id": id, "ok": ok}),
+                Err((kind, message)) => {
+                    serde_json::json!({"id": id, "error": {"kind": kind, "message": message}})
+                }
+            }
+            .to_string(),
+        )
     }
 
     /// This peer's public key, hex.
@@ -77,7 +137,9 @@ pub async fn open_peer(file: String) -> Result<WebPeer, JsValue> {
     }));
     let backend = OpfsBackend::open(&file).await?;
     let peer = Peer::open(backend).map_err(err)?;
-    Ok(WebPeer { peer })
+    let signer = peer.clone();
+    let net = Net::new(peer.log().clone(), move || signer.keypair());
+    Ok(WebPeer { peer, net })
 }
 
 /// Exercises the OPFS backend on the file `file` (erased first): sizes, writes and reads at

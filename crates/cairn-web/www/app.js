@@ -14,7 +14,18 @@ function cell(text, cls) {
   return td;
 }
 
+function showPeers(peers) {
+  $('peers').tBodies[0].replaceChildren(...peers.map((p) => {
+    const tr = document.createElement('tr');
+    tr.append(cell(p.id), cell(p.remote ? p.remote.slice(0, 16) + '…' : (p.url || 'attached'), 'mono'),
+      cell(p.state, `state-${p.state}`), cell(`${p.nodes_sent} / ${p.nodes_received}`),
+      cell(p.last_error || '', 'err'));
+    return tr;
+  }));
+}
+
 async function refresh() {
+  showPeers((await cairn.call('peers')).ok);
   const len = (await cairn.call('len')).ok;
   const heads = (await cairn.call('heads')).ok;
   $('len').textContent = len;
@@ -48,6 +59,22 @@ cairn.ready.then(async (r) => {
   $('key').textContent = r.public;
   await refresh();
 }, fail);
+
+// Connection changes and received nodes: refresh, at most every 200 ms.
+let refreshing = null;
+cairn.on('peers', () => {
+  if (refreshing) return;
+  refreshing = setTimeout(() => { refreshing = null; refresh().catch(fail); }, 200);
+});
+$('connect').onclick = async () => {
+  const r = await cairn.call('connect', { url: $('url').value });
+  if (r.error) return fail(new Error(r.error.message));
+  $('url').value = '';
+  await refresh();
+};
+// ?connect=ws://… connects at start (the server prints such a URL).
+const start = new URLSearchParams(location.search).get('connect');
+if (start) cairn.ready.then(() => cairn.call('connect', { url: start }));
 
 $('append').onclick = async () => {
   const r = await cairn.call('append', { value: $('value').value });
