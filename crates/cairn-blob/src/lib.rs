@@ -24,8 +24,8 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
-// pub mod http;
-// pub mod proto;
+pub mod http;
+pub mod proto;
 mod store;
 pub mod tree;
 

@@ -215,7 +215,9 @@ impl BlobStore {
     }
 
     fn path(&self, h: &BlobHash, ext: &str) -> Option<PathBuf> {
-        self.dir.as_ref().map(|d| d.join(format!("{}.{ext}", h.to_hex())))
+        self.dir
+            .as_ref()
+            .map(|d| d.join(format!("{}.{ext}", h.to_hex())))
     }
 
     fn tmp_path(&self, ext: &str) -> Option<PathBuf> {
@@ -252,9 +254,7 @@ impl BlobStore {
     /// outboard's root), both fsynced and renamed to their names.
     pub fn add_reader(&self, mut reader: impl Read) -> Result<BlobHash, AddError> {
         let mut head = Vec::with_capacity(SMALL_MAX as usize + 1);
-        (&mut reader)
-            .take(SMALL_MAX + 1)
-            .read_to_end(&mut head)?;
+        (&mut reader).take(SMALL_MAX + 1).read_to_end(&mut head)?;
         if head.len() as u64 <= SMALL_MAX {
             let h = BlobHash::of(&head);
             self.put_small(&h, &head)?;
@@ -310,9 +310,11 @@ impl BlobStore {
     /// Renames a synced data file and outboard to a complete blob: the outboard first, so
     /// that a `.data` file (what makes a blob complete) always has its outboard.
     fn install(&self, h: &BlobHash, data: &Path, ob: &Path) -> std::io::Result<()> {
-        let (Some(d), Some(o), Some(dir)) =
-            (self.path(h, "data"), self.path(h, "obao"), self.dir.as_ref())
-        else {
+        let (Some(d), Some(o), Some(dir)) = (
+            self.path(h, "data"),
+            self.path(h, "obao"),
+            self.dir.as_ref(),
+        ) else {
             return Err(std::io::ErrorKind::Unsupported.into());
         };
         std::fs::rename(ob, &o)?;
@@ -494,6 +496,12 @@ impl BlobStore {
             }
         }
         Ok(report)
+    }
+
+    /// The size recorded by a partial download of `h` kept from an earlier attempt.
+    pub fn partial_size(&self, h: &BlobHash) -> Option<u64> {
+        let p = self.path(h, "part.bits")?;
+        read_bits(&p).ok().flatten().map(|(s, _)| s)
     }
 
     /// Starts or resumes the download of blob `h` of `size` bytes (as its sender claims:

@@ -3,7 +3,9 @@
 
 use std::io::{Read, Seek, SeekFrom};
 
-use cairn_blob::tree::{self, GROUP_BYTES, ResponseEncoder, ResponseVerifier, Verified, VerifyError};
+use cairn_blob::tree::{
+    self, GROUP_BYTES, ResponseEncoder, ResponseVerifier, Verified, VerifyError,
+};
 use cairn_blob::{BlobHash, BlobState, BlobStore, SMALL_MAX};
 use cairn_log::{Log, LogOptions};
 
@@ -32,7 +34,15 @@ fn response(store: &BlobStore, h: &BlobHash, groups: &[std::ops::Range<u64>]) ->
 #[test]
 fn add_read_ranges_list_small_and_large() {
     let (_d, _log, s) = store();
-    for len in [0, 1, 1000, SMALL_MAX as usize, SMALL_MAX as usize + 1, 200_000, 1 << 20] {
+    for len in [
+        0,
+        1,
+        1000,
+        SMALL_MAX as usize,
+        SMALL_MAX as usize + 1,
+        200_000,
+        1 << 20,
+    ] {
         let bytes = data(len, 3);
         let h = s.add_bytes(&bytes).unwrap();
         assert_eq!(h, BlobHash::of(&bytes), "root of {len} bytes is BLAKE3");
@@ -40,7 +50,11 @@ fn add_read_ranges_list_small_and_large() {
         assert_eq!(s.add_reader(&bytes[..]).unwrap(), h);
         assert!(s.has(&h).unwrap());
         let mut back = Vec::new();
-        s.reader(&h).unwrap().unwrap().read_to_end(&mut back).unwrap();
+        s.reader(&h)
+            .unwrap()
+            .unwrap()
+            .read_to_end(&mut back)
+            .unwrap();
         assert_eq!(back, bytes);
         if len > 10 {
             let mut part = Vec::new();
@@ -68,7 +82,13 @@ fn add_read_ranges_list_small_and_large() {
 fn responses_verify_and_rebuild_the_blob() {
     let (_d, _log, s) = store();
     let (_d2, _log2, r) = store();
-    for len in [0usize, 5, SMALL_MAX as usize, 100_000, 3 * GROUP_BYTES as usize] {
+    for len in [
+        0usize,
+        5,
+        SMALL_MAX as usize,
+        100_000,
+        3 * GROUP_BYTES as usize,
+    ] {
         let bytes = data(len, 9);
         let h = s.add_bytes(&bytes).unwrap();
         let (size, resp) = response(&s, &h, &[0..u64::MAX]);
@@ -90,7 +110,11 @@ fn responses_verify_and_rebuild_the_blob() {
         assert!(v.is_done());
         assert!(p.finish().unwrap());
         let mut back = Vec::new();
-        r.reader(&h).unwrap().unwrap().read_to_end(&mut back).unwrap();
+        r.reader(&h)
+            .unwrap()
+            .unwrap()
+            .read_to_end(&mut back)
+            .unwrap();
         assert_eq!(back, bytes);
     }
 }
@@ -121,7 +145,12 @@ fn a_corrupted_byte_anywhere_fails_within_its_group() {
     }
     assert_eq!(pos, resp.len());
     let mut positions: Vec<usize> = (0..resp.len()).step_by(1024).collect();
-    positions.extend(bounds.iter().filter(|b| b.2.is_none()).flat_map(|b| b.0..b.1));
+    positions.extend(
+        bounds
+            .iter()
+            .filter(|b| b.2.is_none())
+            .flat_map(|b| b.0..b.1),
+    );
     positions.push(resp.len() - 1);
     for at in positions {
         let mut bad = resp.clone();
@@ -130,7 +159,11 @@ fn a_corrupted_byte_anywhere_fails_within_its_group() {
         let mut out = Vec::new();
         let err = v.push(&bad, &mut out).unwrap_err();
         let item = bounds.iter().position(|b| b.0 <= at && at < b.1).unwrap();
-        assert_eq!(out.len(), item, "at byte {at}: items before the bad one, none after");
+        assert_eq!(
+            out.len(),
+            item,
+            "at byte {at}: items before the bad one, none after"
+        );
         match (err, bounds[item].2) {
             (VerifyError::Group { offset }, Some(g)) => assert_eq!(offset, g),
             (VerifyError::Parent { .. }, None) => {}
@@ -171,7 +204,10 @@ fn truncated_transfer_then_resume() {
     let BlobState::Partial { present } = listed[0].state else {
         panic!("not partial: {listed:?}")
     };
-    assert!(present > 15 * GROUP_BYTES && present < 25 * GROUP_BYTES, "{present}");
+    assert!(
+        present > 15 * GROUP_BYTES && present < 25 * GROUP_BYTES,
+        "{present}"
+    );
     let mut p = r.partial(&h, size).unwrap();
     let missing = p.missing();
     assert_eq!(missing.len(), 1);
@@ -187,7 +223,11 @@ fn truncated_transfer_then_resume() {
     }
     assert!(p.finish().unwrap());
     let mut back = Vec::new();
-    r.reader(&h).unwrap().unwrap().read_to_end(&mut back).unwrap();
+    r.reader(&h)
+        .unwrap()
+        .unwrap()
+        .read_to_end(&mut back)
+        .unwrap();
     assert_eq!(back, bytes);
     // And the rebuilt outboard serves it again, verified.
     let (_, again) = response(&r, &h, &all);
@@ -252,10 +292,15 @@ fn gc_keeps_referenced_blobs() {
     let kept_small = s.add_bytes(b"tiny").unwrap();
     let dropped = s.add_bytes(&data(50_000, 2)).unwrap();
     let dropped_small = s.add_bytes(b"other").unwrap();
-    log.append(format!("{{\"k\":\"page/X\",\"v\":{{\"text\":\"![a](blob:{kept}) and BLOB:no\"}}}}"))
-        .unwrap();
-    log.append(format!("{{\"img\":\"blob:{}\"}}", kept_small.to_hex().to_uppercase()))
-        .unwrap();
+    log.append(format!(
+        "{{\"k\":\"page/X\",\"v\":{{\"text\":\"![a](blob:{kept}) and BLOB:no\"}}}}"
+    ))
+    .unwrap();
+    log.append(format!(
+        "{{\"img\":\"blob:{}\"}}",
+        kept_small.to_hex().to_uppercase()
+    ))
+    .unwrap();
     let report = s.gc().unwrap();
     assert_eq!(report.removed, 2);
     assert_eq!(report.kept, 2);

@@ -46,6 +46,9 @@ enum Command {
     /// The peer-to-peer wiki: pages, history, forks and merges, search (needs the store not
     /// to be in use by a running `cairn serve`).
     Wiki(wiki::WikiArgs),
+    /// Blobs: content-addressed binary content beside the log (add, get, ls, gc).
+    #[command(subcommand)]
+    Blob(cairn_cli::blob::BlobCommand),
     /// Replicate with a peer over standard input and output; the last line on stderr is a
     /// JSON summary.
     Sync(sync::SyncArgs),
@@ -204,6 +207,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Log(cmd) => run_log(&cli.data, cmd, &mut out)?,
         Command::Kv(cmd) => kv::run(&cli.data, cmd, &mut out)?,
         Command::Wiki(args) => wiki::run(&cli.data, args, &mut out)?,
+        Command::Blob(cmd) => cairn_cli::blob::run(&cli.data, cmd, &mut out)?,
         Command::Sync(_) | Command::Serve { .. } => unreachable!("handled above"),
     }
     out.flush()?;
