@@ -469,7 +469,7 @@ impl BlobPeer {
                     f.partial = Some(p);
                     m
                 }
-                None => vec![0..u64::MAX],
+                None => std::iter::once(0..u64::MAX).collect(),
             };
             f.ranges.truncate(MAX_RANGES);
             f.sent = true;

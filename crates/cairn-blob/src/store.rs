@@ -453,7 +453,7 @@ impl BlobStore {
                 }
             }
         }
-        out.sort_by(|a, b| a.hash.cmp(&b.hash));
+        out.sort_by_key(|a| a.hash);
         Ok(out)
     }
 

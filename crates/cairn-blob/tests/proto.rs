@@ -27,12 +27,8 @@ fn mem_log(n: usize, tag: &str) -> MemStore {
     let mut s = MemStore::new();
     let mut prev = None;
     for i in 0..n {
-        let node = Node::unsigned(
-            prev.into_iter(),
-            format!("{tag} {i}").into_bytes(),
-            &Limits::default(),
-        )
-        .unwrap();
+        let node =
+            Node::unsigned(prev, format!("{tag} {i}").into_bytes(), &Limits::default()).unwrap();
         prev = Some(node.key());
         s.add(node).unwrap();
     }
@@ -40,21 +36,11 @@ fn mem_log(n: usize, tag: &str) -> MemStore {
 }
 
 type Peer = Arc<Mutex<BlobPeer>>;
+type Driven = Result<cairn_sync::SyncSummary, cairn_sync::DriverError>;
+type Ran = (Driven, Driven, Peer, Option<Peer>, MemStore, MemStore);
 
 /// Runs a one-shot sync between `a` (with `pa`) and `b` (with `pb`, or no extension).
-fn session(
-    a: MemStore,
-    pa: BlobPeer,
-    b: MemStore,
-    pb: Option<BlobPeer>,
-) -> (
-    Result<cairn_sync::SyncSummary, cairn_sync::DriverError>,
-    Result<cairn_sync::SyncSummary, cairn_sync::DriverError>,
-    Peer,
-    Option<Peer>,
-    MemStore,
-    MemStore,
-) {
+fn session(a: MemStore, pa: BlobPeer, b: MemStore, pb: Option<BlobPeer>) -> Ran {
     let (mut x, mut y) = duplex(256 << 10);
     let (sa, ea) = pa.shared();
     let mut s1 = Session::with_extension(a, SessionOptions::default(), ea).unwrap();

@@ -1376,10 +1376,13 @@ impl<S: SyncStore> Session<S> {
     fn fill(&mut self) -> Result<(), SyncError> {
         while self.mux.queued() < OUT_TARGET {
             self.ext_turn = !self.ext_turn;
+            // Whose turn it is goes first; the other fills in when it has nothing.
             let moved = if self.ext_turn {
-                self.fill_ext()? || self.fill_log()?
+                let ext = self.fill_ext()?;
+                ext || self.fill_log()?
             } else {
-                self.fill_log()? || self.fill_ext()?
+                let log = self.fill_log()?;
+                log || self.fill_ext()?
             };
             if !moved {
                 break;
