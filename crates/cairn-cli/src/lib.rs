@@ -1,4 +1,5 @@
-//! The library half of the `cairn` command: the store directory ([`store`]), replication
+//! The library half of the `cairn` command: the store directory ([`store`]), blobs
+//! ([`blob`]), replication
 //! over standard input and output ([`sync`]) and over Noise-encrypted TCP and WebSocket
 //! ([`net`]: `cairn serve` and its client), the HTTP front of `cairn serve` ([`http`]) and its signalling hub ([`hub`]), the progress line ([`progress`]), and a load
 //! client that runs many replication sessions at once against one `cairn serve`
@@ -9,6 +10,7 @@
 //! for applications (those use the `cairn-*` crates below it).
 #![deny(missing_docs)]
 
+pub mod blob;
 pub mod control;
 pub mod http;
 pub mod hub;

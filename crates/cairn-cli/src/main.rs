@@ -48,6 +48,9 @@ enum Command {
     /// The peer-to-peer wiki: pages, history, forks and merges, search (while `cairn serve`
     /// runs on the store, the commands run in it, through DATA/cairn.sock).
     Wiki(wiki::WikiArgs),
+    /// Blobs: content-addressed binary content beside the log (add, get, ls, gc).
+    #[command(subcommand)]
+    Blob(cairn_cli::blob::BlobCommand),
     /// Replicate with a peer over standard input and output; the last line on stderr is a
     /// JSON summary.
     Sync(sync::SyncArgs),
@@ -215,6 +218,8 @@ fn run(cli: Cli) -> Result<()> {
             writeln!(out, "{public}")?;
         }
         Command::Sync(_) | Command::Serve { .. } => unreachable!("handled above"),
+        // Blob commands open the store themselves (not yet through a running server).
+        Command::Blob(cmd) => cairn_cli::blob::run(&cli.data, cmd, &mut out)?,
         command => {
             // A running `cairn serve` holds the store: the command runs there.
             let needs = || inputs(&command);
@@ -264,6 +269,7 @@ fn not_served(command: &Command) -> Option<&'static str> {
         Command::Init => Some("`init` (the store exists: it is serving)"),
         Command::Sync(_) => Some("`sync` (it replicates over its own standard input and output)"),
         Command::Serve { .. } => Some("`serve` (it is serving this store)"),
+        Command::Blob(_) => Some("`blob` (not through a running server yet)"),
         Command::Log(LogCommand::Changes(a)) if a.live => {
             Some("`log changes --live` (it never ends; `cairn sync` with the server follows it)")
         }
@@ -294,7 +300,7 @@ fn run_command(ctx: &mut exec::Ctx<'_>, command: Command) -> Result<()> {
         Command::Log(cmd) => run_log(ctx, cmd),
         Command::Kv(cmd) => kv::run(ctx, cmd),
         Command::Wiki(args) => wiki::run(ctx, args),
-        Command::Init | Command::Sync(_) | Command::Serve { .. } => {
+        Command::Init | Command::Sync(_) | Command::Serve { .. } | Command::Blob(_) => {
             bail!("not a command on an open store")
         }
     }

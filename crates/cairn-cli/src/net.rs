@@ -160,6 +160,8 @@ struct Run<F, P> {
     idle: Duration,
     stop: F,
     progress: P,
+    /// The blob protocol on the session's extension channel, if it runs.
+    ext: Option<Box<dyn cairn_sync::Extension>>,
 }
 
 /// The context of an error before the peer's identity was proven (the WebSocket upgrade,
@@ -186,8 +188,19 @@ where
         idle,
         stop,
         progress,
+        ext,
     } = run;
-    let r = crate::sync::sync_session(log, &mut app, opts, idle, stop, progress).await;
+    let r = cairn_sync::sync_log_with_extension(
+        log,
+        &mut app,
+        opts,
+        stop,
+        crate::sync::TokioTimer,
+        idle,
+        progress,
+        ext,
+    )
+    .await;
     let _ = app.close().await;
     Ok(r?)
 }
@@ -272,6 +285,20 @@ pub async fn sync_with<F: std::future::Future<Output = ()>>(
     idle: Duration,
     stop: F,
 ) -> Result<(SyncSummary, PublicKey)> {
+    sync_with_extension(log, me, url, opts, idle, stop, None).await
+}
+
+/// Like [`sync_with`], with an extension (the blob protocol) on the session's extension
+/// channel.
+pub async fn sync_with_extension<F: std::future::Future<Output = ()>>(
+    log: &Log,
+    me: &Keypair,
+    url: &str,
+    opts: SessionOptions,
+    idle: Duration,
+    stop: F,
+    ext: Option<Box<dyn cairn_sync::Extension>>,
+) -> Result<(SyncSummary, PublicKey)> {
     let link = dial(url).await?;
     let progress = |_: &Session<LogStore>| {};
     let run = Run {
@@ -279,6 +306,7 @@ pub async fn sync_with<F: std::future::Future<Output = ()>>(
         idle,
         stop,
         progress,
+        ext,
     };
     session(me, link, true, |app| drive(log, app, run)).await
 }
@@ -311,6 +339,7 @@ pub fn connect(
             idle,
             stop: std::future::pending(),
             progress: |s: &Session<LogStore>| bar.update(s),
+            ext: None,
         };
         session(me, link, true, |app| drive(log, app, run)).await
     });
@@ -373,6 +402,8 @@ struct Held {
 
 /// What every session of a `cairn serve` shares.
 pub(crate) struct Server {
+    /// Blobs served to every peer on the session's extension channel.
+    blobs: Option<cairn_blob::BlobStore>,
     log: Log,
     me: Keypair,
     opts: SessionOptions,
@@ -560,6 +591,11 @@ pub(crate) fn spawn_session(
                 idle: server.idle,
                 stop: std::future::pending(),
                 progress: |_: &Session<LogStore>| {},
+                // Every peer may fetch the blobs this server holds.
+                ext: server
+                    .blobs
+                    .clone()
+                    .map(|b| cairn_blob::proto::BlobPeer::new(b, true).shared().1),
             };
             let log = server.log.clone();
             // The session (store reads, verification, fsyncs) on a blocking thread of its
@@ -670,6 +706,7 @@ pub fn serve(
 ) -> Result<()> {
     let log = crate::store::open_writer(data)?;
     let me = crate::store::identity(data)?;
+    let blobs = crate::blob::open(data, &log)?;
     // The sync index, brought up to date before the first peer comes and kept up to date
     // (by its background thread) while serving, so no session waits for it.
     let index = cairn_sync::LogStore::open(&log).context("opening the sync index")?;
@@ -717,6 +754,7 @@ pub fn serve(
         }
         tracing::info!("serving {} as {}", data.display(), me.public());
         let server = std::sync::Arc::new(Server {
+            blobs: Some(blobs),
             log,
             me,
             opts,

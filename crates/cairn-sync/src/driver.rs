@@ -187,7 +187,7 @@ where
 pub async fn sync_log_with_progress<IO, F, T, P>(
     log: &Log,
     io: &mut IO,
-    mut opts: SessionOptions,
+    opts: SessionOptions,
     stop: F,
     timer: T,
     idle: Duration,
@@ -199,11 +199,36 @@ where
     T: Timer,
     P: FnMut(&Session<LogStore>),
 {
+    sync_log_with_extension(log, io, opts, stop, timer, idle, progress, None).await
+}
+
+/// Like [`sync_log_with_progress`], with an extension on the session's extension channel
+/// (see [`Session::with_extension`]; `None`: exactly [`sync_log_with_progress`]).
+#[allow(clippy::too_many_arguments)]
+pub async fn sync_log_with_extension<IO, F, T, P>(
+    log: &Log,
+    io: &mut IO,
+    mut opts: SessionOptions,
+    stop: F,
+    timer: T,
+    idle: Duration,
+    progress: P,
+    ext: Option<Box<dyn crate::Extension>>,
+) -> Result<SyncSummary, DriverError>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+    F: Future<Output = ()>,
+    T: Timer,
+    P: FnMut(&Session<LogStore>),
+{
     let store = LogStore::open(log)?;
     opts.limits = *log.limits();
     let live = opts.live;
     let start = log.len();
-    let mut session = Session::new(store, opts)?;
+    let mut session = match ext {
+        Some(x) => Session::with_extension(store, opts, x)?,
+        None => Session::new(store, opts)?,
+    };
     if live {
         let feed = LogFeed::new(log, start);
         run_with_progress(&mut session, io, feed, stop, timer, idle, progress).await
@@ -397,7 +422,9 @@ where
                 && !session.close_sent();
             let want = if failure.is_some() {
                 Wait::Drain(grace)
-            } else if !session.is_complete() {
+            } else if !session.is_complete() || (session.extension_busy() && !finished) {
+                // Before completion, and while the extension waits for answers to its own
+                // requests: a silent peer is timed out.
                 Wait::Silence(idle)
             } else if finished || session.close_sent() {
                 Wait::Leave(grace)
@@ -499,7 +526,12 @@ where
                     Poll::Ready(Ok(n)) => {
                         progress = true;
                         budget = budget.saturating_sub(n);
-                        if let Wait::Silence(_) = wait {
+                        // Input re-arms the silence timer; and the wait for the peer's
+                        // CLOSE while it still sends on the extension channel (our answers
+                        // to its requests are flowing, or it is still answering ours).
+                        if matches!(wait, Wait::Silence(_))
+                            || (matches!(wait, Wait::Leave(_)) && session.extension_open())
+                        {
                             sleep = arm(wait);
                             stale = false;
                         }

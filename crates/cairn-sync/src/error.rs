@@ -185,6 +185,10 @@ pub enum SyncError {
         /// How long output waited.
         idle_ms: u64,
     },
+    /// The extension channel's protocol (blobs) failed: a bad message, or a peer that
+    /// sent data that does not verify. The session — and so the peer — is dropped.
+    #[error("extension channel: {0}")]
+    Extension(String),
     /// The peer made this side queue more send work than allowed (it keeps reconciling
     /// while granting no credit for the nodes it asked for).
     #[error("{bytes} bytes of send work queued for a peer that does not take it")]
@@ -218,6 +222,7 @@ impl SyncError {
             SyncError::NotConverged { .. } => 17,
             SyncError::Stalled { .. } => 18,
             SyncError::Backlog { .. } => 19,
+            SyncError::Extension(_) => 20,
         }
     }
 

@@ -107,13 +107,14 @@ pub mod wire;
 
 pub use driver::{
     DriverError, DuplexStream, Feed, LogFeed, NoFeed, NoTimer, SyncSummary, Timer, duplex, run,
-    run_with_progress, run_with_timeout, sync_log, sync_log_with_progress, sync_log_with_timeout,
+    run_with_progress, run_with_timeout, sync_log, sync_log_with_extension, sync_log_with_progress,
+    sync_log_with_timeout,
 };
 pub use error::{InsertError, SyncError, WireError};
 pub use index::{IndexViewError, LogStore, LogStoreError, SyncIndexView};
 pub use session::{
-    Event, LIVE_QUEUE_BYTES, LOG_CHANNEL, MAX_JOB_BYTES, MAX_ROUNDS, READY_BYTES, Session,
-    SessionOptions, Stats,
+    EXTENSION_CHANNEL, Event, Extension, LIVE_QUEUE_BYTES, LOG_CHANNEL, MAX_JOB_BYTES, MAX_ROUNDS,
+    READY_BYTES, Session, SessionOptions, Stats,
 };
 pub use store::{Agg, Key, MemStore, Summary, SyncStore};
 pub use wire::Mode;

@@ -15,6 +15,31 @@ use crate::wire::{
 
 /// The channel the log protocol runs on.
 pub const LOG_CHANNEL: u64 = 1;
+/// The extension channel (the blob protocol), open when both HELLOs set the extensions flag.
+pub const EXTENSION_CHANNEL: u64 = 2;
+/// Most bytes of extension messages queued for the transport: the extension is asked for
+/// its next message only below this (and with credit), so a large transfer takes turns with
+/// the log channel instead of filling the output.
+const EXT_QUEUE_BYTES: usize = 128 << 10;
+
+/// A protocol on the session's extension channel ([`EXTENSION_CHANNEL`]), sans-IO like the
+/// session: it gets the channel's messages and is asked for its next one whenever the
+/// channel has flow-control credit, taking turns message by message with the log protocol
+/// (fair sharing: a long transfer does not stall replication). cairn-blob's protocol is one.
+pub trait Extension: Send {
+    /// Both sides run extensions: the channel is open (after the peer's HELLO), or not
+    /// (`false`: the peer does not run one; nothing will be sent or received).
+    fn on_open(&mut self, open: bool);
+    /// A message arrived on the channel. An error fails the session (the peer is dropped).
+    fn on_message(&mut self, body: &[u8]) -> Result<(), String>;
+    /// The next message to send, if one is ready. Keep it at most 64 KiB.
+    fn poll_message(&mut self) -> Result<Option<Vec<u8>>, String>;
+    /// Whether it still has work (requests of its own outstanding): a one-shot session
+    /// does not send its CLOSE, nor answer the peer's, while this is true.
+    fn busy(&self) -> bool;
+    /// The session ended: closed, or failed with this error.
+    fn on_end(&mut self, error: Option<&SyncError>);
+}
 /// Bulk output the session prepares ahead of the transport.
 const OUT_TARGET: usize = 256 << 10;
 /// A NODES message is closed once it reaches this size.
@@ -252,6 +277,14 @@ pub struct Session<S: SyncStore> {
     turns: u32,
     last_dir: Option<Dir>,
     close_sent: bool,
+    /// The extension, whether its channel is open, and a CLOSE (ours, or the answer to the
+    /// peer's) held back while it is busy.
+    ext: Option<Box<dyn Extension>>,
+    ext_open: bool,
+    close_pending: bool,
+    peer_closed: bool,
+    /// Whose turn it is to fill the output: the log channel's or the extension's.
+    ext_turn: bool,
 }
 
 impl<S: SyncStore> std::fmt::Debug for Session<S> {
@@ -293,13 +326,33 @@ fn prefix64(h: &Hash) -> u64 {
 
 impl<S: SyncStore> Session<S> {
     /// Starts a session over `store`; the handshake is queued for [`Session::poll_transmit`].
-    pub fn new(mut store: S, opts: SessionOptions) -> Result<Self, SyncError> {
+    pub fn new(store: S, opts: SessionOptions) -> Result<Self, SyncError> {
+        Self::build(store, opts, None)
+    }
+
+    /// Starts a session that also runs `ext` on the [`EXTENSION_CHANNEL`] (when the peer
+    /// runs one too: the HELLO's extensions flag). Without an extension the session's bytes
+    /// are exactly those of [`Session::new`].
+    pub fn with_extension(
+        store: S,
+        opts: SessionOptions,
+        ext: Box<dyn Extension>,
+    ) -> Result<Self, SyncError> {
+        Self::build(store, opts, Some(ext))
+    }
+
+    fn build(
+        mut store: S,
+        opts: SessionOptions,
+        ext: Option<Box<dyn Extension>>,
+    ) -> Result<Self, SyncError> {
         let summary = store.summary().map_err(SyncError::store)?;
         let my = Hello {
             version: PROTOCOL_VERSION,
             mode: opts.mode,
             live: opts.live,
             keep_alive: true,
+            extensions: ext.is_some(),
             metadata: opts.metadata.clone(),
             count: summary.agg.count,
             max_height: summary.max_height,
@@ -360,6 +413,11 @@ impl<S: SyncStore> Session<S> {
             turns: 1,
             last_dir: None,
             close_sent: false,
+            ext,
+            ext_open: false,
+            close_pending: false,
+            peer_closed: false,
+            ext_turn: false,
         })
     }
 
@@ -494,6 +552,11 @@ impl<S: SyncStore> Session<S> {
         if self.is_finished() || self.close_sent {
             return;
         }
+        if self.phase == Phase::Complete && self.extension_busy() {
+            // Sent once the extension's own requests are done (see `poll_transmit`).
+            self.close_pending = true;
+            return;
+        }
         self.mux.send_close();
         self.close_sent = true;
         self.jobs.clear();
@@ -505,6 +568,42 @@ impl<S: SyncStore> Session<S> {
     /// Whether this side has sent its CLOSE.
     pub fn close_sent(&self) -> bool {
         self.close_sent
+    }
+
+    /// Whether the extension channel is open (both sides run an extension).
+    pub fn extension_open(&self) -> bool {
+        self.ext_open
+    }
+
+    /// Whether the extension has requests of its own outstanding (a driver keeps a
+    /// one-shot session open and times a silent peer out meanwhile).
+    pub fn extension_busy(&self) -> bool {
+        self.ext_open && !self.is_finished() && self.ext.as_ref().is_some_and(|e| e.busy())
+    }
+
+    /// Sends a CLOSE held back while the extension was busy, once it is not.
+    fn settle_close(&mut self) {
+        if (self.close_pending || self.peer_closed)
+            && !self.close_sent
+            && self.phase == Phase::Complete
+            && !self.extension_busy()
+        {
+            self.mux.send_close();
+            self.close_sent = true;
+            self.close_pending = false;
+            self.jobs.clear();
+            if self.peer_closed {
+                self.phase = Phase::Closed;
+                self.events.push_back(Event::Closed);
+                self.end_ext(None);
+            }
+        }
+    }
+
+    fn end_ext(&mut self, e: Option<&SyncError>) {
+        if let Some(x) = self.ext.as_mut() {
+            x.on_end(e);
+        }
     }
 
     /// Offers locally appended nodes for live forwarding (ignored unless live and sending).
@@ -565,6 +664,7 @@ impl<S: SyncStore> Session<S> {
         {
             let _ = self.check(Err::<(), _>(e));
         }
+        self.settle_close();
         let out = self.mux.poll_transmit()?;
         self.stats.bytes_sent += out.len() as u64;
         Some(out)
@@ -580,6 +680,9 @@ impl<S: SyncStore> Session<S> {
             self.phase = Phase::Failed;
             self.jobs.clear();
             self.events.push_back(Event::Failed(e.clone()));
+            if let Some(x) = self.ext.as_mut() {
+                x.on_end(Some(e));
+            }
         }
         r
     }
@@ -594,6 +697,14 @@ impl<S: SyncStore> Session<S> {
     fn process(&mut self) -> Result<(), SyncError> {
         while let Some(ev) = self.mux.poll_event()? {
             match ev {
+                MuxEvent::Data { channel, body }
+                    if channel == EXTENSION_CHANNEL && self.ext_open =>
+                {
+                    if let Some(x) = self.ext.as_mut() {
+                        x.on_message(&body).map_err(SyncError::Extension)?;
+                    }
+                    self.mux.consumed(EXTENSION_CHANNEL, body.len() as u64);
+                }
                 MuxEvent::Data { channel, body } => {
                     if channel != LOG_CHANNEL {
                         return Err(SyncError::UnknownChannel(channel));
@@ -605,6 +716,7 @@ impl<S: SyncStore> Session<S> {
                     self.phase = Phase::Failed;
                     let e = SyncError::Remote { code, message };
                     self.events.push_back(Event::Failed(e.clone()));
+                    self.end_ext(Some(&e));
                     return Err(e);
                 }
                 MuxEvent::Close => {
@@ -612,6 +724,12 @@ impl<S: SyncStore> Session<S> {
                         return Err(SyncError::UnexpectedEof);
                     }
                     self.settle()?;
+                    if self.extension_busy() {
+                        // The peer asks nothing more, but our requests are still being
+                        // answered: answer its CLOSE once they are (`settle_close`).
+                        self.peer_closed = true;
+                        continue;
+                    }
                     // Answer it, so that the peer can leave too.
                     if !self.close_sent {
                         self.mux.send_close();
@@ -620,6 +738,7 @@ impl<S: SyncStore> Session<S> {
                     self.jobs.clear();
                     self.phase = Phase::Closed;
                     self.events.push_back(Event::Closed);
+                    self.end_ext(None);
                     return Ok(());
                 }
             }
@@ -705,6 +824,13 @@ impl<S: SyncStore> Session<S> {
         self.can_recv = mine.receives() && theirs.sends();
         self.live = self.my.live && h.live;
         self.peer_keep_alive = h.keep_alive;
+        if let Some(x) = self.ext.as_mut() {
+            self.ext_open = h.extensions;
+            if h.extensions {
+                self.mux.open(EXTENSION_CHANNEL);
+            }
+            x.on_open(h.extensions);
+        }
         self.peer_count = Some(h.count);
         self.top = self
             .my
@@ -1245,10 +1371,54 @@ impl<S: SyncStore> Session<S> {
     }
 
     /// Turns queued jobs into NODES/DONE messages while there is credit and room.
+    /// Fills the output up to [`OUT_TARGET`], the log channel and the extension channel
+    /// taking turns message by message while both have something to send and credit.
     fn fill(&mut self) -> Result<(), SyncError> {
-        while self.mux.queued() < OUT_TARGET && self.mux.can_send(LOG_CHANNEL) {
-            let Some(job) = self.jobs.front_mut() else {
+        while self.mux.queued() < OUT_TARGET {
+            self.ext_turn = !self.ext_turn;
+            // Whose turn it is goes first; the other fills in when it has nothing.
+            let moved = if self.ext_turn {
+                let ext = self.fill_ext()?;
+                ext || self.fill_log()?
+            } else {
+                let log = self.fill_log()?;
+                log || self.fill_ext()?
+            };
+            if !moved {
                 break;
+            }
+        }
+        Ok(())
+    }
+
+    /// One extension message, if its channel has credit and room.
+    fn fill_ext(&mut self) -> Result<bool, SyncError> {
+        if !self.ext_open
+            || !self.mux.can_send(EXTENSION_CHANNEL)
+            || self.mux.queued() >= EXT_QUEUE_BYTES
+        {
+            return Ok(false);
+        }
+        let Some(x) = self.ext.as_mut() else {
+            return Ok(false);
+        };
+        match x.poll_message().map_err(SyncError::Extension)? {
+            Some(body) => {
+                self.mux.send(EXTENSION_CHANNEL, &body);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// One step of the log channel's send work (a message, or a finished job).
+    fn fill_log(&mut self) -> Result<bool, SyncError> {
+        {
+            if !self.mux.can_send(LOG_CHANNEL) {
+                return Ok(false);
+            }
+            let Some(job) = self.jobs.front_mut() else {
+                return Ok(false);
             };
             let mut nodes: Vec<Node> = Vec::new();
             let mut size = 0usize;
@@ -1263,7 +1433,7 @@ impl<S: SyncStore> Session<S> {
                     if self.recv_done && self.phase == Phase::Reconcile {
                         self.send_synced()?;
                     }
-                    continue;
+                    return Ok(true);
                 }
 
                 Job::Range { lo, hi, except } => {
@@ -1339,6 +1509,6 @@ impl<S: SyncStore> Session<S> {
                 self.mux.send(LOG_CHANNEL, &body);
             }
         }
-        Ok(())
+        Ok(true)
     }
 }

@@ -63,6 +63,7 @@ pub(crate) const TAG_SYNCED: u8 = 6;
 
 const FLAG_LIVE: u8 = 1;
 const FLAG_KEEP_ALIVE: u8 = 2;
+const FLAG_EXTENSIONS: u8 = 4;
 
 /// Which way nodes may flow, as in hyperlog: `push` only sends, `pull` only receives, `sync`
 /// does both. push↔push and pull↔pull cannot work together.
@@ -126,6 +127,10 @@ pub struct Hello {
     pub live: bool,
     /// Whether the sender accepts keep-alive messages ([`Message::Ping`]).
     pub keep_alive: bool,
+    /// Whether the sender runs the extension channel ([`EXTENSION_CHANNEL`](crate::EXTENSION_CHANNEL),
+    /// the blob protocol): flag bit 2, set only by a session created with an extension, so
+    /// a session without one sends the same bytes as before.
+    pub extensions: bool,
     /// Application metadata (hyperlog's `metadata`), at most [`MAX_METADATA`] bytes.
     pub metadata: Vec<u8>,
     /// Number of nodes the sender holds.
@@ -228,6 +233,9 @@ impl Hello {
         }
         if self.keep_alive {
             flags |= FLAG_KEEP_ALIVE;
+        }
+        if self.extensions {
+            flags |= FLAG_EXTENSIONS;
         }
         out.push(flags);
         varint::encode(self.metadata.len() as u64, out);
@@ -352,6 +360,7 @@ pub fn decode_message(body: &[u8], start: Key) -> Result<Message<'_>, WireError>
                 mode,
                 live: flags & FLAG_LIVE != 0,
                 keep_alive: flags & FLAG_KEEP_ALIVE != 0,
+                extensions: flags & FLAG_EXTENSIONS != 0,
                 metadata,
                 count,
                 max_height: top.checked_sub(1),
@@ -613,6 +622,7 @@ mod tests {
             mode: Mode::Pull,
             live: true,
             keep_alive: true,
+            extensions: false,
             metadata: b"meta".to_vec(),
             count: 100_000,
             max_height: Some(99_999),
@@ -625,10 +635,20 @@ mod tests {
             decode_message(&out, Key::MIN),
             Ok(Message::Hello(hello.clone()))
         );
+        // Extensions: bit 2.
+        let ext = Hello {
+            extensions: true,
+            ..hello.clone()
+        };
+        let mut out = Vec::new();
+        ext.encode(&mut out);
+        assert_eq!(out[3], 7);
+        assert_eq!(decode_message(&out, Key::MIN), Ok(Message::Hello(ext)));
         // A peer that knows neither flag nor PING sets none; unknown flag bits are ignored.
         let old = Hello {
             live: false,
             keep_alive: false,
+            extensions: false,
             ..hello
         };
         let mut out = Vec::new();

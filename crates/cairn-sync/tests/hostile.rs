@@ -42,6 +42,7 @@ fn hello(count: u64, fp: [u8; 32]) -> Vec<u8> {
         mode: Mode::Sync,
         live: false,
         keep_alive: false,
+        extensions: false,
         metadata: Vec::new(),
         count,
         max_height: Some(count.saturating_sub(1)),

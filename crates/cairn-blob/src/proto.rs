@@ -1,0 +1,557 @@
+//! The blob protocol on a cairn-sync session's extension channel, sans-IO.
+//!
+//! ```text
+//! GET     = 0x01 id:varint hash:32 n:varint (start:varint len:varint)×n
+//!                                   chunk groups wanted (n ≤ 256); the response always
+//!                                   holds the last group too (it proves the size)
+//! HAVE    = 0x02 id:varint size:varint     I have it whole: the response follows
+//! NOTHAVE = 0x03 id:varint                 I do not have it (whole)
+//! DATA    = 0x04 id:varint bytes           next bytes of bao-tree's response (≤ 64 KiB)
+//! END     = 0x05 id:varint                 the response is complete
+//! ```
+//!
+//! A requester has one GET outstanding at a time and verifies the response as it arrives
+//! ([`ResponseVerifier`]): a group that does not verify, bytes past the end, an END before
+//! the end or an answer to another request fails the session — the peer is dropped — and
+//! what was verified before stays in the partial download for the next peer. A server answers
+//! GETs in order, one at a time, from complete blobs only, reading and verifying each item
+//! against the root before it goes out ([`ResponseEncoder`]).
+
+use std::collections::VecDeque;
+use std::ops::Range;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use cairn_core::varint;
+use cairn_sync::{Extension, SyncError};
+
+use crate::tree::{self, ResponseEncoder, ResponseVerifier};
+use crate::{BlobHash, BlobStore, Partial, StoredSource};
+
+const GET: u8 = 1;
+const HAVE: u8 = 2;
+const NOTHAVE: u8 = 3;
+const DATA: u8 = 4;
+const END: u8 = 5;
+
+/// Most group ranges in one GET.
+pub const MAX_RANGES: usize = 256;
+/// Most response bytes in one DATA message.
+pub const MAX_DATA: usize = 64 << 10;
+/// Most GETs a server queues for one peer.
+pub const MAX_QUEUED: usize = 64;
+
+/// A message of the blob protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// A request.
+    Get {
+        /// Request id.
+        id: u64,
+        /// The blob.
+        hash: BlobHash,
+        /// Chunk groups wanted.
+        ranges: Vec<Range<u64>>,
+    },
+    /// The blob is here; its response follows.
+    Have {
+        /// Request id.
+        id: u64,
+        /// Its size.
+        size: u64,
+    },
+    /// The blob is not here.
+    NotHave {
+        /// Request id.
+        id: u64,
+    },
+    /// Response bytes.
+    Data {
+        /// Request id.
+        id: u64,
+        /// The bytes.
+        bytes: Vec<u8>,
+    },
+    /// End of a response.
+    End {
+        /// Request id.
+        id: u64,
+    },
+}
+
+/// A message that does not decode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// Too short.
+    #[error("truncated message")]
+    Truncated,
+    /// A bad varint.
+    #[error("bad varint")]
+    Varint,
+    /// An unknown tag.
+    #[error("unknown message tag {0}")]
+    Tag(u8),
+    /// Over a limit.
+    #[error("{what} over its limit")]
+    TooLarge {
+        /// Which count.
+        what: &'static str,
+    },
+    /// Bytes after the message.
+    #[error("trailing bytes")]
+    Trailing,
+    /// A range that ends before it starts.
+    #[error("empty or reversed range")]
+    BadRange,
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn varint(&mut self) -> Result<u64, DecodeError> {
+        match varint::decode(self.0) {
+            Ok((v, n)) => {
+                self.0 = &self.0[n..];
+                Ok(v)
+            }
+            Err(varint::VarintError::Truncated) => Err(DecodeError::Truncated),
+            Err(_) => Err(DecodeError::Varint),
+        }
+    }
+    fn end(&self) -> Result<(), DecodeError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(DecodeError::Trailing)
+        }
+    }
+}
+
+impl Message {
+    /// The message's bytes.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Message::Get { id, hash, ranges } => {
+                out.push(GET);
+                varint::encode(*id, out);
+                out.extend_from_slice(&hash.0);
+                varint::encode(ranges.len() as u64, out);
+                for r in ranges {
+                    varint::encode(r.start, out);
+                    varint::encode(r.end - r.start, out);
+                }
+            }
+            Message::Have { id, size } => {
+                out.push(HAVE);
+                varint::encode(*id, out);
+                varint::encode(*size, out);
+            }
+            Message::NotHave { id } => {
+                out.push(NOTHAVE);
+                varint::encode(*id, out);
+            }
+            Message::Data { id, bytes } => {
+                out.push(DATA);
+                varint::encode(*id, out);
+                out.extend_from_slice(bytes);
+            }
+            Message::End { id } => {
+                out.push(END);
+                varint::encode(*id, out);
+            }
+        }
+    }
+
+    /// Decodes one message; every count is checked before it sizes an allocation.
+    pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
+        let (&tag, rest) = bytes.split_first().ok_or(DecodeError::Truncated)?;
+        let mut r = Reader(rest);
+        let id = r.varint()?;
+        let m = match tag {
+            GET => {
+                let h: [u8; 32] =
+                    r.0.get(..32)
+                        .and_then(|s| s.try_into().ok())
+                        .ok_or(DecodeError::Truncated)?;
+                r.0 = &r.0[32..];
+                let n = r.varint()?;
+                if n > MAX_RANGES as u64 {
+                    return Err(DecodeError::TooLarge { what: "ranges" });
+                }
+                let mut ranges = Vec::with_capacity(n as usize);
+                for _ in 0..n {
+                    let start = r.varint()?;
+                    let len = r.varint()?;
+                    let end = start.checked_add(len).ok_or(DecodeError::BadRange)?;
+                    if len == 0 {
+                        return Err(DecodeError::BadRange);
+                    }
+                    ranges.push(start..end);
+                }
+                Message::Get {
+                    id,
+                    hash: BlobHash(h),
+                    ranges,
+                }
+            }
+            HAVE => Message::Have {
+                id,
+                size: r.varint()?,
+            },
+            NOTHAVE => Message::NotHave { id },
+            DATA => {
+                if r.0.len() > MAX_DATA {
+                    return Err(DecodeError::TooLarge { what: "data" });
+                }
+                let bytes = r.0.to_vec();
+                r.0 = &[];
+                Message::Data { id, bytes }
+            }
+            END => Message::End { id },
+            t => return Err(DecodeError::Tag(t)),
+        };
+        r.end()?;
+        Ok(m)
+    }
+}
+
+/// How a fetch ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The blob is stored, complete and verified.
+    Stored {
+        /// Its size.
+        size: u64,
+        /// Bytes received in this session (less than the size after a resume).
+        received: u64,
+    },
+    /// The peer does not have it.
+    NotFound,
+    /// The peer does not run the blob protocol.
+    Unsupported,
+    /// The transfer failed (what was verified is kept for a resume).
+    Failed(String),
+}
+
+struct Fetch {
+    hash: BlobHash,
+    id: u64,
+    sent: bool,
+    ranges: Vec<Range<u64>>,
+    partial: Option<Partial>,
+    verifier: Option<ResponseVerifier>,
+    received: u64,
+    rounds: u32,
+}
+
+struct Serving {
+    id: u64,
+    size: u64,
+    src: Option<StoredSource>,
+    enc: Option<ResponseEncoder>,
+    header_sent: bool,
+}
+
+/// One side of the blob protocol over one connection: answers the peer's requests (when
+/// `serve`), and fetches the blobs asked for with [`BlobPeer::fetch`], one at a time.
+pub struct BlobPeer {
+    store: BlobStore,
+    serve: bool,
+    open: Option<bool>,
+    next_id: u64,
+    fetches: VecDeque<Fetch>,
+    outcomes: Vec<(BlobHash, Outcome)>,
+    serving: VecDeque<Serving>,
+    /// Response bytes sent (served).
+    pub bytes_served: u64,
+}
+
+impl std::fmt::Debug for BlobPeer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobPeer")
+            .field("fetches", &self.fetches.len())
+            .field("serving", &self.serving.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl BlobPeer {
+    /// A peer over `store`; it answers requests only if `serve`.
+    pub fn new(store: BlobStore, serve: bool) -> Self {
+        BlobPeer {
+            store,
+            serve,
+            open: None,
+            next_id: 1,
+            fetches: VecDeque::new(),
+            outcomes: Vec::new(),
+            serving: VecDeque::new(),
+            bytes_served: 0,
+        }
+    }
+
+    /// Queues a fetch of `hash` (resuming a partial download if one is kept).
+    pub fn fetch(&mut self, hash: BlobHash) {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.fetches.push_back(Fetch {
+            hash,
+            id,
+            sent: false,
+            ranges: Vec::new(),
+            partial: None,
+            verifier: None,
+            received: 0,
+            rounds: 0,
+        });
+    }
+
+    /// How the fetches that ended so far ended.
+    pub fn outcomes(&self) -> &[(BlobHash, Outcome)] {
+        &self.outcomes
+    }
+
+    /// Wraps the peer so that a session can run it and the caller can still look at it.
+    pub fn shared(self) -> (Arc<Mutex<BlobPeer>>, Box<dyn Extension>) {
+        let a = Arc::new(Mutex::new(self));
+        (a.clone(), Box::new(Shared(a)))
+    }
+
+    fn done(&mut self, outcome: Outcome) {
+        if let Some(mut f) = self.fetches.pop_front() {
+            if let Some(p) = f.partial.as_mut() {
+                let _ = p.checkpoint();
+            }
+            self.outcomes.push((f.hash, outcome));
+        }
+    }
+
+    fn on_message(&mut self, body: &[u8]) -> Result<(), String> {
+        let m = Message::decode(body).map_err(|e| format!("blob protocol: {e}"))?;
+        match m {
+            Message::Get { id, hash, ranges } => {
+                if !self.serve {
+                    return Err("blob request to a peer that does not serve blobs".into());
+                }
+                if self.serving.len() >= MAX_QUEUED {
+                    return Err("too many blob requests queued".into());
+                }
+                let src = self.store.source(&hash).map_err(|e| e.to_string())?;
+                self.serving.push_back(match src {
+                    Some((size, src)) => Serving {
+                        id,
+                        size,
+                        enc: Some(ResponseEncoder::new(
+                            &hash,
+                            size,
+                            tree::chunk_ranges(&ranges, size),
+                        )),
+                        src: Some(src),
+                        header_sent: false,
+                    },
+                    None => Serving {
+                        id,
+                        size: 0,
+                        src: None,
+                        enc: None,
+                        header_sent: false,
+                    },
+                });
+                Ok(())
+            }
+            Message::Have { id, size } => {
+                let f = self.current(id)?;
+                if f.verifier.is_some() {
+                    return Err("a second HAVE for one request".into());
+                }
+                let hash = f.hash;
+                // Reopened with the sender's size: kept groups stay if it is the same.
+                f.partial = None;
+                let p = self.store.partial(&hash, size).map_err(|e| e.to_string())?;
+                let f = self.current(id)?;
+                f.verifier = Some(ResponseVerifier::new(
+                    &hash,
+                    size,
+                    tree::chunk_ranges(&f.ranges, size),
+                ));
+                f.partial = Some(p);
+                Ok(())
+            }
+            Message::NotHave { id } => {
+                self.current(id)?;
+                self.done(Outcome::NotFound);
+                Ok(())
+            }
+            Message::Data { id, bytes } => {
+                let f = self.current(id)?;
+                let (Some(v), Some(p)) = (f.verifier.as_mut(), f.partial.as_mut()) else {
+                    return Err("blob DATA before HAVE".into());
+                };
+                let mut items = Vec::new();
+                let r = v.push(&bytes, &mut items);
+                // What verified before a bad group is kept.
+                for it in items.drain(..) {
+                    if let tree::Verified::Group { data, .. } = &it {
+                        f.received += data.len() as u64;
+                    }
+                    p.write(&it).map_err(|e| e.to_string())?;
+                }
+                if let Err(e) = r {
+                    let msg = format!("blob {} does not verify: {e}", f.hash);
+                    self.done(Outcome::Failed(msg.clone()));
+                    return Err(msg);
+                }
+                Ok(())
+            }
+            Message::End { id } => {
+                let f = self.current(id)?;
+                let (Some(v), Some(p)) = (f.verifier.as_mut(), f.partial.as_mut()) else {
+                    return Err("blob END before HAVE".into());
+                };
+                let mut items = Vec::new();
+                v.push(&[], &mut items).map_err(|e| e.to_string())?;
+                for it in &items {
+                    p.write(it).map_err(|e| e.to_string())?;
+                }
+                if !v.is_done() {
+                    let msg = format!("blob {}: the response ended early", f.hash);
+                    self.done(Outcome::Failed(msg.clone()));
+                    return Err(msg);
+                }
+                let size = p.size();
+                let received = f.received;
+                if p.is_complete() {
+                    if let Some(p) = f.partial.take() {
+                        p.finish().map_err(|e| e.to_string())?;
+                    }
+                    self.done(Outcome::Stored { size, received });
+                } else if f.rounds < 4 {
+                    // A kept partial of another size was dropped: ask for the rest.
+                    f.sent = false;
+                    f.verifier = None;
+                    f.partial = None;
+                } else {
+                    self.done(Outcome::Failed("the blob stayed incomplete".into()));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn current(&mut self, id: u64) -> Result<&mut Fetch, String> {
+        match self.fetches.front_mut() {
+            Some(f) if f.sent && f.id == id => Ok(f),
+            _ => Err(format!(
+                "blob answer to request {id}, which is not outstanding"
+            )),
+        }
+    }
+
+    fn poll_message(&mut self) -> Result<Option<Vec<u8>>, String> {
+        let mut out = Vec::new();
+        // Our own request first (it is small).
+        if self.open == Some(true)
+            && let Some(f) = self.fetches.front_mut()
+            && !f.sent
+        {
+            if self.store.has(&f.hash).map_err(|e| e.to_string())? {
+                let size = self.store.size(&f.hash).ok().flatten().unwrap_or(0);
+                self.done(Outcome::Stored { size, received: 0 });
+                return self.poll_message();
+            }
+            f.ranges = match self.store.partial_size(&f.hash) {
+                Some(size) => {
+                    let p = self
+                        .store
+                        .partial(&f.hash, size)
+                        .map_err(|e| e.to_string())?;
+                    let m = p.missing();
+                    f.partial = Some(p);
+                    m
+                }
+                None => std::iter::once(0..u64::MAX).collect(),
+            };
+            f.ranges.truncate(MAX_RANGES);
+            f.sent = true;
+            f.rounds += 1;
+            f.id = self.next_id;
+            self.next_id += 1;
+            Message::Get {
+                id: f.id,
+                hash: f.hash,
+                ranges: f.ranges.clone(),
+            }
+            .encode(&mut out);
+            return Ok(Some(out));
+        }
+        let Some(s) = self.serving.front_mut() else {
+            return Ok(None);
+        };
+        let (Some(enc), Some(src)) = (s.enc.as_mut(), s.src.as_ref()) else {
+            Message::NotHave { id: s.id }.encode(&mut out);
+            self.serving.pop_front();
+            return Ok(Some(out));
+        };
+        if !s.header_sent {
+            s.header_sent = true;
+            Message::Have {
+                id: s.id,
+                size: s.size,
+            }
+            .encode(&mut out);
+            return Ok(Some(out));
+        }
+        if enc.is_done() {
+            Message::End { id: s.id }.encode(&mut out);
+            self.serving.pop_front();
+            return Ok(Some(out));
+        }
+        out.push(DATA);
+        varint::encode(s.id, &mut out);
+        let header = out.len();
+        // Leave room for one more group so a message stays within MAX_DATA.
+        let target = header + MAX_DATA - tree::GROUP_BYTES as usize - 64;
+        enc.fill(src, &mut out, target).map_err(|e| e.to_string())?;
+        self.bytes_served += (out.len() - header) as u64;
+        Ok(Some(out))
+    }
+}
+
+struct Shared(Arc<Mutex<BlobPeer>>);
+
+impl Shared {
+    fn peer(&self) -> std::sync::MutexGuard<'_, BlobPeer> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Extension for Shared {
+    fn on_open(&mut self, open: bool) {
+        let mut p = self.peer();
+        p.open = Some(open);
+        if !open {
+            while !p.fetches.is_empty() {
+                p.done(Outcome::Unsupported);
+            }
+        }
+    }
+    fn on_message(&mut self, body: &[u8]) -> Result<(), String> {
+        self.peer().on_message(body)
+    }
+    fn poll_message(&mut self) -> Result<Option<Vec<u8>>, String> {
+        self.peer().poll_message()
+    }
+    fn busy(&self) -> bool {
+        !self.peer().fetches.is_empty()
+    }
+    fn on_end(&mut self, error: Option<&SyncError>) {
+        let mut p = self.peer();
+        let why = match error {
+            Some(e) => format!("the connection failed: {e}"),
+            None => "the connection closed".into(),
+        };
+        while !p.fetches.is_empty() {
+            p.done(Outcome::Failed(why.clone()));
+        }
+    }
+}

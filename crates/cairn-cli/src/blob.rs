@@ -1,0 +1,181 @@
+//! `cairn blob`: add, get (from a peer when missing, resuming a partial download), list and
+//! collect the blobs kept beside the log (`DATA/blobs/` and the log's database).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use cairn_blob::proto::{BlobPeer, Outcome};
+use cairn_blob::{BlobHash, BlobState, BlobStore};
+use cairn_log::Log;
+use cairn_sync::SessionOptions;
+use clap::Subcommand;
+
+use crate::store;
+
+/// The blob directory of a store.
+pub fn dir(data: &Path) -> PathBuf {
+    data.join("blobs")
+}
+
+/// Opens the blobs of the store at `data` beside its open `log`.
+pub fn open(data: &Path, log: &Log) -> Result<BlobStore> {
+    BlobStore::open(log, Some(&dir(data))).context("opening the blob store")
+}
+
+/// `cairn blob …`.
+#[derive(Subcommand)]
+pub enum BlobCommand {
+    /// Add a file (or standard input: `-`) as a blob; print its hash.
+    Add {
+        /// The file.
+        file: PathBuf,
+    },
+    /// Write a blob to standard output or a file, fetching it from a peer (`--connect`)
+    /// when it is missing or partial (a partial download resumes where it stopped).
+    Get {
+        /// The blob's hash (64 hex digits, or `blob:<hex>`).
+        hash: BlobHash,
+        /// Write it to this file instead of standard output.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Fetch from the `cairn serve` at tcp://HOST:PORT or ws://HOST:PORT (the log is
+        /// synced on the same connection, as `cairn sync --connect` does).
+        #[arg(long, value_name = "URL")]
+        connect: Option<String>,
+        /// Seconds the peer may stay silent (before the sync completes, and while a blob
+        /// is awaited).
+        #[arg(long, value_name = "SECS", default_value_t = 60)]
+        timeout: u64,
+    },
+    /// List the blobs: hash, size, and complete or partial (bytes present), as JSON lines.
+    Ls,
+    /// Remove every blob that no node of the log names (`blob:<hex>` in a value).
+    Gc,
+}
+
+/// Runs a `cairn blob` command.
+pub fn run(data: &Path, cmd: BlobCommand, out: &mut impl Write) -> Result<()> {
+    match cmd {
+        BlobCommand::Add { file } => {
+            let log = store::open_reader(data)?;
+            let blobs = open(data, &log)?;
+            let h = if file.as_os_str() == "-" {
+                blobs.add_reader(std::io::stdin().lock())?
+            } else {
+                let f = std::fs::File::open(&file)
+                    .with_context(|| format!("opening {}", file.display()))?;
+                blobs.add_reader(f)?
+            };
+            writeln!(out, "{h}")?;
+        }
+        BlobCommand::Get {
+            hash,
+            output,
+            connect,
+            timeout,
+        } => {
+            let log = store::open_writer(data)?;
+            let blobs = open(data, &log)?;
+            if !blobs.has(&hash)? {
+                let Some(url) = connect else {
+                    bail!("blob {hash} is not here (fetch it with --connect URL)");
+                };
+                fetch(data, &log, &blobs, hash, &url, Duration::from_secs(timeout))?;
+            }
+            let mut r = blobs
+                .reader(&hash)?
+                .with_context(|| format!("blob {hash} is not here"))?;
+            match output {
+                Some(path) => {
+                    let tmp = path.with_extension("cairn-tmp");
+                    let mut f = std::fs::File::create(&tmp)
+                        .with_context(|| format!("creating {}", tmp.display()))?;
+                    std::io::copy(&mut r, &mut f)?;
+                    f.sync_all()?;
+                    std::fs::rename(&tmp, &path)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                }
+                None => {
+                    std::io::copy(&mut r, out)?;
+                }
+            }
+        }
+        BlobCommand::Ls => {
+            let log = store::open_reader(data)?;
+            for b in open(data, &log)?.list()? {
+                let line = match b.state {
+                    BlobState::Complete => serde_json::json!({
+                        "hash": b.hash.to_hex(), "size": b.size, "complete": true,
+                    }),
+                    BlobState::Partial { present } => serde_json::json!({
+                        "hash": b.hash.to_hex(), "size": b.size, "complete": false,
+                        "present": present,
+                    }),
+                };
+                writeln!(out, "{line}")?;
+            }
+        }
+        BlobCommand::Gc => {
+            let log = store::open_reader(data)?;
+            let r = open(data, &log)?.gc()?;
+            writeln!(
+                out,
+                "{}",
+                serde_json::json!({"removed": r.removed, "bytes": r.bytes, "kept": r.kept})
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Fetches `hash` from the `cairn serve` at `url` on the replication connection (the log is
+/// synced on it too); the outcome is an error unless the blob is then stored.
+pub fn fetch(
+    data: &Path,
+    log: &Log,
+    blobs: &BlobStore,
+    hash: BlobHash,
+    url: &str,
+    idle: Duration,
+) -> Result<()> {
+    let me = store::identity(data)?;
+    let mut peer = BlobPeer::new(blobs.clone(), false);
+    peer.fetch(hash);
+    let (peer, ext) = peer.shared();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the network runtime")?;
+    let opts = SessionOptions::default();
+    let synced = rt.block_on(crate::net::sync_with_extension(
+        log,
+        &me,
+        url,
+        opts,
+        idle,
+        std::future::pending(),
+        Some(ext),
+    ));
+    let outcome = peer
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .outcomes()
+        .first()
+        .map(|(_, o)| o.clone());
+    match (outcome, synced) {
+        (Some(Outcome::Stored { size, received }), _) => {
+            eprintln!("cairn: blob {hash}: {size} bytes ({received} received from {url})");
+            Ok(())
+        }
+        (Some(Outcome::NotFound), _) => bail!("{url} does not have blob {hash}"),
+        (Some(Outcome::Unsupported), _) => bail!("{url} does not serve blobs"),
+        (Some(Outcome::Failed(why)), Err(e)) => {
+            bail!("fetching blob {hash} from {url} failed: {why} ({e:#})")
+        }
+        (Some(Outcome::Failed(why)), Ok(_)) => bail!("fetching blob {hash} from {url}: {why}"),
+        (None, Err(e)) => Err(e.context(format!("fetching blob {hash} from {url}"))),
+        (None, Ok(_)) => bail!("fetching blob {hash} from {url}: no answer"),
+    }
+}
