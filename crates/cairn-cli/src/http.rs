@@ -168,6 +168,14 @@ async fn handle(
     match req.uri().path() {
         "/sync" => upgrade(server, slot, from, req, Endpoint::Sync),
         "/hub" => upgrade(server, slot, from, req, Endpoint::Hub),
+        path if path.starts_with("/blob/") => {
+            let range = req
+                .headers()
+                .get(header::RANGE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            blob(server, &path["/blob/".len()..], range, get).await
+        }
         path => {
             let Some(http) = &server.http else {
                 return text(StatusCode::NOT_FOUND, "not found\n");
@@ -387,6 +395,82 @@ async fn static_file(web: Option<&Path>, path: &str, get: bool) -> Response<Body
         full(Bytes::new())
     };
     respond(body, content_type(&file), len)
+}
+
+/// Bytes of a blob's body read ahead of a slow client, in chunks of this size (four of them).
+const BLOB_CHUNK: usize = 64 << 10;
+
+/// `GET /blob/HASH` (with `Range`): the blob store answers (`cairn_blob::http::respond`),
+/// its body streamed from a blocking thread through a small bounded queue, so a large blob
+/// never sits in memory and a slow client holds back only its own reader.
+async fn blob(
+    server: &Arc<Server>,
+    hash: &str,
+    range: Option<String>,
+    get: bool,
+) -> Response<Body> {
+    let Some(store) = server.blobs.clone() else {
+        return text(StatusCode::NOT_FOUND, "no blob store here\n");
+    };
+    let hash = hash.to_owned();
+    let answer = tokio::task::spawn_blocking(move || {
+        cairn_blob::http::respond(&store, &hash, range.as_deref())
+    })
+    .await;
+    let answer = match answer {
+        Ok(Ok(a)) => a,
+        Ok(Err(e)) => {
+            tracing::warn!("blob: {e}");
+            return text(StatusCode::INTERNAL_SERVER_ERROR, "the blob store failed\n");
+        }
+        Err(_) => {
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the blob reader failed\n",
+            );
+        }
+    };
+    let body = match (answer.body, get) {
+        (Some(mut reader), true) => {
+            let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Frame<Bytes>>>(4);
+            tokio::task::spawn_blocking(move || {
+                use std::io::Read as _;
+                loop {
+                    let mut buf = vec![0u8; BLOB_CHUNK];
+                    match reader.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            buf.truncate(n);
+                            if tx.blocking_send(Ok(Frame::data(Bytes::from(buf)))).is_err() {
+                                break; // the client went away
+                            }
+                        }
+                        Err(e) => {
+                            let _ = tx.blocking_send(Err(e));
+                            break;
+                        }
+                    }
+                }
+            });
+            let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|item| (item, rx))
+            });
+            BodyExt::boxed(StreamBody::new(stream))
+        }
+        _ => full(Bytes::new()),
+    };
+    let mut r = Response::new(body);
+    *r.status_mut() =
+        StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in answer.headers {
+        if let (Ok(n), Ok(v)) = (
+            header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            r.headers_mut().insert(n, v);
+        }
+    }
+    r
 }
 
 /// Opens `file` if it is a regular file whose real path (symbolic links resolved) is inside

@@ -403,7 +403,7 @@ struct Held {
 /// What every session of a `cairn serve` shares.
 pub(crate) struct Server {
     /// Blobs served to every peer on the session's extension channel.
-    blobs: Option<cairn_blob::BlobStore>,
+    pub(crate) blobs: Option<cairn_blob::BlobStore>,
     log: Log,
     me: Keypair,
     opts: SessionOptions,

@@ -156,6 +156,67 @@ fn static_files_and_traversal() {
     assert_eq!(get(a, "/hub", "").0, 426);
 }
 
+/// `cairn serve` with blobs added to its store beforehand.
+fn serve_with_blobs(dir: &std::path::Path, files: &[(&str, &[u8])]) -> (Server, Vec<String>) {
+    let data = dir.join("server");
+    ok(cairn(&data).arg("init"));
+    let mut hashes = Vec::new();
+    for (name, bytes) in files {
+        let f = dir.join(name);
+        std::fs::write(&f, bytes).unwrap();
+        let out = ok(cairn(&data).args(["blob", "add"]).arg(&f));
+        hashes.push(out.trim().to_string());
+    }
+    (serve(dir, &[]), hashes)
+}
+
+#[test]
+fn blobs_over_http_with_ranges_and_types() {
+    let b = base("blob");
+    let png: Vec<u8> = b"\x89PNG\r\n\x1a\n"
+        .iter()
+        .copied()
+        .chain((0..300_000u32).map(|i| (i * 7 % 251) as u8))
+        .collect();
+    let svg: &[u8] = b"<svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(1)</script></svg>";
+    let (server, h) = serve_with_blobs(&b, &[("a.png", &png), ("b.svg", svg)]);
+    let a = server.http.as_str();
+    // The whole large blob, streamed, byte for byte.
+    let (s, t, body) = get(a, &format!("/blob/{}", h[0]), "");
+    assert_eq!((s, t.as_str()), (200, "image/png"));
+    assert_eq!(body, png);
+    // A range.
+    let (s, _, body) = get(
+        a,
+        &format!("/blob/{}", h[0]),
+        "Range: bytes=100000-100009\r\n",
+    );
+    assert_eq!(s, 206);
+    assert_eq!(body, &png[100_000..100_010]);
+    // Past the end.
+    assert_eq!(
+        get(a, &format!("/blob/{}", h[0]), "Range: bytes=999999999-\r\n").0,
+        416
+    );
+    // An SVG is served sandboxed (its script cannot run as this origin).
+    let mut s = std::net::TcpStream::connect(a).unwrap();
+    write!(
+        s,
+        "GET /blob/{} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        h[1]
+    )
+    .unwrap();
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    let head = resp.split("\r\n\r\n").next().unwrap().to_ascii_lowercase();
+    assert!(head.contains("content-type: image/svg+xml"), "{head}");
+    assert!(head.contains("content-security-policy: sandbox"), "{head}");
+    assert!(head.contains("x-content-type-options: nosniff"), "{head}");
+    // Missing and malformed hashes.
+    assert_eq!(get(a, &format!("/blob/{}", "0".repeat(64)), "").0, 404);
+    assert_eq!(get(a, "/blob/not-a-hash", "").0, 400);
+}
+
 #[test]
 fn without_web_a_page_says_how_to_build_the_app() {
     let b = base("noweb");
