@@ -49,8 +49,9 @@ enum Command {
     /// Replicate with a peer over standard input and output; the last line on stderr is a
     /// JSON summary.
     Sync(sync::SyncArgs),
-    /// Accept replication over TCP (Noise-encrypted, identities verified) until killed;
-    /// prints the bound address first.
+    /// Accept replication over TCP (Noise-encrypted, identities verified) until killed,
+    /// optionally over WebSocket and over HTTP (web app, `/sync`, signalling hub `/hub`);
+    /// prints the bound addresses first.
     Serve {
         /// Address to listen on (port 0: any free port).
         #[arg(long, default_value = "127.0.0.1:7340")]
