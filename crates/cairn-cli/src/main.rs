@@ -54,9 +54,11 @@ enum Command {
     /// Replicate with a peer over standard input and output; the last line on stderr is a
     /// JSON summary.
     Sync(sync::SyncArgs),
-    /// Accept replication over TCP (Noise-encrypted, identities verified) until killed;
-    /// prints the bound address first. Meanwhile `cairn wiki`, `kv` and `log` commands on
-    /// the same store run in the server, through the socket DATA/cairn.sock (0600).
+    /// Accept replication over TCP (Noise-encrypted, identities verified) until killed,
+    /// optionally over WebSocket and over HTTP (web app, `/sync`, signalling hub `/hub`,
+    /// blobs `/blob/HASH`); prints the bound addresses first. Meanwhile `cairn wiki`, `kv`
+    /// and `log` commands on the same store run in the server, through the socket
+    /// DATA/cairn.sock (0600).
     Serve {
         /// Address to listen on (port 0: any free port).
         #[arg(long, default_value = "127.0.0.1:7340")]
