@@ -1,54 +1,29 @@
 #!/usr/bin/env bash
-# cairn's main job, on its embedded default storage (redb in ./cairn-data, or $CAIRN_DATA).
-# Until the wiki server exists this tours what does: it builds the `cairn` command, creates the store
-# and an identity if they are missing, writes a small DAG with a fork and a merge, and shows
-# it, then the kv store, a sync, and the wiki model (the example wiki imported and read).
-# Every command it runs is printed, so it doubles as a tour of the CLI.
+# cairn's main job: the wiki server on the embedded default storage (redb in ./cairn-data, or
+# $CAIRN_DATA). It installs what the browser build needs (the wasm32 target and
+# wasm-bindgen-cli, idempotently), builds the browser peer and the wiki app into
+# target/www and the `cairn` command, creates the store and an identity if they are missing,
+# imports the example wiki on first start, and runs `cairn serve`:
+#   http://127.0.0.1:8080/   the wiki app (a full peer in your browser: its own key and store,
+#                            synced live with this server), /sync, the signalling hub /hub,
+#                            blobs at /blob/HASH
+#   127.0.0.1:7340           replication for native peers (cairn sync --connect tcp://…)
+# While it runs, `cairn wiki …` and the other commands on the same store go through it.
+# Ctrl-C stops it cleanly. CAIRN_HTTP and CAIRN_LISTEN change the addresses.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -p cairn-cli
+bash scripts/setup-browser.sh --build-only
+bash scripts/build-web.sh
+cargo build --release -p cairn-cli --locked
 export CAIRN_DATA=${CAIRN_DATA:-$PWD/cairn-data}
-bin="${CARGO_TARGET_DIR:-target}/release/cairn"
+target="${CARGO_TARGET_DIR:-target}"
+bin="$target/release/cairn"
 cairn() { echo "\$ cairn $*" >&2; "$bin" "$@"; }
 
 cairn init
-root=$(cairn log append "root: a page about cairns")
-left=$(cairn log add --link "$root" "left: stones piled by hikers")
-right=$(cairn log add --link "$root" "right: markers on a trail")
-echo "a fork: two heads" >&2
-cairn log heads
-merge=$(cairn log append "merge: stones piled by hikers to mark a trail")
-echo "a merge: one head, linking both" >&2
-cairn log heads
-cairn log get "$merge"
-echo "the changes feed (topological order):" >&2
-cairn log changes --since "$(( $("$bin" log changes | wc -l) - 4 ))"
-echo "store: $CAIRN_DATA (run again to add more; 'cairn log changes --live' tails it)" >&2
-
-echo "the key/value store over the same log (a fork, then a merge):" >&2
-v1=$(cairn kv put page '"cairns mark trails"')
-cairn kv put page '"cairns mark mountain trails"' --link "$v1" >/dev/null
-cairn kv put page '"cairns are stone piles"' --link "$v1" >/dev/null
-cairn kv get page
-cairn kv put page '"cairns are stone piles that mark mountain trails"' >/dev/null
-cairn kv get page
-
-echo "replication: a second store, synced over a pipe (verified node by node):" >&2
-peer=$(mktemp -d)
-CAIRN_DATA=$peer "$bin" init >/dev/null
-CAIRN_DATA=$peer "$bin" log append "a node written on the peer" >/dev/null
-fifo="$peer/pipe"; mkfifo "$fifo"
-echo "\$ cairn sync < pipe | cairn --data PEER sync > pipe" >&2
-"$bin" sync < "$fifo" | CAIRN_DATA=$peer "$bin" sync > "$fifo"
-echo "both stores now hold $("$bin" log changes | wc -l) nodes and the same heads:" >&2
-cairn log heads
-rm -rf "$peer"
-echo "the wiki model over the same log: the example wiki imported (once), listed, searched:" >&2
 if ! "$bin" wiki show Home >/dev/null 2>&1; then
   cairn wiki import examples/wiki
 fi
-cairn wiki list
-cairn wiki search "trail marker"
-cairn wiki backlinks Cairn
-cairn wiki history Home
-echo "serve it to peers with: cairn serve --listen 127.0.0.1:7340" >&2
+http=${CAIRN_HTTP:-127.0.0.1:8080}
+echo "the wiki: http://$http/ (open it in a browser; Ctrl-C stops the server)" >&2
+exec "$bin" serve --listen "${CAIRN_LISTEN:-127.0.0.1:7340}" --http "$http" --web "$target/www"

@@ -3,7 +3,8 @@
 # wasm-bindgen-cli at the exact version of the `wasm-bindgen` crate pinned in
 # crates/cairn-web/Cargo.toml, Debian's chromium, and playwright-core + binaryen (wasm-opt)
 # from npm into crates/cairn-web/node_modules (gitignored).
-# Idempotent: each step checks first and installs only what is missing.
+# Idempotent: each step checks first and installs only what is missing. With --build-only,
+# only what building the browser peer and the wiki app needs (the target, wasm-bindgen-cli).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,10 @@ rustup target list --installed | grep -q '^wasm32-unknown-unknown$' \
 if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGEN_VERSION" ]; then
   # No --locked: one of the CLI's locked dependencies is not served by the registry.
   cargo install wasm-bindgen-cli --version "=$WASM_BINDGEN_VERSION" --force
+fi
+
+if [ "${1:-}" = "--build-only" ]; then
+  exit 0
 fi
 
 if [ ! -x /usr/bin/chromium ]; then
