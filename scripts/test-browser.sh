@@ -11,5 +11,7 @@ bash scripts/setup-browser.sh
 bash scripts/build-web.sh
 
 out="${CARGO_TARGET_DIR:-target}/browser"
-node crates/cairn-web/tests/browser/test.mjs crates/cairn-web/www "$out"
+www="${CARGO_TARGET_DIR:-target}/www"
+node crates/cairn-web/tests/browser/test.mjs "$www" "$out"
+node crates/cairn-web/tests/browser/wiki.mjs "$www" "$out"
 echo "test-browser: $(( $(date +%s) - start )) s in all (install check, build, tests)"
