@@ -46,6 +46,8 @@ const DEFAULT_CHANGES: u64 = 50;
 /// How many recent changes the people list takes its authors from.
 const PEOPLE_FROM_CHANGES: usize = 1000;
 
+// The variants are named as the ops are on the wire (`wiki_list` …).
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 enum WikiRequest {

@@ -116,7 +116,9 @@ fn routes_round_trip() {
 
 /// The tags of `html` (the renderer escapes every `<` of the text, so each `<` starts a tag)
 /// as (name, [(attribute, value)]); `None` when a tag does not parse as name="value" pairs.
-fn tags(html: &str) -> Option<Vec<(String, Vec<(String, String)>)>> {
+type Tag = (String, Vec<(String, String)>);
+
+fn tags(html: &str) -> Option<Vec<Tag>> {
     let mut out = Vec::new();
     for part in html.split('<').skip(1) {
         let tag = &part[..part.find('>')?];
