@@ -24,7 +24,7 @@ echo "bundle: wasm $wasm_raw B raw, $wasm_gz B gzip; JS (bindings + page + worke
 cargo build --release -p cairn-web --example ingest_native --locked
 native=$("$target/release/examples/ingest_native" "$nodes" "$batch" "$out/nodes.bin")
 echo "native: $native"
-browser=$(node crates/cairn-web/tests/browser/bench.mjs crates/cairn-web/www "$out" "$batch")
+browser=$(node crates/cairn-web/tests/browser/bench.mjs "$target/www" "$out" "$batch")
 echo "browser: $browser"
 python3 - "$native" "$browser" <<'PY'
 import json, sys

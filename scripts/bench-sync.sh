@@ -11,4 +11,4 @@ target="${CARGO_TARGET_DIR:-target}"
 bash scripts/setup-browser.sh
 bash scripts/build-web.sh
 cargo build --release -p cairn-cli --bin cairn --locked
-node crates/cairn-web/tests/browser/bench-sync.mjs crates/cairn-web/www "$target/release/cairn" "$n"
+node crates/cairn-web/tests/browser/bench-sync.mjs "$target/www" "$target/release/cairn" "$n"

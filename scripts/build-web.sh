@@ -1,15 +1,33 @@
 #!/usr/bin/env bash
-# Builds the browser peer: cairn-web for wasm32 (release) and its wasm-bindgen JS bindings
-# (--target web, ES modules) into crates/cairn-web/www/pkg. With --opt, also runs wasm-opt
-# (npm binaryen, installed by scripts/setup-browser.sh) over the module.
+# Builds everything the browser needs into one served directory, ${CARGO_TARGET_DIR:-target}/www/:
+#   /index.html, /wiki/…       the wiki app (crates/cairn-wiki-app: Leptos, wasm32)
+#   /peer.html, /app.js        the browser peer's harness page (crates/cairn-web/www/index.html)
+#   /worker.js, /cairn.js      the worker script and the page side of its message API
+#   /pkg/…                     the browser peer (crates/cairn-web, wasm32) and its bindings
+# Both wasm modules are release builds with wasm-bindgen's JS bindings (--target web, ES
+# modules); the peer's bindings also stay in crates/cairn-web/www/pkg as before. With --opt,
+# wasm-opt (npm binaryen, installed by scripts/setup-browser.sh) runs over both modules.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
-cargo build --release --target wasm32-unknown-unknown -p cairn-web --locked
-wasm-bindgen --target web --out-dir crates/cairn-web/www/pkg \
-  "$target/wasm32-unknown-unknown/release/cairn_web.wasm"
+wasm="$target/wasm32-unknown-unknown/release"
+cargo build --release --target wasm32-unknown-unknown -p cairn-web -p cairn-wiki-app --locked
+wasm-bindgen --target web --out-dir crates/cairn-web/www/pkg "$wasm/cairn_web.wasm"
+
+www="$target/www"
+rm -rf "$www"
+mkdir -p "$www/wiki"
+wasm-bindgen --target web --out-dir "$www/wiki" "$wasm/cairn_wiki_app.wasm"
+cp -r crates/cairn-web/www/pkg "$www/pkg"
+cp crates/cairn-web/www/worker.js crates/cairn-web/www/cairn.js crates/cairn-web/www/app.js "$www/"
+cp crates/cairn-web/www/index.html "$www/peer.html"
+cp crates/cairn-wiki-app/www/index.html "$www/index.html"
+
 if [ "${1:-}" = "--opt" ]; then
-  crates/cairn-web/node_modules/.bin/wasm-opt -O3 --enable-bulk-memory --enable-nontrapping-float-to-int \
-    --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
-    crates/cairn-web/www/pkg/cairn_web_bg.wasm -o crates/cairn-web/www/pkg/cairn_web_bg.wasm
+  for m in "$www/pkg/cairn_web_bg.wasm" "$www/wiki/cairn_wiki_app_bg.wasm"; do
+    crates/cairn-web/node_modules/.bin/wasm-opt -O3 --enable-bulk-memory --enable-nontrapping-float-to-int \
+      --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
+      "$m" -o "$m"
+  done
+  cp "$www/pkg/cairn_web_bg.wasm" crates/cairn-web/www/pkg/cairn_web_bg.wasm
 fi

@@ -13,7 +13,9 @@ bash scripts/setup-browser.sh
 bash scripts/build-web.sh
 
 out="${CARGO_TARGET_DIR:-target}/browser"
-node crates/cairn-web/tests/browser/test.mjs crates/cairn-web/www "$out"
+www="${CARGO_TARGET_DIR:-target}/www"
+node crates/cairn-web/tests/browser/test.mjs "$www" "$out"
+node crates/cairn-web/tests/browser/wiki.mjs "$www" "$out"
 cargo build --release -p cairn-cli --bin cairn --locked
-node crates/cairn-web/tests/browser/sync.mjs crates/cairn-web/www "$out" "${CARGO_TARGET_DIR:-target}/release/cairn"
+node crates/cairn-web/tests/browser/sync.mjs "$www" "$out" "${CARGO_TARGET_DIR:-target}/release/cairn"
 echo "test-browser: $(( $(date +%s) - start )) s in all (install check, build, tests)"

@@ -10,7 +10,7 @@ bash scripts/setup.sh
 
 # Crates that must build for the browser (no I/O of their own, no tokio).
 WASM_CRATES=(-p cairn-core -p cairn-log)
-for c in crates/cairn-view crates/cairn-kv crates/cairn-sync crates/cairn-net crates/cairn-wiki crates/cairn-web; do
+for c in crates/cairn-view crates/cairn-kv crates/cairn-sync crates/cairn-net crates/cairn-signal crates/cairn-wiki crates/cairn-web crates/cairn-wiki-app; do
   [ -f "$c/Cargo.toml" ] && WASM_CRATES+=(-p "$(basename "$c")")
 done
 

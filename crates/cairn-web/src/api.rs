@@ -29,6 +29,9 @@
 //! | `identity_export` | | `{public, key_file}` (the CLI's key file text) |
 //! | `identity_import` | `key_file` | `{public}` |
 //!
+//! The wiki's ops (`wiki_list`, `wiki_page`, `wiki_save`, …) are in
+//! [`wiki_api`](crate::wiki_api).
+//!
 //! A node is `{change, key, author, links, value}` with `value` as a string when it is
 //! UTF-8, otherwise `null` and `value_hex`.
 //!
@@ -46,6 +49,8 @@ use serde_json::{Map, Value, json};
 
 use crate::frames::{self, FramesError};
 use crate::identity::{self, IdentityError, SignerCell};
+use crate::wiki_api;
+use cairn_wiki::Wiki;
 
 /// Most entries a `changes` or `kv_list` request returns.
 pub const MAX_PAGE: u64 = 1000;
@@ -67,6 +72,9 @@ pub enum OpenError {
     /// No randomness for a new identity.
     #[error(transparent)]
     Keygen(#[from] KeygenError),
+    /// The wiki (its view or block list) could not be opened.
+    #[error(transparent)]
+    Wiki(#[from] cairn_wiki::OpenError),
 }
 
 /// Why a request failed. Nothing of a failed write was stored.
@@ -103,6 +111,16 @@ pub enum RequestError {
     /// The identity could not be stored or parsed.
     #[error(transparent)]
     Identity(#[from] IdentityError),
+    /// A wiki read failed (a version asked for is not in the page's history: `not_found`).
+    #[error(transparent)]
+    WikiRead(#[from] cairn_wiki::ReadError),
+    /// A wiki write stored nothing (refused: `wiki_refused`; a version asked for is not in
+    /// the page's history: `not_found`).
+    #[error(transparent)]
+    WikiWrite(#[from] cairn_wiki::WriteError),
+    /// The local block list could not be read or changed.
+    #[error(transparent)]
+    WikiBlock(#[from] cairn_wiki::BlockError),
 }
 
 impl RequestError {
@@ -121,6 +139,16 @@ impl RequestError {
             RequestError::KvRead(_) => "kv_read",
             RequestError::Identity(IdentityError::Malformed(_)) => "bad_input",
             RequestError::Identity(_) => "identity",
+            RequestError::WikiRead(cairn_wiki::ReadError::NoVersion { .. })
+            | RequestError::WikiWrite(cairn_wiki::WriteError::Read(
+                cairn_wiki::ReadError::NoVersion { .. },
+            )) => "not_found",
+            RequestError::WikiRead(_) => "wiki_read",
+            RequestError::WikiWrite(
+                cairn_wiki::WriteError::Read(_) | cairn_wiki::WriteError::Kv(_),
+            ) => "wiki_write",
+            RequestError::WikiWrite(_) => "wiki_refused",
+            RequestError::WikiBlock(_) => "storage",
         }
     }
 }
@@ -166,17 +194,20 @@ enum Request {
     },
 }
 
-/// A cairn peer's store: the log, its kv store and its identity, all in one redb database.
+/// A cairn peer's store: the log, its kv store, the wiki over it and its identity, all in
+/// one redb database.
 #[derive(Debug, Clone)]
 pub struct Peer {
     log: Log,
     kv: Kv,
+    wiki: Wiki,
     signer: SignerCell,
 }
 
 impl Peer {
     /// Opens the store on `backend`: the log (signed with the stored identity, or a new one
-    /// stored now) and the kv store (indexed in the caller's thread: no background thread).
+    /// stored now), the kv store and the wiki (their views indexed in the caller's thread,
+    /// when a request needs them: no background thread).
     pub fn open(backend: impl StorageBackend) -> Result<Peer, OpenError> {
         let signer = SignerCell::new(Keypair::generate()?);
         let log = Log::with_backend(
@@ -186,8 +217,16 @@ impl Peer {
                 .cache_bytes(32 << 20),
         )?;
         identity::load_or_store(log.database(), &signer)?;
-        let kv = Kv::open_with(&log, "kv", IndexerOptions::default().background(false))?;
-        Ok(Peer { log, kv, signer })
+        // The wiki opens the kv store (`kv`) it keeps its pages in; the peer's kv ops use that
+        // same one, so one indexer keeps the kv view.
+        let wiki = Wiki::open_with(&log, IndexerOptions::default().background(false))?;
+        let kv = wiki.kv().clone();
+        Ok(Peer {
+            log,
+            kv,
+            wiki,
+            signer,
+        })
     }
 
     /// The log.
@@ -203,6 +242,11 @@ impl Peer {
     /// The identity's key pair (the one in use now: an import replaces it).
     pub fn keypair(&self) -> Keypair {
         self.signer.keypair()
+    }
+
+    /// The wiki.
+    pub fn wiki(&self) -> &Wiki {
+        &self.wiki
     }
 
     /// The identity's public key, hex.
@@ -234,6 +278,13 @@ impl Peer {
         obj: Map<String, Value>,
         bytes: Option<&[u8]>,
     ) -> Result<Value, RequestError> {
+        if obj
+            .get("op")
+            .and_then(Value::as_str)
+            .is_some_and(|op| op.starts_with("wiki_"))
+        {
+            return wiki_api::dispatch(&self.wiki, self.signer.keypair().public(), obj);
+        }
         let req: Request = serde_json::from_value(Value::Object(obj))
             .map_err(|e| RequestError::BadRequest(e.to_string()))?;
         Ok(match req {

@@ -7,6 +7,7 @@
 //! - [`api`]: the message API ([`api::Peer::handle`]) over any redb backend — no browser in
 //!   it, so it is tested natively too;
 //! - [`frames`]: the binary form of the node lists the `insert` request carries;
+//! - [`wiki_api`]: the wiki's ops (`wiki_…`) over [`cairn_wiki::Wiki`];
 //! - [`identity`]: the identity kept in the store, exported and imported as the CLI's key
 //!   file text;
 //! - `opfs` (wasm32 only): [`StorageBackend`](cairn_log::StorageBackend) over a
@@ -29,5 +30,6 @@ pub mod identity;
 pub mod net;
 #[cfg(target_arch = "wasm32")]
 pub mod opfs;
+pub mod wiki_api;
 #[cfg(target_arch = "wasm32")]
 pub mod worker;

@@ -33,7 +33,7 @@ try {
   const pages = [];
   for (let i = 0; i < 2; i++) {
     const page = await (await browser.newContext()).newPage();
-    await openHarness(page, url);
+    await openHarness(page, url + 'peer.html');
     const id = (await call(page, 'connect', { url: `ws://${wsAddr}` })).id;
     for (;;) {
       const c = (await call(page, 'peers')).find((p) => p.id === id);

@@ -11,7 +11,9 @@ import { serve, launch, openHarness } from './lib.mjs';
 const [www, fixtures] = process.argv.slice(2, 4).map((p) => path.resolve(p));
 const batch = Number(process.argv[4] || 1000);
 const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-web-bench-'));
-const { server, url } = await serve({ '/fixtures/': fixtures, '/': www });
+const { server, url: root } = await serve({ '/fixtures/': fixtures, '/': www });
+// The harness page of the served directory (scripts/build-web.sh); the wiki app is /index.html.
+const url = root + 'peer.html';
 const b = await launch(profile);
 try {
   await openHarness(b.page, url);

@@ -80,7 +80,7 @@ for (let i = 0; i < 2; i++) {
   const ctx = await browser.newContext();
   const page = await ctx.newPage();
   page.on('console', (m) => { if (m.type() === 'error') console.log(`     [page ${i}] ${m.text()}`); });
-  await openHarness(page, url);
+  await openHarness(page, url + 'peer.html');
   pages.push(page);
 }
 const [a, b] = pages;

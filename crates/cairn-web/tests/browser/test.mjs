@@ -13,7 +13,9 @@ const [www, out] = process.argv.slice(2).map((p) => path.resolve(p));
 fs.mkdirSync(out, { recursive: true });
 const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-web-profile-'));
 // One server, one port, for the whole run: OPFS is per origin, and the port is in the origin.
-const { server, url } = await serve({ '/': www });
+const { server, url: root } = await serve({ '/': www });
+// The harness page of the served directory (scripts/build-web.sh); the wiki app is /index.html.
+const url = root + 'peer.html';
 
 let passed = 0, failed = 0;
 let b = await launch(profile);
