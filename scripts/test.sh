@@ -10,7 +10,7 @@ bash scripts/setup.sh
 
 # Crates that must build for the browser (no I/O of their own, no tokio).
 WASM_CRATES=(-p cairn-core -p cairn-log)
-for c in crates/cairn-view crates/cairn-kv crates/cairn-sync crates/cairn-net crates/cairn-signal crates/cairn-wiki crates/cairn-web crates/cairn-wiki-app; do
+for c in crates/cairn-view crates/cairn-kv crates/cairn-sync crates/cairn-blob crates/cairn-net crates/cairn-signal crates/cairn-wiki crates/cairn-web crates/cairn-wiki-app; do
   [ -f "$c/Cargo.toml" ] && WASM_CRATES+=(-p "$(basename "$c")")
 done
 
@@ -61,5 +61,5 @@ fi
 
 # One closing line over all the cargo test runs and the browser run above.
 awk '/^test result:/ { p += $4; f += $6; i += $8 }
-     /^(browser|sync): [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4 }
+     /^(browser|sync|wiki): [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4 }
      END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, i }' "$log"

@@ -649,7 +649,7 @@ fn PeopleView() -> impl IntoView {
                     view! {
                         <li>
                             <span title=key.clone()>{label.clone()}</span>
-                            {me.then(|| " (you)")}
+                            {me.then_some(" (you)")}
                             {blocked.then(|| view! { " " <span class="kind">"blocked"</span> })}
                             {(!me).then(|| view! {
                                 " " <button aria-label=format!("{text} {label}") on:click=move |_| {
