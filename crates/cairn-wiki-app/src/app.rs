@@ -18,6 +18,43 @@ extern "C" {
     /// `cairn.call(op, fields)` of cairn.js (`window.cairn` is what `startCairn()` returned).
     #[wasm_bindgen(js_namespace = cairn, js_name = call)]
     fn cairn_call(op: &str, fields: JsValue) -> js_sys::Promise;
+    /// `cairn.on(event, cb)` of cairn.js: the worker's events (`peers`: a connection changed
+    /// state or moved nodes).
+    #[wasm_bindgen(js_namespace = cairn, js_name = on)]
+    fn cairn_on(event: &str, cb: &js_sys::Function);
+}
+
+/// A counter that grows (at most every half second) after the worker received nodes from a
+/// peer, so the screen on show reloads what it shows: edits made elsewhere appear without a
+/// reload of the page.
+fn received_revision() -> RwSignal<u64> {
+    use std::cell::{Cell, RefCell};
+    use std::rc::Rc;
+    let rev = RwSignal::new(0u64);
+    let seen: Rc<RefCell<HashMap<String, f64>>> = Rc::default();
+    let pending = Rc::new(Cell::new(false));
+    let cb = Closure::<dyn Fn(JsValue)>::new(move |m: JsValue| {
+        let peer = js_sys::Reflect::get(&m, &"peer".into()).unwrap_or(JsValue::UNDEFINED);
+        let field = |k: &str| js_sys::Reflect::get(&peer, &k.into()).unwrap_or(JsValue::UNDEFINED);
+        let (Some(id), Some(got)) = (field("id").as_f64(), field("nodes_received").as_f64()) else {
+            return;
+        };
+        let before = seen.borrow_mut().insert(id.to_string(), got).unwrap_or(0.0);
+        if got > before && !pending.replace(true) {
+            let pending = pending.clone();
+            set_timeout(
+                move || {
+                    pending.set(false);
+                    rev.update(|r| *r += 1);
+                },
+                std::time::Duration::from_millis(500),
+            );
+        }
+    });
+    cairn_on("peers", cb.as_ref().unchecked_ref());
+    // The app lives as long as the page: so does its listener.
+    cb.forget();
+    rev
 }
 
 /// One request to the worker: the `ok` of its answer, or its error's message.
@@ -110,6 +147,7 @@ fn current_route() -> Route {
 #[component]
 fn App() -> impl IntoView {
     let route = RwSignal::new(current_route());
+    let received = received_revision();
     let _ = window_event_listener(leptos::ev::hashchange, move |_| {
         route.set(current_route());
     });
@@ -134,7 +172,14 @@ fn App() -> impl IntoView {
             </form>
         </header>
         <main>
-            {move || match route.get() {
+            {move || {
+                let route = route.get();
+                // Reload the screen when nodes arrive from peers — except the editor, whose
+                // unsaved text must stay (its save links the heads current at save time).
+                if !matches!(route, Route::Edit(_)) {
+                    received.track();
+                }
+                match route {
                 Route::Page(t) => view! { <PageView title=t/> }.into_any(),
                 Route::Edit(t) => view! { <EditView title=t/> }.into_any(),
                 Route::History(t) => view! { <HistoryView title=t/> }.into_any(),
@@ -143,7 +188,7 @@ fn App() -> impl IntoView {
                 Route::Search(q) => view! { <SearchView query=q/> }.into_any(),
                 Route::Pages => view! { <PagesView/> }.into_any(),
                 Route::People => view! { <PeopleView/> }.into_any(),
-            }}
+            }}}
         </main>
     }
 }
