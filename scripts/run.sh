@@ -24,6 +24,9 @@ cairn init
 if ! "$bin" wiki show Home >/dev/null 2>&1; then
   cairn wiki import examples/wiki
 fi
+# The example's image, a blob its page names as blob:<hash> (the hash is the content's, so
+# adding it again changes nothing).
+cairn blob add examples/wiki/images/cairn.svg >/dev/null
 http=${CAIRN_HTTP:-127.0.0.1:8080}
 echo "the wiki: http://$http/ (open it in a browser; Ctrl-C stops the server)" >&2
 exec "$bin" serve --listen "${CAIRN_LISTEN:-127.0.0.1:7340}" --http "$http" --web "$target/www"

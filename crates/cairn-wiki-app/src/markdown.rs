@@ -11,7 +11,9 @@
 //! - `[[Target]]` / `[[Target|label]]` become links to `#/page/<Title>` with the title the
 //!   worker normalized, styled `missing` when the page does not exist; a target that is not a
 //!   title is shown as text;
-//! - an image is shown only from this server's blobs (`/blob/<64 hex digits>`); any other
+//! - an image is shown only from this server's blobs: `blob:<64 hex digits>` (the form pages
+//!   store, docs/FORMAT.md "Blob references": it names content, not a server, and keeps the
+//!   blob from garbage collection) shown as `/blob/<hex>`, or `/blob/<hex>` itself; any other
 //!   image is replaced by its alt text in brackets (nothing is fetched);
 //! - the writer escapes every text and attribute, and no event can carry a `style`, `class`
 //!   or event-handler attribute, so nothing can run script or restyle the page.
@@ -75,11 +77,23 @@ pub fn safe_link(url: &str) -> bool {
 
 /// Whether `url` is an image this server serves: `/blob/` and 64 lower-case hex digits.
 pub fn safe_image(url: &str) -> bool {
-    url.strip_prefix("/blob/").is_some_and(|h| {
-        h.len() == 64
-            && h.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
+    url.strip_prefix("/blob/").is_some_and(is_blob_hex)
+}
+
+fn is_blob_hex(h: &str) -> bool {
+    h.len() == 64
+        && h.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The URL an image is shown from, if it may be: `blob:<hex>` (either case) becomes this
+/// server's `/blob/<hex>`; `/blob/<hex>` stays; anything else is refused.
+pub fn image_url(url: &str) -> Option<String> {
+    if safe_image(url) {
+        return Some(url.to_owned());
+    }
+    let hex = url.strip_prefix("blob:")?.to_ascii_lowercase();
+    is_blob_hex(&hex).then(|| format!("/blob/{hex}"))
 }
 
 /// Percent-encodes a title for a URL fragment (everything but unreserved ASCII).
@@ -193,11 +207,11 @@ pub fn render(text: &str, targets: &HashMap<String, LinkTarget>) -> String {
                 title,
                 id,
             }) => {
-                if safe_image(&dest_url) {
+                if let Some(url) = image_url(&dest_url) {
                     open.push(Open::Kept);
                     Event::Start(Tag::Image {
                         link_type,
-                        dest_url,
+                        dest_url: CowStr::from(url),
                         title,
                         id,
                     })

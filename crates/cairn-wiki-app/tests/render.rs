@@ -91,6 +91,14 @@ fn only_http_https_mailto_links_and_blob_images() {
         "{html}"
     );
     assert!(safe_link("HTTPS://x") && !safe_link("javascript:x") && !safe_link("//x"));
+    // The stored form, `blob:<hex>`, is shown from this server.
+    let stored = render(&format!("![ok](blob:{})", "AB".repeat(32)), &HashMap::new());
+    assert!(
+        stored.contains(&format!(r#"<img src="/blob/{}" alt="ok""#, "ab".repeat(32))),
+        "{stored}"
+    );
+    let short = render("![no](blob:abcd)", &HashMap::new());
+    assert!(!short.contains("<img"), "{short}");
     assert!(!safe_image("/blob/../x") && !safe_image(&format!("/blob/{}", "AB".repeat(32))));
 }
 

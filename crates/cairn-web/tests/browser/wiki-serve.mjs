@@ -28,6 +28,7 @@ const run = (args, input) => execFileSync(cairn, ['--data', data, ...args],
 
 run(['init']);
 run(['wiki', 'import', examples]);
+const image = run(['blob', 'add', path.join(examples, 'images', 'cairn.svg')]);
 const child = spawn(cairn, ['--data', data, 'serve', '--listen', '127.0.0.1:0', '--http', '127.0.0.1:0',
   '--web', www, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
 let err = '';
@@ -82,6 +83,15 @@ try {
       await until('badge live', async () => /synced live/.test(await page.locator('#sync-status').innerText()));
     }
     await pages[0].screenshot({ path: path.join(out, 'served-home.png') });
+  });
+
+  await test("the example's image, a blob on the server, shows in the page that names it", async () => {
+    const page = pages[1];
+    await page.goto(base + '#/page/Cairn');
+    const img = page.locator(`main img[src="/blob/${image}"]`);
+    await until('image loaded', async () => (await img.count()) === 1
+      && await img.evaluate((e) => e.complete && e.naturalWidth > 0));
+    await page.screenshot({ path: path.join(out, 'served-image.png') });
   });
 
   await test('an edit saved in one browser appears in the others without a reload', async () => {
