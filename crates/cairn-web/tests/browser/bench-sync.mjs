@@ -9,9 +9,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { serve, openHarness, call, sleep, FLAGS } from './lib.mjs';
+import { serve, openHarness, call, sleep, FLAGS, startServe } from './lib.mjs';
 
 const require = createRequire(import.meta.url);
 const { chromium } = require('playwright-core');
@@ -21,12 +21,7 @@ const n = Number(process.argv[4] || 200);
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-sync-bench-'));
 const data = path.join(tmp, 'server');
 execFileSync(cairn, ['--data', data, 'init']);
-const child = spawn(cairn, ['--data', data, 'serve', '--listen', '127.0.0.1:0', '--ws-listen', '127.0.0.1:0',
-  '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
-const wsAddr = await new Promise((resolve) => {
-  let buf = '';
-  child.stdout.on('data', (d) => { buf += d; const l = buf.split('\n'); if (l.length >= 3) resolve(l[1]); });
-});
+const { child, lines: [, wsAddr] } = await startServe(cairn, data, ['--listen', '127.0.0.1:0', '--ws-listen', '127.0.0.1:0']);
 const { server: web, url } = await serve({ '/': www });
 const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: FLAGS });
 try {

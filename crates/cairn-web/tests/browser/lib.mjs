@@ -96,3 +96,69 @@ export async function call(page, op, fields = {}) {
   if (r.error) throw new Error(`${op}: ${r.error.kind}: ${r.error.message}`);
   return r.ok;
 }
+
+// A test runner: `test(name, fn, timeoutMs)` runs one test with a time limit and prints one
+// line; `done()` prints the closing "LABEL: N passed, N failed" line (counted by
+// scripts/test.sh) and returns the exit code. `onFail(n)` runs after a failure (a screenshot).
+export function runner(label, { timeoutMs = 90000, onFail = null } = {}) {
+  let passed = 0, failed = 0;
+  return {
+    async test(name, fn, ms = timeoutMs) {
+      const t = Date.now();
+      let timer;
+      try {
+        await Promise.race([fn(), new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+        })]);
+        passed++;
+        console.log(`ok   ${name} (${Date.now() - t} ms)`);
+      } catch (e) {
+        failed++;
+        console.log(`FAIL ${name} (${Date.now() - t} ms): ${e.stack || e}`);
+        if (onFail) await Promise.resolve(onFail(passed + failed)).catch(() => {});
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    done() {
+      console.log(`${label}: ${passed} passed, ${failed} failed`);
+      return failed ? 1 : 0;
+    },
+  };
+}
+
+// Polls `check()` (async, truthy when done; a throw counts as not yet) every `every` ms until
+// `ms` have passed, then throws naming `what`.
+export async function until(what, check, ms = 20000, every = 25) {
+  const end = Date.now() + ms;
+  let last = null;
+  for (;;) {
+    const v = await Promise.resolve().then(check).catch((e) => { last = e; return false; });
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms${last ? ` (last error: ${last})` : ''}`);
+    await sleep(every);
+  }
+}
+
+// Starts `cairn --data DATA serve ARGS…` and waits (30 s at most) until its stdout has
+// `lines` lines. Returns {child, lines, exited, stderr()}; stdout lines are the addresses
+// `cairn serve` prints on start, in the order of its listeners.
+export async function startServe(cairn, data, args, lines = 2) {
+  const child = spawn(cairn, ['--data', data, 'serve', ...args, '--log-level', 'warn'],
+    { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (d) => { err += d; });
+  const out = await new Promise((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => reject(new Error(`cairn serve did not start: ${err}`)), 30000);
+    child.stdout.on('data', (d) => {
+      buf += d;
+      const l = buf.split('\n');
+      if (l.length > lines) { clearTimeout(timer); resolve(l.slice(0, lines)); }
+    });
+    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`cairn serve exited ${code}: ${err}`)); });
+  });
+  child.stdout.resume();
+  const exited = new Promise((r) => child.on('exit', r));
+  return { child, lines: out, exited, stderr: () => err };
+}

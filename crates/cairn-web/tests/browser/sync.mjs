@@ -8,9 +8,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { serve, openHarness, call, sleep, FLAGS } from './lib.mjs';
+import { serve, openHarness, call, sleep, FLAGS, runner, until, startServe } from './lib.mjs';
 import { garbage, tamperingProxy } from './wsfake.mjs';
 
 const require = createRequire(import.meta.url);
@@ -25,48 +25,12 @@ const run = (data, ...args) => execFileSync(cairn, ['--data', data, ...args], { 
 // `cairn serve` on 127.0.0.1 (TCP and WebSocket); ports 0 the first time, then the same ones.
 let server = null;
 async function startServer(tcp = '127.0.0.1:0', ws = '127.0.0.1:0') {
-  const child = spawn(cairn, ['--data', serverData, 'serve', '--listen', tcp, '--ws-listen', ws,
-    '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let err = '';
-  child.stderr.on('data', (d) => { err += d; });
-  const lines = await new Promise((resolve, reject) => {
-    let buf = '';
-    const timer = setTimeout(() => reject(new Error(`cairn serve did not start: ${err}`)), 30000);
-    child.stdout.on('data', (d) => {
-      buf += d;
-      const l = buf.split('\n');
-      if (l.length >= 3) { clearTimeout(timer); resolve(l); }
-    });
-    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`cairn serve exited ${code}: ${err}`)); });
-  });
-  const exited = new Promise((r) => child.on('exit', r));
-  server = { child, tcp: lines[0], ws: lines[1], url: `ws://${lines[1]}`, exited, stderr: () => err };
+  const s = await startServe(cairn, serverData, ['--listen', tcp, '--ws-listen', ws]);
+  server = { ...s, tcp: s.lines[0], ws: s.lines[1], url: `ws://${s.lines[1]}` };
   return server;
 }
 
-let passed = 0, failed = 0;
-async function test(name, fn, timeoutMs = 90000) {
-  const t = Date.now();
-  try {
-    await Promise.race([fn(), sleep(timeoutMs).then(() => { throw new Error(`timed out after ${timeoutMs} ms`); })]);
-    passed++;
-    console.log(`ok   ${name} (${Date.now() - t} ms)`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name} (${Date.now() - t} ms): ${e.stack || e}`);
-  }
-}
-
-// Polls `check()` (async, truthy when done) every 25 ms until `ms` have passed.
-async function until(what, check, ms = 20000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
-    await sleep(25);
-  }
-}
+const { test, done } = runner('sync');
 const has = (page, key) => call(page, 'get', { key }).then((n) => n !== null);
 const peer = async (page, id) => (await call(page, 'peers')).find((p) => p.id === id);
 
@@ -221,5 +185,4 @@ await browser.close();
 web.close();
 if (server && server.child.exitCode === null) server.child.kill('SIGKILL');
 fs.rmSync(tmp, { recursive: true, force: true });
-console.log(`sync: ${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+process.exit(done());

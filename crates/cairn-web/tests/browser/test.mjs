@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import assert from 'node:assert/strict';
-import { serve, launch, openHarness, call, sleep } from './lib.mjs';
+import { serve, launch, openHarness, call, sleep, runner } from './lib.mjs';
 
 const [www, out] = process.argv.slice(2).map((p) => path.resolve(p));
 fs.mkdirSync(out, { recursive: true });
@@ -17,19 +17,8 @@ const { server, url: root } = await serve({ '/': www });
 // The harness page of the served directory (scripts/build-web.sh); the wiki app is /index.html.
 const url = root + 'peer.html';
 
-let passed = 0, failed = 0;
 let b = await launch(profile);
-async function test(name, fn, timeoutMs = 120000) {
-  const t = Date.now();
-  try {
-    await Promise.race([fn(), sleep(timeoutMs).then(() => { throw new Error(`timed out after ${timeoutMs} ms`); })]);
-    passed++;
-    console.log(`ok   ${name} (${Date.now() - t} ms)`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name} (${Date.now() - t} ms): ${e.stack || e}`);
-  }
-}
+const { test, done } = runner('browser', { timeoutMs: 120000 });
 const page = () => b.page;
 
 await test('the harness opens the store in a worker on OPFS', async () => {
@@ -208,5 +197,4 @@ await test('a second worker on the same store is refused with an error, not a ha
 await b.close();
 server.close();
 fs.rmSync(profile, { recursive: true, force: true });
-console.log(`browser: ${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+process.exit(done());

@@ -11,9 +11,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { sleep, FLAGS } from './lib.mjs';
+import { FLAGS, runner, until as poll, startServe } from './lib.mjs';
 
 const require = createRequire(import.meta.url);
 const { chromium } = require('playwright-core');
@@ -29,42 +29,12 @@ const run = (args, input) => execFileSync(cairn, ['--data', data, ...args],
 run(['init']);
 run(['wiki', 'import', examples]);
 const image = run(['blob', 'add', path.join(examples, 'images', 'cairn.svg')]);
-const child = spawn(cairn, ['--data', data, 'serve', '--listen', '127.0.0.1:0', '--http', '127.0.0.1:0',
-  '--web', www, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
-let err = '';
-child.stderr.on('data', (d) => { err += d; });
-const base = await new Promise((resolve, reject) => {
-  let buf = '';
-  const timer = setTimeout(() => reject(new Error(`cairn serve did not start: ${err}`)), 30000);
-  child.stdout.on('data', (d) => {
-    buf += d;
-    const m = buf.match(/^(http:\/\/\S+\/)$/m);
-    if (m) { clearTimeout(timer); resolve(m[1]); }
-  });
-  child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`cairn serve exited ${code}: ${err}`)); });
-});
+const served = await startServe(cairn, data, ['--listen', '127.0.0.1:0', '--http', '127.0.0.1:0', '--web', www]);
+const { child } = served;
+const base = served.lines[1];
 
-let passed = 0, failed = 0;
-async function test(name, fn, timeoutMs = 90000) {
-  const t = Date.now();
-  try {
-    await Promise.race([fn(), sleep(timeoutMs).then(() => { throw new Error(`timed out after ${timeoutMs} ms`); })]);
-    passed++;
-    console.log(`ok   ${name} (${Date.now() - t} ms)`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name} (${Date.now() - t} ms): ${e.stack || e}`);
-  }
-}
-async function until(what, check, ms = 30000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await check().catch(() => false);
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
-    await sleep(100);
-  }
-}
+const { test, done } = runner('served');
+const until = (what, check, ms = 30000) => poll(what, check, ms, 100);
 const text = (page) => page.locator('main').innerText();
 
 const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: FLAGS });
@@ -131,5 +101,4 @@ try {
   await new Promise((r) => child.on('exit', r));
   fs.rmSync(tmp, { recursive: true, force: true });
 }
-console.log(`served: ${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+process.exit(done());

@@ -8,14 +8,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import assert from 'node:assert/strict';
-import { serve, launch, sleep } from './lib.mjs';
+import { serve, launch, sleep, runner } from './lib.mjs';
 
 const [www, out] = process.argv.slice(2).map((p) => path.resolve(p));
 fs.mkdirSync(out, { recursive: true });
 const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-wiki-profile-'));
 const { server, url } = await serve({ '/': www });
 
-let passed = 0, failed = 0;
 const b = await launch(profile);
 const page = b.page;
 await page.setViewportSize({ width: 1100, height: 800 });
@@ -26,18 +25,7 @@ const requests = [];
 page.on('request', (r) => requests.push(r.url()));
 await page.route((u) => !u.href.startsWith(url), (route) => route.abort());
 
-async function test(name, fn, timeoutMs = 120000) {
-  const t = Date.now();
-  try {
-    await Promise.race([fn(), sleep(timeoutMs).then(() => { throw new Error(`timed out after ${timeoutMs} ms`); })]);
-    passed++;
-    console.log(`ok   ${name} (${Date.now() - t} ms)`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name} (${Date.now() - t} ms): ${e.stack || e}`);
-    await page.screenshot({ path: path.join(out, `wiki-fail-${passed + failed}.png`) }).catch(() => {});
-  }
-}
+const { test, done } = runner('wiki', { timeoutMs: 120000, onFail: (n) => page.screenshot({ path: path.join(out, `wiki-fail-${n}.png`) }) });
 
 // A request to the worker through the page's cairn.call; throws on an error answer.
 async function call(op, fields = {}) {
@@ -290,5 +278,4 @@ await test('no page errors', async () => {
 await b.close();
 server.close();
 fs.rmSync(profile, { recursive: true, force: true });
-console.log(`wiki: ${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+process.exit(done());
