@@ -2,8 +2,8 @@
 # cairn-web's tests in a real browser: installs what they need (scripts/setup-browser.sh),
 # builds the wasm peer (release) and its JS bindings into crates/cairn-web/www/pkg, and runs
 # crates/cairn-web/tests/browser/test.mjs in headless Debian Chromium, then
-# crates/cairn-web/tests/browser/sync.mjs (browser peers syncing live with a release
-# `cairn serve`, built here). Screenshots go to
+# crates/cairn-web/tests/browser/sync.mjs (browser peers syncing live with `cairn serve`:
+# $CAIRN_BIN, else a release build made here). Screenshots go to
 # $CARGO_TARGET_DIR/browser (target/browser). Prints the whole run's duration.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +16,13 @@ out="${CARGO_TARGET_DIR:-target}/browser"
 www="${CARGO_TARGET_DIR:-target}/www"
 node crates/cairn-web/tests/browser/test.mjs "$www" "$out"
 node crates/cairn-web/tests/browser/wiki.mjs "$www" "$out"
-cargo build --release -p cairn-cli --bin cairn --locked
-node crates/cairn-web/tests/browser/sync.mjs "$www" "$out" "${CARGO_TARGET_DIR:-target}/release/cairn"
-node crates/cairn-web/tests/browser/wiki-serve.mjs "$www" "$out" "${CARGO_TARGET_DIR:-target}/release/cairn"
+# The native peer the browsers sync with: $CAIRN_BIN if set (scripts/test.sh passes the debug
+# build its cargo tests made), else a release build.
+cairn=${CAIRN_BIN:-}
+if [ -z "$cairn" ]; then
+  cargo build --release -p cairn-cli --bin cairn --locked
+  cairn="${CARGO_TARGET_DIR:-target}/release/cairn"
+fi
+node crates/cairn-web/tests/browser/sync.mjs "$www" "$out" "$cairn"
+node crates/cairn-web/tests/browser/wiki-serve.mjs "$www" "$out" "$cairn"
 echo "test-browser: $(( $(date +%s) - start )) s in all (install check, build, tests)"
