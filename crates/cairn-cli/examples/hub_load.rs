@@ -118,46 +118,68 @@ async fn run(a: Args) -> Result<()> {
         let (joined, go, done) = (joined.clone(), go.clone(), done.clone());
         let lone = next_of(i) == i;
         tasks.push(tokio::spawn(async move {
-            let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
-            let HubMessage::Welcome { challenge } = recv(&mut ws).await? else {
-                bail!("no welcome");
-            };
-            let join = ClientMessage::sign(&key, &challenge, 1, topic, Action::Join);
-            ws.send(Message::binary(join.encode())).await?;
-            loop {
-                if let HubMessage::Members { .. } = recv(&mut ws).await? {
-                    break;
-                }
-            }
-            let join_ms = start.elapsed().as_secs_f64() * 1e3;
-            joined.wait().await;
-            go.wait().await;
-            let offer = ClientMessage::sign(
-                &key,
-                &challenge,
-                2,
-                topic,
-                Action::Signal {
-                    to,
-                    kind: SignalKind::Offer,
-                    payload: vec![b'x'; 600],
-                },
-            );
-            let mut relayed = 0u64;
-            if !lone {
-                ws.send(Message::binary(offer.encode())).await?;
-                // One offer from the predecessor; announcements of others' joins may come
-                // first.
-                loop {
-                    if let HubMessage::Relay(r) = recv(&mut ws).await? {
-                        r.verify(&key.public())?;
-                        relayed += 1;
-                        break;
+            // Which barriers this client has passed: a client that fails still meets the
+            // others at the rest, so that one failure is reported instead of hanging the run.
+            let mut passed = 0;
+            let result = async {
+                let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
+                let HubMessage::Welcome { challenge } = recv(&mut ws).await? else {
+                    bail!("no welcome");
+                };
+                let join = ClientMessage::sign(&key, &challenge, 1, topic, Action::Join);
+                ws.send(Message::binary(join.encode())).await?;
+                let members = async {
+                    loop {
+                        if let HubMessage::Members { .. } = recv(&mut ws).await? {
+                            break anyhow::Ok(());
+                        }
                     }
+                };
+                tokio::time::timeout(Duration::from_secs(60), members)
+                    .await
+                    .context("no member list within 60 s")??;
+                let join_ms = start.elapsed().as_secs_f64() * 1e3;
+                joined.wait().await;
+                passed = 1;
+                go.wait().await;
+                passed = 2;
+                let offer = ClientMessage::sign(
+                    &key,
+                    &challenge,
+                    2,
+                    topic,
+                    Action::Signal {
+                        to,
+                        kind: SignalKind::Offer,
+                        payload: vec![b'x'; 600],
+                    },
+                );
+                let mut relayed = 0u64;
+                if !lone {
+                    ws.send(Message::binary(offer.encode())).await?;
+                    // One offer from the predecessor; announcements of others' joins may come
+                    // first.
+                    let relay = async {
+                        loop {
+                            if let HubMessage::Relay(r) = recv(&mut ws).await? {
+                                r.verify(&key.public())?;
+                                break anyhow::Ok(());
+                            }
+                        }
+                    };
+                    tokio::time::timeout(Duration::from_secs(60), relay)
+                        .await
+                        .context("no offer relayed within 60 s")??;
+                    relayed += 1;
                 }
+                anyhow::Ok((join_ms, relayed, ws))
+            }
+            .await;
+            for barrier in [&joined, &go].into_iter().skip(passed) {
+                barrier.wait().await;
             }
             done.wait().await;
-            anyhow::Ok((join_ms, relayed, ws))
+            result
         }));
     }
     joined.wait().await;
@@ -172,14 +194,27 @@ async fn run(a: Args) -> Result<()> {
     let mut join_ms = Vec::new();
     let mut relayed = 0;
     let mut sockets = Vec::new();
+    let mut failed = 0;
+    let mut first_error = None;
     for t in tasks {
-        let (ms, r, ws) = t.await??;
-        join_ms.push(ms);
-        relayed += r;
-        sockets.push(ws);
+        match t.await? {
+            Ok((ms, r, ws)) => {
+                join_ms.push(ms);
+                relayed += r;
+                sockets.push(ws);
+            }
+            Err(e) => {
+                failed += 1;
+                first_error.get_or_insert_with(|| format!("{e:#}"));
+            }
+        }
     }
     join_ms.sort_by(f64::total_cmp);
-    let p = |q: f64| join_ms[((join_ms.len() - 1) as f64 * q) as usize];
+    let p = |q: f64| {
+        join_ms
+            .get(((join_ms.len().max(1) - 1) as f64 * q) as usize)
+            .copied()
+    };
     println!(
         "{}",
         serde_json::json!({
@@ -189,6 +224,8 @@ async fn run(a: Args) -> Result<()> {
             "join_ms_median": p(0.5),
             "join_ms_p99": p(0.99),
             "offers_relayed_and_verified": relayed,
+            "clients_failed": failed,
+            "first_error": first_error,
             "relay_round_ms": relays.as_millis(),
             "server_rss_idle_mb": idle_rss,
             "server_rss_held_mb": held_rss,

@@ -667,7 +667,10 @@ async fn run_client(
     let mut heard = tokio::time::Instant::now();
     let mut ping = tokio::time::interval_at(heard + PING_EVERY, PING_EVERY);
     loop {
+        // Biased: what the client sent and what is queued for it come before the timers, so
+        // that on a loaded server a join already received is not taken for a missing one.
         tokio::select! {
+            biased;
             incoming = ws.next() => {
                 heard = tokio::time::Instant::now();
                 let next = match incoming {

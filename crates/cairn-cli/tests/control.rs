@@ -3,14 +3,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{cairn, finish, ok};
+use common::{Server, cairn, finish, ok, start_serve};
 use serde_json::Value;
 
 /// A temporary directory, removed at the end.
@@ -32,28 +32,10 @@ impl Drop for Dir {
     }
 }
 
-/// A running `cairn serve`, killed when the test ends however it ends.
-struct Server(Child, String);
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts `cairn serve` on `dir` (TCP on a free port): the server and its address.
-fn serve(dir: &Path) -> Server {
-    let mut child = cairn(dir)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut addr = String::new();
-    out.read_line(&mut addr).unwrap();
-    assert!(!addr.is_empty(), "the server did not start");
-    Server(child, format!("tcp://{}", addr.trim()))
+fn serve(dir: &Path) -> (Server, String) {
+    let (server, a) = start_serve(dir, &["--listen", "127.0.0.1:0"], 1);
+    (server, format!("tcp://{}", a[0]))
 }
 
 /// Runs `cairn --data DIR ARGS` with `input` on standard input (at most 60 s).
@@ -96,15 +78,15 @@ fn json(dir: &Path, args: &[&str]) -> Value {
     serde_json::from_str(&ok_in(dir, args, "")).unwrap()
 }
 
-fn stop(mut server: Server) {
+fn stop(mut server: (Server, String)) {
     // SIGTERM: a clean shutdown.
     let st = std::process::Command::new("kill")
-        .arg(server.0.id().to_string())
+        .arg(server.0.0.id().to_string())
         .status()
         .unwrap();
     assert!(st.success());
     let deadline = Instant::now() + Duration::from_secs(30);
-    while server.0.try_wait().unwrap().is_none() {
+    while server.0.0.try_wait().unwrap().is_none() {
         assert!(Instant::now() < deadline, "the server did not stop");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -309,8 +291,8 @@ fn a_socket_left_by_a_killed_server_is_replaced() {
     ok(cairn(&a).arg("init"));
     let mut server = serve(&a);
     ok_in(&a, &["wiki", "edit", "Kept"], "before the kill\n");
-    server.0.kill().unwrap(); // SIGKILL: the socket file stays
-    server.0.wait().unwrap();
+    server.0.0.kill().unwrap(); // SIGKILL: the socket file stays
+    server.0.0.wait().unwrap();
     let sock = a.join("cairn.sock");
     assert!(sock.exists());
     // Nothing answers it: the commands open the store themselves.

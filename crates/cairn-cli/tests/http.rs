@@ -4,28 +4,19 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, Stdio};
+use std::io::{Read, Write};
 use std::time::Duration;
 
 use cairn_core::{Keypair, PublicKey};
 use cairn_signal::{Action, Challenge, ClientMessage, ErrorCode, HubMessage, SignalKind, Topic};
-use common::{cairn, ok};
+use common::{Server, cairn, ok, start_serve};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
-/// Kills the server when the test ends, however it ends.
-struct Server {
-    child: Child,
-    /// `HOST:PORT` of the HTTP listener.
+/// A running `cairn serve` and `HOST:PORT` of its HTTP listener.
+struct Served {
+    _server: Server,
     http: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn base(name: &str) -> std::path::PathBuf {
@@ -36,28 +27,22 @@ fn base(name: &str) -> std::path::PathBuf {
 }
 
 /// Starts `cairn serve --http 127.0.0.1:0` on a new store under `dir`, with `args`.
-fn serve(dir: &std::path::Path, args: &[&str]) -> Server {
+fn serve(dir: &std::path::Path, args: &[&str]) -> Served {
     let data = dir.join("server");
     ok(cairn(&data).arg("init"));
     ok(cairn(&data).args(["log", "append", "from the server"]));
-    let mut child = cairn(&data)
-        .args(["serve", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let (mut tcp, mut http) = (String::new(), String::new());
-    out.read_line(&mut tcp).unwrap();
-    out.read_line(&mut http).unwrap();
-    let http = http
-        .trim()
+    let mut all = vec!["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"];
+    all.extend_from_slice(args);
+    let (server, a) = start_serve(&data, &all, 2);
+    let http = a[1]
         .strip_prefix("http://")
         .and_then(|h| h.strip_suffix('/'))
-        .unwrap_or_else(|| panic!("not an http URL: {http:?}"))
+        .unwrap_or_else(|| panic!("not an http URL: {:?}", a[1]))
         .to_string();
-    Server { child, http }
+    Served {
+        _server: server,
+        http,
+    }
 }
 
 /// One raw HTTP/1.1 request; the status code, the content type and the body.
@@ -157,7 +142,7 @@ fn static_files_and_traversal() {
 }
 
 /// `cairn serve` with blobs added to its store beforehand.
-fn serve_with_blobs(dir: &std::path::Path, files: &[(&str, &[u8])]) -> (Server, Vec<String>) {
+fn serve_with_blobs(dir: &std::path::Path, files: &[(&str, &[u8])]) -> (Served, Vec<String>) {
     let data = dir.join("server");
     ok(cairn(&data).arg("init"));
     let mut hashes = Vec::new();

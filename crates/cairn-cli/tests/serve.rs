@@ -6,39 +6,18 @@ mod common;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Stdio};
 
-use common::{cairn, finish, ok};
-
-/// Kills the server when the test ends, however it ends.
-struct Server(Child);
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::{Server, cairn, finish, ok, start_serve};
 
 /// Starts `cairn serve` on `dir` with TCP and WebSocket listeners on free ports: the server
 /// and the two bound addresses.
 fn serve(dir: &std::path::Path) -> (Server, String, String) {
-    let mut server = Server(
-        cairn(dir)
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--ws-listen",
-                "127.0.0.1:0",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let (server, mut a) = start_serve(
+        dir,
+        &["--listen", "127.0.0.1:0", "--ws-listen", "127.0.0.1:0"],
+        2,
     );
-    let mut out = BufReader::new(server.0.stdout.take().unwrap());
-    let (mut addr, mut ws_addr) = (String::new(), String::new());
-    out.read_line(&mut addr).unwrap();
-    out.read_line(&mut ws_addr).unwrap();
-    (server, addr, ws_addr)
+    let ws = a.pop().unwrap();
+    (server, a.pop().unwrap(), ws)
 }
 
 #[test]

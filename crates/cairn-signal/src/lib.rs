@@ -38,9 +38,17 @@ pub const MAX_CLIENT_MESSAGE: usize = SIGNAL_HEADER + MAX_PAYLOAD + 64;
 pub const MAX_MEMBERS: usize = 1024;
 /// Largest error text, in bytes.
 pub const MAX_ERROR_TEXT: usize = 256;
-/// Largest hub message: a relay of the largest client message (a member list of
-/// [`MAX_MEMBERS`] is smaller).
-pub const MAX_HUB_MESSAGE: usize = 2 + 32 + 4 + MAX_CLIENT_MESSAGE;
+/// Largest hub message: a member list of [`MAX_MEMBERS`] keys or a relay of the largest
+/// client message, whichever is larger (the list: 32 804 bytes).
+pub const MAX_HUB_MESSAGE: usize = if MEMBERS_MESSAGE > RELAY_MESSAGE {
+    MEMBERS_MESSAGE
+} else {
+    RELAY_MESSAGE
+};
+/// A member list of [`MAX_MEMBERS`] keys: version, kind, topic, count, keys.
+const MEMBERS_MESSAGE: usize = 1 + 1 + 32 + 2 + MAX_MEMBERS * 32;
+/// A relay of the largest client message: version, kind, challenge, length, message.
+const RELAY_MESSAGE: usize = 2 + 32 + 4 + MAX_CLIENT_MESSAGE;
 
 /// version, kind, from, counter, topic.
 const HEADER: usize = 1 + 1 + 32 + 8 + 32;

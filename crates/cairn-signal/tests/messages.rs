@@ -299,6 +299,54 @@ fn limits_are_checked_before_reading() {
     assert_eq!(ClientMessage::decode(&join), Err(DecodeError::Trailing(1)));
 }
 
+/// Every message the hub may send decodes: the longest member list (what a joiner of a full
+/// topic gets) and the largest relay both fit under the decoder's limit. (A list of more than
+/// about 500 keys was once refused by every client as too long.)
+#[test]
+fn the_largest_hub_messages_decode() {
+    let members = HubMessage::Members {
+        topic: Topic::of_swarm("full"),
+        peers: (0..MAX_MEMBERS as u32)
+            .map(|i| {
+                let mut k = [0u8; 32];
+                k[..4].copy_from_slice(&i.to_le_bytes());
+                PublicKey(k)
+            })
+            .collect(),
+    };
+    let bytes = members.encode();
+    assert!(
+        bytes.len() <= MAX_HUB_MESSAGE,
+        "{} > {MAX_HUB_MESSAGE}",
+        bytes.len()
+    );
+    assert_eq!(HubMessage::decode(&bytes).unwrap(), members);
+
+    let c = Challenge([7; 32]);
+    let message = ClientMessage::sign(
+        &key(1),
+        &c,
+        u64::MAX,
+        Topic::of_swarm("full"),
+        Action::Signal {
+            to: key(2).public(),
+            kind: SignalKind::Offer,
+            payload: vec![0xab; MAX_PAYLOAD],
+        },
+    );
+    let relay = HubMessage::Relay(Relay {
+        challenge: c,
+        message,
+    });
+    let bytes = relay.encode();
+    assert!(
+        bytes.len() <= MAX_HUB_MESSAGE,
+        "{} > {MAX_HUB_MESSAGE}",
+        bytes.len()
+    );
+    assert_eq!(HubMessage::decode(&bytes).unwrap(), relay);
+}
+
 #[test]
 fn topics_are_hashes_of_names() {
     assert_eq!(Topic::of_swarm("a"), Topic::of_swarm("a"));

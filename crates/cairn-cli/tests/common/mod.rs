@@ -1,7 +1,8 @@
 //! Helpers shared by the CLI's integration tests.
 #![allow(dead_code)] // each test binary uses its own subset
 
-use std::process::{Child, Command, Output};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// `cairn --data DIR`.
@@ -29,4 +30,43 @@ pub(crate) fn finish(mut child: Child, secs: u64) -> Output {
         std::thread::sleep(Duration::from_millis(10));
     }
     child.wait_with_output().unwrap()
+}
+
+/// A running `cairn serve`, killed when the test ends however it ends.
+pub(crate) struct Server(pub(crate) Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `cairn --data DIR serve ARGS…` (its standard error discarded) and reads the first
+/// `lines` lines it prints: the addresses of its listeners, TCP first, then WebSocket and
+/// HTTP as `args` ask for them.
+pub(crate) fn start_serve(
+    dir: &std::path::Path,
+    args: &[&str],
+    lines: usize,
+) -> (Server, Vec<String>) {
+    let mut server = Server(
+        cairn(dir)
+            .arg("serve")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut out = BufReader::new(server.0.stdout.take().unwrap());
+    let addrs = (0..lines)
+        .map(|_| {
+            let mut l = String::new();
+            out.read_line(&mut l).unwrap();
+            assert!(!l.is_empty(), "cairn serve did not start");
+            l.trim().to_string()
+        })
+        .collect();
+    (server, addrs)
 }
