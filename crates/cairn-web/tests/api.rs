@@ -3,28 +3,13 @@
 
 use cairn_log::core::{Draft, Keypair, Limits, Node};
 use cairn_log::testing::CrashBackend;
+mod common;
+
 use cairn_web::api::Peer;
 use cairn_web::frames;
+use common::{call, kind, ok, peer};
 use proptest::prelude::*;
 use serde_json::{Value, json};
-
-fn peer() -> Peer {
-    Peer::open(cairn_log::redb::backends::InMemoryBackend::new()).unwrap()
-}
-
-fn call(p: &Peer, req: Value) -> Value {
-    serde_json::from_str(&p.handle(&req.to_string(), None)).unwrap()
-}
-
-fn ok(p: &Peer, req: Value) -> Value {
-    let r = call(p, req.clone());
-    assert!(r.get("error").is_none(), "{req} → {r}");
-    r["ok"].clone()
-}
-
-fn kind(r: &Value) -> &str {
-    r["error"]["kind"].as_str().unwrap_or("OK")
-}
 
 fn chain(kp: &Keypair, n: usize, first_links: Vec<cairn_log::core::Hash>) -> Vec<Node> {
     let mut out: Vec<Node> = Vec::new();

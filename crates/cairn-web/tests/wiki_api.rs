@@ -2,28 +2,13 @@
 //! the same code over OPFS; tests/browser/wiki.mjs drives it through the wiki app).
 
 use cairn_log::ChangesQuery;
+mod common;
+
 use cairn_web::api::Peer;
 use cairn_web::frames;
+use common::{call, kind, ok, peer};
 use proptest::prelude::*;
 use serde_json::{Value, json};
-
-fn peer() -> Peer {
-    Peer::open(cairn_log::redb::backends::InMemoryBackend::new()).unwrap()
-}
-
-fn call(p: &Peer, req: Value) -> Value {
-    serde_json::from_str(&p.handle(&req.to_string(), None)).unwrap()
-}
-
-fn ok(p: &Peer, req: Value) -> Value {
-    let r = call(p, req.clone());
-    assert!(r.get("error").is_none(), "{req} → {r}");
-    r["ok"].clone()
-}
-
-fn kind(r: &Value) -> &str {
-    r["error"]["kind"].as_str().unwrap_or("OK")
-}
 
 fn save(p: &Peer, title: &str, text: &str, summary: &str) -> String {
     let r = ok(
