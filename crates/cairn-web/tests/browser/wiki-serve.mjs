@@ -4,7 +4,8 @@
 // the UI found by role and label: the served wiki reaches a fresh browser and shows; an edit
 // saved in one browser appears in the others without a reload; an edit from the command line
 // appears in the browsers; a browser's edit is what `cairn wiki show` prints; the status badge
-// says the browser is synced. Prints one line per test and a closing "N passed, N failed".
+// says the browser is synced; two browsers editing one page while disconnected make a fork
+// that every browser and the CLI show, and a merge in a third makes one version everywhere. Prints one line per test and a closing "N passed, N failed".
 //
 //   node crates/cairn-web/tests/browser/wiki-serve.mjs WWW_DIR OUT_DIR CAIRN_BINARY
 import fs from 'node:fs';
@@ -94,6 +95,70 @@ try {
     await a.getByRole('textbox', { name: 'Page text' }).fill('Written in browser C, read from the shell.\n');
     await a.getByRole('button', { name: 'Save' }).click();
     await until('shown by the CLI', async () => /Written in browser C/.test(run(['wiki', 'show', 'Made in a browser'])));
+  });
+
+  await test('concurrent edits while disconnected: the fork shows in every browser, a merge in one makes one version everywhere', async () => {
+    const [a, b, c] = pages;
+    const title = 'Offline fork';
+    const api = async (page, op, fields = {}) => {
+      const r = await page.evaluate(([o, f]) => window.cairn.call(o, f), [op, fields]);
+      if (r.error) throw new Error(`${op}: ${r.error.kind}: ${r.error.message}`);
+      return r.ok;
+    };
+    const save = async (page, body) => {
+      await page.goto(base + `#/edit/${title}`);
+      const box = page.getByRole('textbox', { name: 'Page text' });
+      // Save is enabled once the page's current text is loaded into the editor.
+      await until('editor loaded', async () => (await page.getByRole('heading', { level: 1 }).innerText()).includes(title)
+        && await page.getByRole('button', { name: 'Save' }).isEnabled());
+      await box.fill(body);
+      await page.getByRole('button', { name: 'Save' }).click();
+      await until('saved', async () => (await text(page)).includes(body.split('\n')[0]));
+    };
+    await save(a, 'first line\nsecond line\nthird line\n');
+    for (const p of [b, c]) {
+      await p.goto(base + `#/page/${title}`);
+      await until('base version synced', async () => /third line/.test(await text(p)));
+    }
+    // A and B go offline: their connections to the server end (and they leave the swarm, where
+    // there is one), so neither hears of the other's edit.
+    const offline = async (page) => {
+      for (const conn of await api(page, 'peers')) {
+        if (conn.state !== 'closed') await api(page, 'disconnect', { conn: conn.id });
+      }
+      await page.evaluate(() => window.cairn.call('swarm_leave', {}));
+    };
+    await offline(a);
+    await offline(b);
+    await save(a, 'FIRST LINE (A, offline)\nsecond line\nthird line\n');
+    await save(b, 'first line\nsecond line\nTHIRD LINE (B, offline)\n');
+    // Back online: both versions reach the server and C; every browser shows the fork.
+    const wsUrl = base.replace(/^http/, 'ws') + 'sync';
+    await api(a, 'connect', { url: wsUrl });
+    await api(b, 'connect', { url: wsUrl });
+    for (const p of pages) {
+      await p.goto(base + `#/page/${title}`);
+      await until('fork shown', async () => /This page is forked/.test(await text(p)), 30000);
+      await p.getByRole('region', { name: 'Version 2' }).waitFor();
+    }
+    await c.screenshot({ path: path.join(out, 'served-fork.png'), fullPage: true });
+    assert.match(run(['wiki', 'show', title]), /forked/i);
+    // C merges: the editor proposes the three-way merge from the common ancestor.
+    await c.getByRole('link', { name: 'Merge', exact: true }).click();
+    const box = c.getByRole('textbox', { name: 'Page text' });
+    await until('merge proposed', async () => (await box.inputValue()) === 'FIRST LINE (A, offline)\nsecond line\nTHIRD LINE (B, offline)\n');
+    await c.screenshot({ path: path.join(out, 'served-merge.png'), fullPage: true });
+    await c.getByRole('button', { name: 'Save' }).click();
+    for (const p of pages) {
+      await p.goto(base + `#/page/${title}`);
+      await until('one merged version', async () => {
+        const t = await text(p);
+        return /FIRST LINE \(A, offline\)/.test(t) && /THIRD LINE \(B, offline\)/.test(t) && !/This page is forked/.test(t);
+      }, 30000);
+    }
+    const shown = run(['wiki', 'show', title]);
+    assert.doesNotMatch(shown, /forked/i);
+    assert.match(shown, /FIRST LINE \(A, offline\)[\s\S]*THIRD LINE \(B, offline\)/);
   });
 } finally {
   await browser.close();
