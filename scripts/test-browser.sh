@@ -3,7 +3,8 @@
 # builds the wasm peer (release) and its JS bindings into crates/cairn-web/www/pkg, and runs
 # crates/cairn-web/tests/browser/test.mjs in headless Debian Chromium, then
 # crates/cairn-web/tests/browser/sync.mjs (browser peers syncing live with a release
-# `cairn serve`, built here). Screenshots go to
+# `cairn serve`, built here), wiki-serve.mjs and swarm.mjs (three browsers in one WebRTC
+# swarm through `cairn serve`'s hub). Screenshots go to
 # $CARGO_TARGET_DIR/browser (target/browser). Prints the whole run's duration.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,4 +20,5 @@ node crates/cairn-web/tests/browser/wiki.mjs "$www" "$out"
 cargo build --release -p cairn-cli --bin cairn --locked
 node crates/cairn-web/tests/browser/sync.mjs "$www" "$out" "${CARGO_TARGET_DIR:-target}/release/cairn"
 node crates/cairn-web/tests/browser/wiki-serve.mjs "$www" "$out" "${CARGO_TARGET_DIR:-target}/release/cairn"
+node crates/cairn-web/tests/browser/swarm.mjs "$www" "$out" "${CARGO_TARGET_DIR:-target}/release/cairn"
 echo "test-browser: $(( $(date +%s) - start )) s in all (install check, build, tests)"

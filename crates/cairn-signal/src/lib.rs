@@ -38,9 +38,17 @@ pub const MAX_CLIENT_MESSAGE: usize = SIGNAL_HEADER + MAX_PAYLOAD + 64;
 pub const MAX_MEMBERS: usize = 1024;
 /// Largest error text, in bytes.
 pub const MAX_ERROR_TEXT: usize = 256;
-/// Largest hub message: a relay of the largest client message (a member list of
-/// [`MAX_MEMBERS`] is smaller).
-pub const MAX_HUB_MESSAGE: usize = 2 + 32 + 4 + MAX_CLIENT_MESSAGE;
+/// Largest hub message: the larger of a relay of the largest client message (16,597 bytes)
+/// and a member list of [`MAX_MEMBERS`] (32,804 bytes).
+pub const MAX_HUB_MESSAGE: usize = max(MAX_RELAY, MAX_MEMBERS_MESSAGE);
+/// A relay of the largest client message: version, kind, challenge, length, message.
+const MAX_RELAY: usize = 2 + 32 + 4 + MAX_CLIENT_MESSAGE;
+/// A member list of [`MAX_MEMBERS`]: version, kind, topic, count, keys.
+const MAX_MEMBERS_MESSAGE: usize = 2 + 32 + 2 + 32 * MAX_MEMBERS;
+
+const fn max(a: usize, b: usize) -> usize {
+    if a > b { a } else { b }
+}
 
 /// version, kind, from, counter, topic.
 const HEADER: usize = 1 + 1 + 32 + 8 + 32;

@@ -270,6 +270,16 @@ fn limits_are_checked_before_reading() {
             max: MAX_PAYLOAD
         })
     );
+    // The longest member list a hub sends decodes (it is longer than the largest relay).
+    let full = HubMessage::Members {
+        topic: Topic([7; 32]),
+        peers: (0..MAX_MEMBERS)
+            .map(|i| PublicKey([(i % 251) as u8; 32]))
+            .collect(),
+    };
+    let bytes = full.encode();
+    assert!(bytes.len() <= MAX_HUB_MESSAGE);
+    assert_eq!(HubMessage::decode(&bytes).unwrap(), full);
     // A member count over the limit.
     let mut members = vec![1, 2];
     members.extend_from_slice(&[0; 32]);
