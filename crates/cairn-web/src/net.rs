@@ -615,9 +615,18 @@ impl Net {
             Role::Responder
         };
         wasm_bindgen_futures::spawn_local(async move {
-            let opened = within(ATTACH_OPEN_TIMEOUT, "opening the channel", rx.opened())
-                .await
-                .and_then(|r| r);
+            let opened = future::or(
+                async {
+                    within(ATTACH_OPEN_TIMEOUT, "opening the channel", rx.opened())
+                        .await
+                        .and_then(|r| r)
+                },
+                async {
+                    c.stopping().await;
+                    Err("stopped before the channel opened".to_owned())
+                },
+            )
+            .await;
             let r = match opened {
                 Ok(()) => net.session(&c, tx, rx, role).await,
                 Err(e) => Err(e),

@@ -57,7 +57,7 @@ const join = (page, maxPeers) => page.evaluate(([u, s, m]) => window.swarm.join(
 const state = (page) => call(page, 'swarm');
 const conns = (page) => call(page, 'peers');
 const liveAttached = async (page) => (await conns(page)).filter((p) => p.kind === 'attached' && p.state === 'live');
-const values = async (page) => (await call(page, 'changes', { since: 0, limit: 100000 })).map((e) => e.value);
+const values = async (page) => (await call(page, 'changes', { since: 0, limit: 1000 })).map((e) => e.value);
 const has = async (page, v) => (await values(page)).includes(v);
 const append = (page, value) => call(page, 'append', { value });
 
