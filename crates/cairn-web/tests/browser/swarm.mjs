@@ -3,7 +3,8 @@
 // one swarm through the peer page (www/swarm.js on the page, src/swarm.rs in the worker).
 // Checks: a write in one reaches the others; one leaves, writes, comes back and converges; a
 // channel proving another key than the signalling named is dropped; garbage on a data
-// channel drops that peer and the store stays intact; max_peers is respected. Prints one
+// channel drops that peer and the store stays intact; max_peers is respected; the peer page
+// and the wiki, served by `cairn serve`, join their swarms by themselves. Prints one
 // line per test and a closing "swarm: N passed, N failed".
 //
 //   node crates/cairn-web/tests/browser/swarm.mjs WWW_DIR OUT_DIR CAIRN_BINARY
@@ -206,6 +207,25 @@ await test('max_peers is respected, and data still reaches a peer with one conne
   await append(other, 'to the peer with one connection');
   await until('c has the write of the peer it is not connected to', () => has(c, 'to the peer with one connection'));
   console.log(`     c refused ${busy} offer(s) as busy`);
+}, 30000);
+
+await test('served by cairn serve, the peer page joins swarm "cairn" and the wiki joins "cairn-wiki" by themselves', async () => {
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  await openHarness(page, base + 'peer.html');
+  const s = await until('the peer page joined', async () => {
+    const s = await call(page, 'swarm');
+    return s.hub === 'joined' && s;
+  });
+  assert.equal(s.swarm, 'cairn');
+  await until('the page shows the swarm', async () => /swarm "cairn": hub joined/.test(await page.locator('#swarm').innerText()));
+  await page.goto(base);
+  await until('the wiki joined', async () => {
+    const s = await page.evaluate(() => window.cairn.call('swarm').then((r) => r.ok));
+    return s.hub === 'joined' && s.swarm === 'cairn-wiki';
+  });
+  await until('the wiki is synced live with the server', async () => /synced live/.test(await page.locator('#sync-status').innerText()));
+  await ctx.close();
 }, 30000);
 
 await browser.close();
