@@ -3,7 +3,8 @@
 # builds the wasm peer (release) and its JS bindings into crates/cairn-web/www/pkg, and runs
 # crates/cairn-web/tests/browser/test.mjs in headless Debian Chromium, then
 # crates/cairn-web/tests/browser/sync.mjs (browser peers syncing live with `cairn serve`:
-# $CAIRN_BIN, else a release build made here). Screenshots go to
+# $CAIRN_BIN, else a release build made here), wiki-serve.mjs and swarm.mjs (three browsers in
+# one WebRTC swarm through `cairn serve`'s hub). Screenshots go to
 # $CARGO_TARGET_DIR/browser (target/browser). Prints the whole run's duration.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,4 +26,5 @@ if [ -z "$cairn" ]; then
 fi
 node crates/cairn-web/tests/browser/sync.mjs "$www" "$out" "$cairn"
 node crates/cairn-web/tests/browser/wiki-serve.mjs "$www" "$out" "$cairn"
+node crates/cairn-web/tests/browser/swarm.mjs "$www" "$out" "$cairn"
 echo "test-browser: $(( $(date +%s) - start )) s in all (install check, build, tests)"

@@ -15,6 +15,9 @@
 //! - `net` (wasm32 only): live replication over a WebSocket or a handed-over data channel
 //!   (cairn-net's handshake and pumps, cairn-sync's driver), the `connect`, `attach`,
 //!   `disconnect` and `peers` ops;
+//! - `swarm` (wasm32 only): the WebRTC swarm's signalling client (signed messages through
+//!   `cairn serve`'s hub) and its choice of peers, the `swarm_…` ops; the page's
+//!   `www/swarm.js` makes the peer connections and hands their channels to `net`;
 //! - `worker` (wasm32 only): the entry points the worker script calls (`openPeer`,
 //!   `WebPeer.handle`, `backendSelftest`).
 //!
@@ -30,6 +33,8 @@ pub mod identity;
 pub mod net;
 #[cfg(target_arch = "wasm32")]
 pub mod opfs;
+#[cfg(target_arch = "wasm32")]
+pub mod swarm;
 pub mod wiki_api;
 #[cfg(target_arch = "wasm32")]
 pub mod worker;

@@ -10,7 +10,10 @@
 //! the current step of any session yields (the driver yields after every 64 KiB of input).
 //! A `connect`ed URL is dialled again after a drop, 0.5 s doubling to 30 s (back to 0.5 s
 //! after a session that completed its initial sync); an `attach`ed channel is not (the page
-//! owns the peer connection behind it).
+//! owns the peer connection behind it). An `attach` may name the key the channel must prove
+//! (`expect`, hex): the swarm's channels do (the key the signed signalling named), and a
+//! channel whose Noise handshake proves another key is dropped with
+//! [`AttachError::KeyMismatch`].
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -21,7 +24,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use cairn_log::Log;
-use cairn_log::core::Keypair;
+use cairn_log::core::{Keypair, PublicKey};
 use cairn_net::link::{handshake, pump};
 use cairn_net::{Established, LinkError, MessageSink, MessageSource, PumpError, Role};
 use cairn_sync::{LogStore, Mode, Session, SessionOptions, Timer, duplex};
@@ -35,10 +38,15 @@ use crate::opfs::js_text;
 
 /// A handshake (or a channel's opening) that takes longer fails.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// An attached channel that does not open within this fails (it is handed over as soon as
+/// it is created, before the WebRTC offer and answer are exchanged).
+const ATTACH_OPEN_TIMEOUT: Duration = Duration::from_secs(20);
 /// A peer silent this long before the initial sync is complete fails the session.
 const IDLE: Duration = Duration::from_secs(60);
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Ended attached connections kept for `peers` to report.
+const KEEP_ENDED: usize = 16;
 /// Above this many bytes buffered by the channel, the outbound pump waits.
 const SEND_BUFFER: f64 = (1 << 20) as f64;
 /// The pipe between a session and its pumps.
@@ -130,7 +138,11 @@ impl Timer for JsTimer {
 }
 
 /// `fut`, or `Err(what)` after `d`.
-async fn within<T>(d: Duration, what: &str, fut: impl Future<Output = T>) -> Result<T, String> {
+pub(crate) async fn within<T>(
+    d: Duration,
+    what: &str,
+    fut: impl Future<Output = T>,
+) -> Result<T, String> {
     future::or(async { Ok(fut.await) }, async {
         JsSleep::new(d).await;
         Err(format!("{what} took longer than {d:?}"))
@@ -144,6 +156,8 @@ async fn within<T>(d: Duration, what: &str, fut: impl Future<Output = T>) -> Res
 #[derive(Default)]
 struct Inbox {
     msgs: VecDeque<Result<Vec<u8>, LinkError>>,
+    /// When the last message arrived (ms since the epoch), shared with the connection.
+    last_in: Rc<Cell<f64>>,
     open: bool,
     /// Why the channel ended (`Some` once it did).
     closed: Option<String>,
@@ -159,7 +173,7 @@ impl Inbox {
 }
 
 /// The JS handlers installed on a channel; removed (and the channel closed) when dropped.
-struct Handlers {
+pub(crate) struct Handlers {
     obj: JsValue,
     _closures: Vec<Closure<dyn FnMut(JsValue)>>,
 }
@@ -182,18 +196,22 @@ fn close_channel(obj: &JsValue) {
 }
 
 /// The sending half: `channel.send(bytes)`, waiting while `bufferedAmount` is high.
-struct ChannelTx {
+pub(crate) struct ChannelTx {
     obj: JsValue,
     inbox: Rc<RefCell<Inbox>>,
 }
 
 /// The receiving half: what `onmessage` queued.
-struct ChannelRx {
+pub(crate) struct ChannelRx {
     inbox: Rc<RefCell<Inbox>>,
 }
 
 /// Takes over `obj` (a WebSocket or an RTCDataChannel): binary messages as ArrayBuffers.
-fn open_channel(obj: JsValue) -> Result<(ChannelTx, ChannelRx, Handlers), String> {
+/// `last_in` is set to the time of each message that arrives.
+pub(crate) fn open_channel(
+    obj: JsValue,
+    last_in: Rc<Cell<f64>>,
+) -> Result<(ChannelTx, ChannelRx, Handlers), String> {
     let send = Reflect::get(&obj, &JsValue::from_str("send")).map_err(|e| js_text(&e))?;
     if !send.is_function() {
         return Err("not a message channel: it has no send()".into());
@@ -204,7 +222,10 @@ fn open_channel(obj: JsValue) -> Result<(ChannelTx, ChannelRx, Handlers), String
         &JsValue::from_str("arraybuffer"),
     )
     .map_err(|e| js_text(&e))?;
-    let inbox = Rc::new(RefCell::new(Inbox::default()));
+    let inbox = Rc::new(RefCell::new(Inbox {
+        last_in,
+        ..Inbox::default()
+    }));
     let state = Reflect::get(&obj, &JsValue::from_str("readyState")).unwrap_or(JsValue::NULL);
     // WebSocket: 1 is OPEN; RTCDataChannel: "open".
     inbox.borrow_mut().open =
@@ -227,6 +248,7 @@ fn open_channel(obj: JsValue) -> Result<(ChannelTx, ChannelRx, Handlers), String
                 Err(LinkError::NotBinary)
             };
             let mut i = i.borrow_mut();
+            i.last_in.set(js_sys::Date::now());
             i.msgs.push_back(msg);
             i.wake();
         }),
@@ -285,7 +307,7 @@ fn open_channel(obj: JsValue) -> Result<(ChannelTx, ChannelRx, Handlers), String
 
 impl ChannelRx {
     /// Resolves once the channel is open; an error if it closed first.
-    async fn opened(&self) -> Result<(), String> {
+    pub(crate) async fn opened(&self) -> Result<(), String> {
         std::future::poll_fn(|cx| {
             let mut i = self.inbox.borrow_mut();
             if i.open {
@@ -301,8 +323,9 @@ impl ChannelRx {
     }
 }
 
-impl MessageSink for ChannelTx {
-    async fn send(&mut self, msg: &[u8]) -> Result<(), LinkError> {
+impl ChannelTx {
+    /// Sends one message now, whatever the channel has buffered (for small messages).
+    pub(crate) fn send_now(&self, msg: &[u8]) -> Result<(), LinkError> {
         if let Some(why) = &self.inbox.borrow().closed {
             return Err(LinkError::channel(why.clone()));
         }
@@ -311,6 +334,13 @@ impl MessageSink for ChannelTx {
             .map_err(|e| LinkError::channel(js_text(&e)))?;
         send.call1(&self.obj, &Uint8Array::from(msg))
             .map_err(|e| LinkError::channel(js_text(&e)))?;
+        Ok(())
+    }
+}
+
+impl MessageSink for ChannelTx {
+    async fn send(&mut self, msg: &[u8]) -> Result<(), LinkError> {
+        self.send_now(msg)?;
         // Backpressure: the channel buffers without bound; wait while it holds much.
         loop {
             let buffered = Reflect::get(&self.obj, &JsValue::from_str("bufferedAmount"))
@@ -369,11 +399,33 @@ enum Origin {
     Attached,
 }
 
+/// Why an attached channel was dropped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AttachError {
+    /// The channel's Noise handshake proved another key than the one the signalling named.
+    #[error("key mismatch: the signalling named {expected}, the channel proved {proved}")]
+    KeyMismatch {
+        /// The key the page (from the signed signalling) said the channel leads to.
+        expected: PublicKey,
+        /// The key the remote proved in the handshake.
+        proved: PublicKey,
+    },
+}
+
 /// One connection's state, as `peers` reports it.
-struct Conn {
-    id: u32,
+pub(crate) struct Conn {
+    pub(crate) id: u32,
     origin: Origin,
     state: Cell<&'static str>,
+    /// The key an attached channel must prove (the swarm's channels).
+    expect: Option<PublicKey>,
+    /// When the last message arrived (ms since the epoch; 0: none yet).
+    pub(crate) last_in: Rc<Cell<f64>>,
+    /// When the current session reached live (0: it has not).
+    pub(crate) live_since: Cell<f64>,
+    /// Whether any session of this connection reached live.
+    pub(crate) was_live: Cell<bool>,
     remote: RefCell<Option<String>>,
     /// Totals over every session of this connection.
     sent: Cell<u64>,
@@ -390,9 +442,10 @@ struct Conn {
 }
 
 impl Conn {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         json!({
             "id": self.id,
+            "expect": self.expect.map(|k| k.to_hex()),
             "url": match &self.origin { Origin::Url(u) => Value::from(u.as_str()), Origin::Attached => Value::Null },
             "kind": match self.origin { Origin::Url(_) => "websocket", Origin::Attached => "attached" },
             "state": self.state.get(),
@@ -404,7 +457,13 @@ impl Conn {
         })
     }
 
-    fn stop(&self) {
+    /// Whether the connection has ended for good (an attached channel is never re-opened).
+    pub(crate) fn ended(&self) -> bool {
+        self.state.get() == "closed"
+    }
+
+    /// Ends the connection (a live session says goodbye).
+    pub(crate) fn stop(&self) {
         self.stopped.set(true);
         if let Some(w) = self.stop_waker.borrow_mut().take() {
             w.wake();
@@ -444,12 +503,16 @@ impl std::fmt::Debug for Net {
     }
 }
 
+/// Posts an event (`{event: …}`) to the page.
+pub(crate) fn post_event(event: &Value) {
+    if let Ok(scope) = js_sys::global().dyn_into::<web_sys::DedicatedWorkerGlobalScope>() {
+        let _ = scope.post_message(&JsValue::from_str(&event.to_string()));
+    }
+}
+
 /// Tells the page (an `{event: "peers", …}` message) that a connection changed.
 fn notify(conn: &Conn, what: &str) {
-    let msg = json!({"event": "peers", "what": what, "peer": conn.json()}).to_string();
-    if let Ok(scope) = js_sys::global().dyn_into::<web_sys::DedicatedWorkerGlobalScope>() {
-        let _ = scope.post_message(&JsValue::from_str(&msg));
-    }
+    post_event(&json!({"event": "peers", "what": what, "peer": conn.json()}));
 }
 
 impl Net {
@@ -464,13 +527,27 @@ impl Net {
         })
     }
 
-    fn add(self: &Rc<Self>, origin: Origin) -> Rc<Conn> {
+    /// This peer's key pair (as the next handshake will use it).
+    pub(crate) fn keypair(&self) -> Keypair {
+        (self.keypair)()
+    }
+
+    fn add(
+        self: &Rc<Self>,
+        origin: Origin,
+        expect: Option<PublicKey>,
+        last_in: Rc<Cell<f64>>,
+    ) -> Rc<Conn> {
         let id = self.next_id.get();
         self.next_id.set(id + 1);
         let conn = Rc::new(Conn {
             id,
             origin,
             state: Cell::new("connecting"),
+            expect,
+            last_in,
+            live_since: Cell::new(0.0),
+            was_live: Cell::new(false),
             remote: RefCell::new(None),
             sent: Cell::new(0),
             received: Cell::new(0),
@@ -482,7 +559,24 @@ impl Net {
             stop_waker: RefCell::new(None),
             channel: RefCell::new(None),
         });
-        self.conns.borrow_mut().push(conn.clone());
+        let mut conns = self.conns.borrow_mut();
+        // Ended attached channels are kept for `peers` to show, the newest few only (a swarm
+        // makes new ones as peers come and go).
+        let ended = |c: &Rc<Conn>| c.ended() && matches!(c.origin, Origin::Attached);
+        let mut surplus = conns
+            .iter()
+            .filter(|c| ended(c))
+            .count()
+            .saturating_sub(KEEP_ENDED);
+        conns.retain(|c| {
+            if surplus > 0 && ended(c) {
+                surplus -= 1;
+                false
+            } else {
+                true
+            }
+        });
+        conns.push(conn.clone());
         conn
     }
 
@@ -493,7 +587,7 @@ impl Net {
                 "cannot connect to {url:?}: use ws://HOST:PORT/PATH"
             ));
         }
-        let conn = self.add(Origin::Url(url.to_owned()));
+        let conn = self.add(Origin::Url(url.to_owned()), None, Rc::new(Cell::new(0.0)));
         let net = self.clone();
         let c = conn.clone();
         wasm_bindgen_futures::spawn_local(async move { net.dial_loop(c).await });
@@ -501,10 +595,17 @@ impl Net {
     }
 
     /// `attach`: runs a live session (as the responder when `initiator` is false) over a
-    /// channel the page handed over (a transferred RTCDataChannel).
-    pub fn attach(self: &Rc<Self>, channel: JsValue, initiator: bool) -> Result<Value, String> {
-        let (tx, rx, handlers) = open_channel(channel.clone())?;
-        let conn = self.add(Origin::Attached);
+    /// channel the page handed over (a transferred RTCDataChannel, open or not yet open).
+    /// With `expect`, the channel must prove that key in its handshake.
+    pub(crate) fn attach(
+        self: &Rc<Self>,
+        channel: JsValue,
+        initiator: bool,
+        expect: Option<PublicKey>,
+    ) -> Result<Rc<Conn>, String> {
+        let last_in = Rc::new(Cell::new(0.0));
+        let (tx, rx, handlers) = open_channel(channel.clone(), last_in.clone())?;
+        let conn = self.add(Origin::Attached, expect, last_in);
         *conn.channel.borrow_mut() = Some(channel);
         let net = self.clone();
         let c = conn.clone();
@@ -514,13 +615,28 @@ impl Net {
             Role::Responder
         };
         wasm_bindgen_futures::spawn_local(async move {
-            let r = net.session(&c, tx, rx, role).await;
+            let opened = future::or(
+                async {
+                    within(ATTACH_OPEN_TIMEOUT, "opening the channel", rx.opened())
+                        .await
+                        .and_then(|r| r)
+                },
+                async {
+                    c.stopping().await;
+                    Err("stopped before the channel opened".to_owned())
+                },
+            )
+            .await;
+            let r = match opened {
+                Ok(()) => net.session(&c, tx, rx, role).await,
+                Err(e) => Err(e),
+            };
             drop(handlers);
             c.record(r.map(drop));
             c.state.set("closed");
             notify(&c, "closed");
         });
-        Ok(conn.json())
+        Ok(conn)
     }
 
     /// `disconnect {id}`: ends a connection (a live session says goodbye) and stops
@@ -553,7 +669,7 @@ impl Net {
                 Err(e) => conn.record(Err(js_text(&e))),
                 Ok(ws) => {
                     let ws: JsValue = ws.into();
-                    match open_channel(ws.clone()) {
+                    match open_channel(ws.clone(), conn.last_in.clone()) {
                         Err(e) => conn.record(Err(e)),
                         Ok((tx, rx, handlers)) => {
                             *conn.channel.borrow_mut() = Some(ws);
@@ -608,6 +724,15 @@ impl Net {
         .await?
         .map_err(|e| format!("handshake: {e}"))?;
         *conn.remote.borrow_mut() = Some(peer.to_hex());
+        if let Some(expected) = conn.expect
+            && expected != peer
+        {
+            return Err(AttachError::KeyMismatch {
+                expected,
+                proved: peer,
+            }
+            .to_string());
+        }
         conn.sessions.set(conn.sessions.get() + 1);
         conn.state.set("syncing");
         notify(conn, "syncing");
@@ -632,6 +757,8 @@ impl Net {
                 if s.is_complete() && !complete.get() {
                     complete.set(true);
                     c.state.set("live");
+                    c.live_since.set(js_sys::Date::now());
+                    c.was_live.set(true);
                 }
                 if changed {
                     notify(&c, "progress");
@@ -641,6 +768,7 @@ impl Net {
                 .await
         };
         let r = pump(transport, &mut tx, &mut rx, net, work).await;
+        conn.live_since.set(0.0);
         conn.sent.set(conn.sent.get() + conn.cur_sent.replace(0));
         conn.received
             .set(conn.received.get() + conn.cur_received.replace(0));

@@ -9,6 +9,7 @@ use wasm_bindgen::prelude::*;
 use crate::api::{Peer, not_a_request};
 use crate::net::Net;
 use crate::opfs::{OpfsBackend, js_text};
+use crate::swarm::Swarm;
 
 /// The store of this worker, opened on an OPFS file, and its connections.
 #[wasm_bindgen]
@@ -16,6 +17,7 @@ use crate::opfs::{OpfsBackend, js_text};
 pub struct WebPeer {
     peer: Peer,
     net: std::rc::Rc<Net>,
+    swarm: Swarm,
 }
 
 #[wasm_bindgen]
@@ -55,14 +57,26 @@ impl WebPeer {
         not_a_request(&describe(&msg))
     }
 
-    /// The transport ops (`connect`, `attach`, `disconnect`, `peers`: see `net.rs`), or
-    /// `None` for any other request.
+    /// The transport ops (`connect`, `attach`, `disconnect`, `peers`: see `net.rs`; `swarm_join`,
+    /// `swarm_leave`, `swarm`, `swarm_signal`: see `swarm.rs`), or `None` for any other
+    /// request.
     fn transport_op(&self, text: &str, channel: Option<JsValue>) -> Option<String> {
         let req: serde_json::Value = serde_json::from_str(text).ok()?;
         let op = req.get("op")?.as_str()?;
-        if !matches!(op, "connect" | "attach" | "disconnect" | "peers") {
+        if !matches!(
+            op,
+            "connect"
+                | "attach"
+                | "disconnect"
+                | "peers"
+                | "swarm_join"
+                | "swarm_leave"
+                | "swarm"
+                | "swarm_signal"
+        ) {
             return None;
         }
+        let text_field = |name: &str| req.get(name).and_then(|v| v.as_str());
         let id = req.get("id").cloned().unwrap_or(serde_json::Value::Null);
         let bad = |m: &str| Err(("bad_request", m.to_owned()));
         let r: Result<serde_json::Value, (&str, String)> = match op {
@@ -76,7 +90,21 @@ impl WebPeer {
                         .get("initiator")
                         .and_then(|v| v.as_bool())
                         .unwrap_or(false);
-                    self.net.attach(ch, initiator).map_err(|e| ("bad_input", e))
+                    match text_field("expect").map(cairn_log::core::PublicKey::from_hex) {
+                        Some(Err(e)) => bad(&format!("expect is not a public key: {e}")),
+                        expect => {
+                            let expect = expect.and_then(Result::ok);
+                            self.net
+                                .attach(ch, initiator, expect)
+                                .map(|conn| {
+                                    if let Some(k) = &expect {
+                                        self.swarm.attached(k, &conn);
+                                    }
+                                    conn.json()
+                                })
+                                .map_err(|e| ("bad_input", e))
+                        }
+                    }
                 }
                 None => bad("attach is posted as {json, channel} with a transferred channel"),
             },
@@ -86,6 +114,22 @@ impl WebPeer {
                     .disconnect(u32::try_from(c).unwrap_or(u32::MAX))
                     .map_err(|e| ("bad_input", e)),
                 None => bad("disconnect needs conn (a connection id)"),
+            },
+            "swarm_join" => match (text_field("url"), text_field("swarm")) {
+                (Some(url), Some(name)) => self
+                    .swarm
+                    .join(url, name, req.get("max_peers").and_then(|v| v.as_u64()))
+                    .map_err(|e| ("bad_input", e)),
+                _ => bad("swarm_join needs url (ws://…/hub) and swarm (a name)"),
+            },
+            "swarm_leave" => self.swarm.leave().map_err(|e| ("bad_input", e)),
+            "swarm" => Ok(self.swarm.state()),
+            "swarm_signal" => match (text_field("peer"), text_field("kind"), text_field("sdp")) {
+                (Some(peer), Some(kind), Some(sdp)) => self
+                    .swarm
+                    .signal(peer, kind, sdp)
+                    .map_err(|e| ("bad_input", e)),
+                _ => bad("swarm_signal needs peer, kind and sdp"),
             },
             _ => Ok(self.net.peers()),
         };
@@ -139,7 +183,8 @@ pub async fn open_peer(file: String) -> Result<WebPeer, JsValue> {
     let peer = Peer::open(backend).map_err(err)?;
     let signer = peer.clone();
     let net = Net::new(peer.log().clone(), move || signer.keypair());
-    Ok(WebPeer { peer, net })
+    let swarm = Swarm::new(net.clone());
+    Ok(WebPeer { peer, net, swarm })
 }
 
 /// Exercises the OPFS backend on the file `file` (erased first): sizes, writes and reads at

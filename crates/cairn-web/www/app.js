@@ -1,10 +1,13 @@
 // The harness page: shows the peer's key, length and newest entries and the kv store, and
 // exposes the API as `window.cairn` for the browser tests.
 import { startCairn } from './cairn.js';
+import { startSwarm, hubUrl } from './swarm.js';
 
 const t0 = performance.now();
 const cairn = startCairn();
 window.cairn = cairn;
+const swarm = startSwarm(cairn);
+window.swarm = swarm;
 const $ = (id) => document.getElementById(id);
 
 function cell(text, cls) {
@@ -24,8 +27,21 @@ function showPeers(peers) {
   }));
 }
 
+function showSwarm(s) {
+  if (!s || !s.swarm) { $('swarm').textContent = 'not in a swarm (no hub where this page came from)'; return; }
+  $('swarm').textContent = `swarm "${s.swarm}": hub ${s.hub}, ${s.members.length} other member(s), `
+    + `${s.connected} connected over WebRTC (at most ${s.max_peers})`;
+  $('members').tBodies[0].replaceChildren(...s.members.map((k) => {
+    const tr = document.createElement('tr');
+    const p = s.peers.find((x) => x.key === k);
+    tr.append(cell(k.slice(0, 16) + '…', 'mono'), cell(p ? p.state : 'not connected', p ? `state-${p.state}` : ''));
+    return tr;
+  }));
+}
+
 async function refresh() {
   showPeers((await cairn.call('peers')).ok);
+  showSwarm((await cairn.call('swarm')).ok);
   const len = (await cairn.call('len')).ok;
   const heads = (await cairn.call('heads')).ok;
   $('len').textContent = len;
@@ -62,6 +78,10 @@ cairn.ready.then(async (r) => {
 
 // Connection changes and received nodes: refresh, at most every 200 ms.
 let refreshing = null;
+cairn.on('swarm', () => {
+  if (refreshing) return;
+  refreshing = setTimeout(() => { refreshing = null; refresh().catch(fail); }, 200);
+});
 cairn.on('peers', () => {
   if (refreshing) return;
   refreshing = setTimeout(() => { refreshing = null; refresh().catch(fail); }, 200);
@@ -75,6 +95,16 @@ $('connect').onclick = async () => {
 // ?connect=ws://… connects at start (the server prints such a URL).
 const start = new URLSearchParams(location.search).get('connect');
 if (start) cairn.ready.then(() => cairn.call('connect', { url: start }));
+// Served by `cairn serve`: join the swarm "cairn" through its hub (?swarm=NAME picks
+// another; ?swarm= with no name joins none).
+const swarmName = new URLSearchParams(location.search).get('swarm') ?? 'cairn';
+if (swarmName) {
+  cairn.ready.then(async () => {
+    const url = await hubUrl();
+    if (url) await swarm.join(url, swarmName);
+    await refresh();
+  }).catch(fail);
+}
 
 $('append').onclick = async () => {
   const r = await cairn.call('append', { value: $('value').value });
