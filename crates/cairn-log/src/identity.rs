@@ -1,6 +1,7 @@
 //! The ed25519 identity on disk: a key file readable by its owner only.
 //!
-//! Format (UTF-8 text, so a person can see what it is):
+//! Format (UTF-8 text, so a person can see what it is; [`cairn_core::keyfile`] reads and
+//! writes it):
 //!
 //! ```text
 //! # cairn ed25519 identity: keep this file secret
@@ -15,7 +16,8 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use cairn_core::{KeygenError, Keypair, PublicKey};
+use cairn_core::keyfile::{self, KeyFileError};
+use cairn_core::{KeygenError, Keypair};
 
 /// Why an identity could not be loaded or created.
 #[derive(Debug, thiserror::Error)]
@@ -84,11 +86,7 @@ pub fn create(path: &Path) -> Result<Keypair, IdentityError> {
             io(path)(e)
         }
     })?;
-    let text = format!(
-        "# cairn ed25519 identity: keep this file secret\npublic: {}\nsecret: {}\n",
-        kp.public(),
-        hex::encode(kp.seed())
-    );
+    let text = keyfile::encode(&kp);
     f.write_all(text.as_bytes()).map_err(io(path))?;
     f.sync_all().map_err(io(path))?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -117,26 +115,14 @@ pub fn load(path: &Path) -> Result<Keypair, IdentityError> {
     #[cfg(not(unix))]
     let _ = meta;
     let text = fs::read_to_string(path).map_err(io(path))?;
-    let malformed = |reason| IdentityError::Malformed {
+    keyfile::decode(&text, None).map_err(|e| IdentityError::Malformed {
         path: path.to_path_buf(),
-        reason,
-    };
-    let field = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name).map(str::trim))
-            .ok_or_else(|| malformed("missing field"))
-    };
-    let mut seed = [0u8; 32];
-    hex::decode_to_slice(field("secret:")?, &mut seed)
-        .map_err(|_| malformed("secret is not 64 hex digits"))?;
-    let public: PublicKey = field("public:")?
-        .parse()
-        .map_err(|_| malformed("public is not 64 hex digits"))?;
-    let kp = Keypair::from_seed(seed);
-    if kp.public() != public {
-        return Err(malformed("public key does not match the secret"));
-    }
-    Ok(kp)
+        reason: match e {
+            KeyFileError::Malformed(reason) => reason,
+            // The store's own key file is kept in the clear (its mode protects it).
+            _ => "the store's key file is passphrase-protected",
+        },
+    })
 }
 
 #[cfg(test)]
