@@ -174,7 +174,10 @@ fn identity_is_kept_in_the_store_and_import_persists() {
 fn passphrase_export_and_import_wrong_passphrase_changes_nothing() {
     let p = peer();
     let first = p.public_hex();
-    let exported = ok(&p, json!({"op": "identity_export", "passphrase": "open sesame"}));
+    let exported = ok(
+        &p,
+        json!({"op": "identity_export", "passphrase": "open sesame"}),
+    );
     assert_eq!(exported["sealed"], true);
     let file = exported["key_file"].as_str().unwrap().to_owned();
     assert!(file.contains("sealed: "));
