@@ -70,6 +70,26 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> IdentityError + '_ {
 /// Generates a new key pair and writes it to `path`, which must not exist yet.
 pub fn create(path: &Path) -> Result<Keypair, IdentityError> {
     let kp = Keypair::generate()?;
+    write_new(path, &kp)?;
+    Ok(kp)
+}
+
+/// Replaces the key file at `path` with `kp` (an import): written to `PATH.new` (0600),
+/// synced, then renamed over `path`, so a crash leaves the old key or the new one.
+pub fn replace(path: &Path, kp: &Keypair) -> Result<(), IdentityError> {
+    let tmp = path.with_extension("new");
+    match fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&tmp)(e)),
+        _ => {}
+    }
+    write_new(&tmp, kp)?;
+    fs::rename(&tmp, path).map_err(io(path))?;
+    sync_dir(path)
+}
+
+/// Writes `kp`'s key file to `path`, which must not exist yet (mode 0600 from the start),
+/// and makes it durable.
+fn write_new(path: &Path, kp: &Keypair) -> Result<(), IdentityError> {
     let mut opts = fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
@@ -86,16 +106,20 @@ pub fn create(path: &Path) -> Result<Keypair, IdentityError> {
             io(path)(e)
         }
     })?;
-    let text = keyfile::encode(&kp);
-    f.write_all(text.as_bytes()).map_err(io(path))?;
+    f.write_all(keyfile::encode(kp).as_bytes())
+        .map_err(io(path))?;
     f.sync_all().map_err(io(path))?;
+    sync_dir(path)
+}
+
+/// Makes the directory entry of `path` durable.
+fn sync_dir(path: &Path) -> Result<(), IdentityError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        // Make the new directory entry durable too.
         fs::File::open(dir)
             .and_then(|d| d.sync_all())
             .map_err(io(dir))?;
     }
-    Ok(kp)
+    Ok(())
 }
 
 /// Loads the key pair at `path`.
@@ -170,6 +194,11 @@ mod tests {
             .join("\n");
         fs::write(&p, bad).unwrap();
         assert!(matches!(load(&p), Err(IdentityError::Malformed { .. })));
+        // An import replaces the file whole, still readable by its owner only.
+        let other = Keypair::from_seed([6; 32]);
+        replace(&p, &other).unwrap();
+        assert_eq!(load(&p).unwrap().public(), other.public());
+        assert!(!p.with_extension("new").exists());
         fs::remove_file(&p).unwrap();
     }
 }
