@@ -63,12 +63,12 @@ pub struct KdfParams {
 }
 
 impl Default for KdfParams {
-    /// 32 MiB, 3 passes, 1 lane: about 0.5 s in the browser's wasm build (see cairn-web's
-    /// README for the measured time) and well under it natively.
+    /// 64 MiB, 6 passes, 1 lane: about half a second in the browser's wasm build on the
+    /// reference VM (cairn-web's README has the measured time), less natively.
     fn default() -> Self {
         KdfParams {
-            memory_kib: 32 * 1024,
-            passes: 3,
+            memory_kib: 64 * 1024,
+            passes: 6,
             lanes: 1,
         }
     }
