@@ -143,6 +143,37 @@ await test('the owner tab closes: the follower takes over with every acknowledge
   assert.equal((await call(B, 'get', { key: w.key })).value, 'from the third tab');
 });
 
+await test('the owner tab is killed (renderer crash): the follower takes over with every acknowledged write', async () => {
+  // B owns the store now, C follows. B's renderer crashes (CDP Page.crash): its worker dies
+  // with it, the browser frees the lock, and C takes over.
+  await C.evaluate(() => {
+    window.acked = [];
+    window.refused = [];
+    window.writing = (async () => {
+      for (let i = 0; i < 100000 && !window.stopWriting; i++) {
+        const r = await window.cairn.call('append', { value: `during the crash ${i}` });
+        if (r.ok) window.acked.push(r.ok.key);
+        else window.refused.push(r.error);
+      }
+    })();
+  });
+  await until('the follower acknowledges writes', () => C.evaluate(() => window.acked.length >= 20));
+  const before = await C.evaluate(() => window.acked.length);
+  const cdp = await b.context.newCDPSession(B);
+  cdp.send('Page.crash').catch(() => {}); // never answered: its target is gone
+  await until('the follower takes over', async () => (await role(C)) === 'owner', 20000);
+  await until('writes go on after the takeover', () => C.evaluate((n) => window.acked.length > n + 20, before));
+  const { acked, refused } = await C.evaluate(async () => {
+    window.stopWriting = true;
+    await window.writing;
+    return { acked: window.acked, refused: window.refused };
+  });
+  for (const e of refused) assert.equal(e.kind, 'unavailable', JSON.stringify(e));
+  console.log(`     ${acked.length} writes acknowledged across the crash, ${refused.length} refused as unavailable (retryable)`);
+  for (const k of acked) assert.ok(await call(C, 'get', { key: k }), `acknowledged ${k} missing after the crash`);
+  await B.close().catch(() => {});
+});
+
 await test('key export with a passphrase; a fresh profile imports it (wrong passphrase refused, then right)', async () => {
   const id = (await call(C, 'identity')).public;
   const t = Date.now();
