@@ -1,5 +1,6 @@
 // The cairn worker: a module worker that loads the wasm build (pkg/, made by wasm-bindgen
-// --target web) and answers each message of its page with exactly one JSON string, in order.
+// --target web) and answers each message of its page with exactly one JSON string, in order
+// (around a takeover, a read sent again may come later: answers carry the request's id).
 // See src/api.rs for the requests.
 //
 // Several tabs of one profile share one store (the pattern of SQLite-wasm's OPFS VFS and
