@@ -120,7 +120,13 @@ function forward(data, done) {
   const n = ++seq;
   const { op, id } = describe(data);
   inFlight.set(n, { data, op, id, done });
-  requests().postMessage({ from: tab, seq: n, data });
+  try {
+    requests().postMessage({ from: tab, seq: n, data });
+  } catch (e) {
+    // Something a worker can receive but not send on (a transferred port, a stream, …).
+    inFlight.delete(n);
+    done(errorAnswer(id, 'bad_request', `cannot be forwarded to the owner tab: ${e.message}`, false));
+  }
 }
 
 let reqChannel = null;
