@@ -48,6 +48,11 @@ await test('two tabs of one profile: one owns the store, the other follows; both
   // `insert` carries bytes: they reach the owner (garbage is refused there, typed).
   const ins = await B.evaluate(() => window.cairn.call('insert', {}, new Uint8Array([1, 2, 3])));
   assert.equal(ins.error.kind, 'bad_nodes');
+  // Garbage from a follower's page reaches the owner and gets a typed error; both live on.
+  for (const g of ['not json', 42, null, { json: 7 }, [1, 2], '{"op":"nope"}']) {
+    const r = await B.evaluate((g) => window.cairn.raw(g), g);
+    assert.ok(r.error && typeof r.error.kind === 'string', JSON.stringify(r));
+  }
   // Errors come back typed, with the caller's id.
   const bad = await answer(B, 'get', { key: 'xyz' });
   assert.equal(bad.error.kind, 'bad_input');
