@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # cairn-web's tests in a real browser: installs what they need (scripts/setup-browser.sh),
 # builds the wasm peer (release) and its JS bindings into crates/cairn-web/www/pkg, and runs
-# crates/cairn-web/tests/browser/test.mjs in headless Debian Chromium, then
-# crates/cairn-web/tests/browser/sync.mjs (browser peers syncing live with `cairn serve`:
-# $CAIRN_BIN, else a release build made here), wiki-serve.mjs and swarm.mjs (three browsers in
-# one WebRTC swarm through `cairn serve`'s hub). Screenshots go to
+# crates/cairn-web/tests/browser/*.mjs below in headless Debian Chromium: the peer harness, tabs
+# of one profile sharing a store, the wiki app, live sync with `cairn serve` ($CAIRN_BIN, else a
+# release build made here), the served wiki, the WebRTC swarm. Screenshots go to
 # $CARGO_TARGET_DIR/browser (target/browser). Prints the whole run's duration.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +15,7 @@ bash scripts/build-web.sh
 out="${CARGO_TARGET_DIR:-target}/browser"
 www="${CARGO_TARGET_DIR:-target}/www"
 node crates/cairn-web/tests/browser/test.mjs "$www" "$out"
+node crates/cairn-web/tests/browser/tabs.mjs "$www" "$out"
 node crates/cairn-web/tests/browser/wiki.mjs "$www" "$out"
 # The native peer the browsers sync with: $CAIRN_BIN if set (scripts/test.sh passes the debug
 # build its cargo tests made), else a release build.

@@ -48,6 +48,9 @@ enum Command {
     /// The peer-to-peer wiki: pages, history, forks and merges, search (while `cairn serve`
     /// runs on the store, the commands run in it, through DATA/cairn.sock).
     Wiki(wiki::WikiArgs),
+    /// The store's identity as a key file (the text the browser peer exports and imports).
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// Blobs: content-addressed binary content beside the log (add, get, ls, gc).
     #[command(subcommand)]
     Blob(cairn_cli::blob::BlobCommand),
@@ -98,6 +101,34 @@ enum Command {
         #[arg(long, value_name = "LEVEL", default_value_t = tracing::Level::INFO)]
         log_level: tracing::Level,
     },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Print the store's identity as a key file; with --passphrase-file, sealed with that
+    /// passphrase (argon2id, XChaCha20-Poly1305: docs/FORMAT.md).
+    Export {
+        /// A file whose first line is the passphrase.
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+    },
+    /// Replace the store's identity with the key file FILE (`-`: standard input); print the
+    /// new public key. Nodes already written keep their author. Not while `cairn serve` runs.
+    Import {
+        /// The key file (as `key export` or the browser peer's export writes it).
+        file: PathBuf,
+        /// A file whose first line is the passphrase of a protected key file.
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+    },
+}
+
+/// The first line of `path` (without its line end): a passphrase.
+fn passphrase(path: Option<&PathBuf>) -> Result<Option<String>> {
+    let Some(path) = path else { return Ok(None) };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the passphrase from {}", path.display()))?;
+    Ok(Some(text.lines().next().unwrap_or("").to_owned()))
 }
 
 #[derive(Subcommand)]
@@ -220,6 +251,28 @@ fn run(cli: Cli) -> Result<()> {
             writeln!(out, "{public}")?;
         }
         Command::Sync(_) | Command::Serve { .. } => unreachable!("handled above"),
+        // Key commands read and write the key file; an import holds the store meanwhile.
+        Command::Key(KeyCommand::Export { passphrase_file }) => {
+            let pass = passphrase(passphrase_file.as_ref())?;
+            out.write_all(store::export_key(&cli.data, pass.as_deref())?.as_bytes())?;
+        }
+        Command::Key(KeyCommand::Import {
+            file,
+            passphrase_file,
+        }) => {
+            let text = if file.as_os_str() == "-" {
+                io::read_to_string(io::stdin())?
+            } else {
+                std::fs::read_to_string(&file)
+                    .with_context(|| format!("reading {}", file.display()))?
+            };
+            let pass = passphrase(passphrase_file.as_ref())?;
+            writeln!(
+                out,
+                "{}",
+                store::import_key(&cli.data, &text, pass.as_deref())?
+            )?;
+        }
         // Blob commands open the store themselves (not yet through a running server).
         Command::Blob(cmd) => cairn_cli::blob::run(&cli.data, cmd, &mut out)?,
         command => {
@@ -272,6 +325,7 @@ fn not_served(command: &Command) -> Option<&'static str> {
         Command::Sync(_) => Some("`sync` (it replicates over its own standard input and output)"),
         Command::Serve { .. } => Some("`serve` (it is serving this store)"),
         Command::Blob(_) => Some("`blob` (not through a running server yet)"),
+        Command::Key(_) => Some("`key` (the key file is read and written directly)"),
         Command::Log(LogCommand::Changes(a)) if a.live => {
             Some("`log changes --live` (it never ends; `cairn sync` with the server follows it)")
         }
@@ -302,7 +356,11 @@ fn run_command(ctx: &mut exec::Ctx<'_>, command: Command) -> Result<()> {
         Command::Log(cmd) => run_log(ctx, cmd),
         Command::Kv(cmd) => kv::run(ctx, cmd),
         Command::Wiki(args) => wiki::run(ctx, args),
-        Command::Init | Command::Sync(_) | Command::Serve { .. } | Command::Blob(_) => {
+        Command::Init
+        | Command::Sync(_)
+        | Command::Serve { .. }
+        | Command::Blob(_)
+        | Command::Key(_) => {
             bail!("not a command on an open store")
         }
     }

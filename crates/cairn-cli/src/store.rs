@@ -74,6 +74,29 @@ pub fn identity(data: &Path) -> Result<cairn_core::Keypair> {
     Ok(identity::load(&identity_path(data))?)
 }
 
+/// The store's identity as a key file: in the clear, or sealed with `passphrase`
+/// (`cairn_core::keyfile`, the text the browser peer exports and imports).
+pub fn export_key(data: &Path, passphrase: Option<&str>) -> Result<String> {
+    let kp = identity(data)?;
+    Ok(match passphrase {
+        None => cairn_core::keyfile::encode(&kp),
+        Some(p) => {
+            cairn_core::keyfile::encode_sealed(&kp, p, cairn_core::keyfile::KdfParams::default())?
+        }
+    })
+}
+
+/// Replaces the store's identity with the key file `text` (a sealed one needs its
+/// passphrase); nodes already written keep their author. Refused while another process (a
+/// running `cairn serve`) holds the store, and on a bad file or passphrase, changing nothing.
+pub fn import_key(data: &Path, text: &str, passphrase: Option<&str>) -> Result<PublicKey> {
+    let kp = cairn_core::keyfile::decode(text, passphrase)?;
+    // Holding the log while the file is replaced: no server runs on the old key meanwhile.
+    let _log = open_reader(data)?;
+    identity::replace(&identity_path(data), &kp)?;
+    Ok(kp.public())
+}
+
 /// Opens the log with the store's identity, to write signed nodes.
 pub fn open_writer(data: &Path) -> Result<Log> {
     require_store(data)?;

@@ -191,3 +191,65 @@ fn a_poisoned_kv_value_is_shown_broken_and_breaks_nothing_else() {
             .contains("nests more than 64 levels")
     );
 }
+
+#[test]
+fn key_export_and_import_with_a_passphrase() {
+    let a = Store::new("key-a");
+    let b = Store::new("key-b");
+    let pa = a.ok(&["init"]);
+    let pb = b.ok(&["init"]);
+    assert_ne!(pa, pb);
+    // In the clear: the store's own key file text.
+    let plain = a.ok(&["key", "export"]);
+    assert_eq!(
+        plain,
+        std::fs::read_to_string(a.0.join("identity"))
+            .unwrap()
+            .trim_end()
+    );
+    let pass = a.0.join("pass");
+    std::fs::write(&pass, "correct horse\n").unwrap();
+    let wrong = a.0.join("wrong");
+    std::fs::write(&wrong, "correct horsf\n").unwrap();
+    let sealed = a.ok(&["key", "export", "--passphrase-file", pass.to_str().unwrap()]);
+    assert!(sealed.starts_with("# cairn ed25519 identity, passphrase-protected"));
+    assert!(!sealed.contains("secret:"));
+    let file = a.0.join("exported.key");
+    std::fs::write(&file, &sealed).unwrap();
+    let f = file.to_str().unwrap();
+    // A wrong passphrase and none are refused; b's key stays.
+    assert!(
+        b.err(&[
+            "key",
+            "import",
+            f,
+            "--passphrase-file",
+            wrong.to_str().unwrap()
+        ])
+        .contains("wrong passphrase")
+    );
+    assert!(b.err(&["key", "import", f]).contains("passphrase"));
+    assert_eq!(
+        b.ok(&["key", "export"]).lines().nth(1),
+        Some(&*format!("public: {pb}"))
+    );
+    // The right one: b is now a's identity, and writes are signed by it.
+    assert_eq!(
+        b.ok(&[
+            "key",
+            "import",
+            f,
+            "--passphrase-file",
+            pass.to_str().unwrap()
+        ]),
+        pa
+    );
+    let h = b.ok(&["log", "append", "by the imported key"]);
+    assert!(b.ok(&["log", "get", &h]).contains(&pa));
+    // A file in the clear imports too.
+    let c = Store::new("key-c");
+    c.ok(&["init"]);
+    let plain_file = a.0.join("plain.key");
+    std::fs::write(&plain_file, &plain).unwrap();
+    assert_eq!(c.ok(&["key", "import", plain_file.to_str().unwrap()]), pa);
+}

@@ -8,7 +8,9 @@
 //!   ([`Node::encode`], [`Node::decode`]) and its key (the BLAKE3 hash of that encoding,
 //!   which covers the format version, the author, the links and the value);
 //! - signing hooks ([`Signer`], [`Verify`]) with ed25519 as the ready default
-//!   ([`Keypair`], [`Ed25519Verifier`]).
+//!   ([`Keypair`], [`Ed25519Verifier`]);
+//! - [`keyfile`]: the key file, an identity as text, in the clear or sealed with a
+//!   passphrase (argon2id, XChaCha20-Poly1305), shared by the CLI and the browser peer.
 //!
 //! The byte-level format is documented in `docs/FORMAT.md` at the repository root; the
 //! encoder and decoder here are its reference implementation.
@@ -18,6 +20,7 @@
 mod bytes;
 mod ed25519;
 mod error;
+pub mod keyfile;
 mod node;
 mod sign;
 pub mod varint;

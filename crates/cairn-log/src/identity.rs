@@ -1,6 +1,7 @@
 //! The ed25519 identity on disk: a key file readable by its owner only.
 //!
-//! Format (UTF-8 text, so a person can see what it is):
+//! Format (UTF-8 text, so a person can see what it is; [`cairn_core::keyfile`] reads and
+//! writes it):
 //!
 //! ```text
 //! # cairn ed25519 identity: keep this file secret
@@ -15,7 +16,8 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use cairn_core::{KeygenError, Keypair, PublicKey};
+use cairn_core::keyfile::{self, KeyFileError};
+use cairn_core::{KeygenError, Keypair};
 
 /// Why an identity could not be loaded or created.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +70,26 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> IdentityError + '_ {
 /// Generates a new key pair and writes it to `path`, which must not exist yet.
 pub fn create(path: &Path) -> Result<Keypair, IdentityError> {
     let kp = Keypair::generate()?;
+    write_new(path, &kp)?;
+    Ok(kp)
+}
+
+/// Replaces the key file at `path` with `kp` (an import): written to `PATH.new` (0600),
+/// synced, then renamed over `path`, so a crash leaves the old key or the new one.
+pub fn replace(path: &Path, kp: &Keypair) -> Result<(), IdentityError> {
+    let tmp = path.with_extension("new");
+    match fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&tmp)(e)),
+        _ => {}
+    }
+    write_new(&tmp, kp)?;
+    fs::rename(&tmp, path).map_err(io(path))?;
+    sync_dir(path)
+}
+
+/// Writes `kp`'s key file to `path`, which must not exist yet (mode 0600 from the start),
+/// and makes it durable.
+fn write_new(path: &Path, kp: &Keypair) -> Result<(), IdentityError> {
     let mut opts = fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
@@ -84,20 +106,20 @@ pub fn create(path: &Path) -> Result<Keypair, IdentityError> {
             io(path)(e)
         }
     })?;
-    let text = format!(
-        "# cairn ed25519 identity: keep this file secret\npublic: {}\nsecret: {}\n",
-        kp.public(),
-        hex::encode(kp.seed())
-    );
-    f.write_all(text.as_bytes()).map_err(io(path))?;
+    f.write_all(keyfile::encode(kp).as_bytes())
+        .map_err(io(path))?;
     f.sync_all().map_err(io(path))?;
+    sync_dir(path)
+}
+
+/// Makes the directory entry of `path` durable.
+fn sync_dir(path: &Path) -> Result<(), IdentityError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        // Make the new directory entry durable too.
         fs::File::open(dir)
             .and_then(|d| d.sync_all())
             .map_err(io(dir))?;
     }
-    Ok(kp)
+    Ok(())
 }
 
 /// Loads the key pair at `path`.
@@ -117,26 +139,14 @@ pub fn load(path: &Path) -> Result<Keypair, IdentityError> {
     #[cfg(not(unix))]
     let _ = meta;
     let text = fs::read_to_string(path).map_err(io(path))?;
-    let malformed = |reason| IdentityError::Malformed {
+    keyfile::decode(&text, None).map_err(|e| IdentityError::Malformed {
         path: path.to_path_buf(),
-        reason,
-    };
-    let field = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name).map(str::trim))
-            .ok_or_else(|| malformed("missing field"))
-    };
-    let mut seed = [0u8; 32];
-    hex::decode_to_slice(field("secret:")?, &mut seed)
-        .map_err(|_| malformed("secret is not 64 hex digits"))?;
-    let public: PublicKey = field("public:")?
-        .parse()
-        .map_err(|_| malformed("public is not 64 hex digits"))?;
-    let kp = Keypair::from_seed(seed);
-    if kp.public() != public {
-        return Err(malformed("public key does not match the secret"));
-    }
-    Ok(kp)
+        reason: match e {
+            KeyFileError::Malformed(reason) => reason,
+            // The store's own key file is kept in the clear (its mode protects it).
+            _ => "the store's key file is passphrase-protected",
+        },
+    })
 }
 
 #[cfg(test)]
@@ -184,6 +194,11 @@ mod tests {
             .join("\n");
         fs::write(&p, bad).unwrap();
         assert!(matches!(load(&p), Err(IdentityError::Malformed { .. })));
+        // An import replaces the file whole, still readable by its owner only.
+        let other = Keypair::from_seed([6; 32]);
+        replace(&p, &other).unwrap();
+        assert_eq!(load(&p).unwrap().public(), other.public());
+        assert!(!p.with_extension("new").exists());
         fs::remove_file(&p).unwrap();
     }
 }

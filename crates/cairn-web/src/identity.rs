@@ -1,16 +1,12 @@
 //! The peer's ed25519 identity: generated in the browser, kept in the store (table
-//! `web.identity`, in the same redb database as the log), exported and imported as the same
-//! text as the CLI's key file, so a key moves between a browser and `cairn` unchanged:
-//!
-//! ```text
-//! # cairn ed25519 identity: keep this file secret
-//! public: <64 hex digits>
-//! secret: <64 hex digits: the 32-byte ed25519 seed>
-//! ```
+//! `web.identity`, in the same redb database as the log), exported and imported as a key file
+//! ([`cairn_core::keyfile`]: the CLI's text, in the clear or sealed with a passphrase), so a key
+//! moves between a browser and `cairn` unchanged.
 
 use std::sync::{Arc, PoisonError, RwLock};
 
 use cairn_log::StorageError;
+use cairn_log::core::keyfile::{self, KdfParams, KeyFileError};
 use cairn_log::core::{Hash, KeygenError, Keypair, PublicKey, Signature, Signer};
 use cairn_log::redb::{self, Database, ReadableDatabase, TableDefinition};
 
@@ -22,9 +18,9 @@ const SEED: &str = "seed";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum IdentityError {
-    /// The text is not a cairn key file, or its two keys do not match.
-    #[error("not a valid cairn key file ({0})")]
-    Malformed(&'static str),
+    /// The key file could not be read or written (malformed, wrong or missing passphrase).
+    #[error(transparent)]
+    KeyFile(#[from] KeyFileError),
     /// The stored seed is not 32 bytes: the store is corrupt.
     #[error("the stored identity is {0} bytes, not 32")]
     Corrupt(usize),
@@ -128,57 +124,38 @@ pub fn replace(db: &Database, cell: &SignerCell, kp: Keypair) -> Result<(), Iden
     Ok(())
 }
 
-/// The key file text of `kp` (the CLI's format).
-pub fn export(kp: &Keypair) -> String {
-    format!(
-        "# cairn ed25519 identity: keep this file secret\npublic: {}\nsecret: {}\n",
-        kp.public(),
-        hex::encode(kp.seed())
-    )
+/// The key file of `kp`: in the clear, or sealed with `passphrase` (argon2id with the default
+/// [`KdfParams`], XChaCha20-Poly1305).
+pub fn export(kp: &Keypair, passphrase: Option<&str>) -> Result<String, IdentityError> {
+    Ok(match passphrase {
+        None => keyfile::encode(kp),
+        Some(p) => keyfile::encode_sealed(kp, p, KdfParams::default())?,
+    })
 }
 
-/// Parses key file text (the CLI's format); the public key must match the secret.
-pub fn parse(text: &str) -> Result<Keypair, IdentityError> {
-    let field = |name: &str| {
-        text.lines()
-            .find_map(|l| l.trim_start().strip_prefix(name).map(str::trim))
-            .ok_or(IdentityError::Malformed("missing field"))
-    };
-    let mut seed = [0u8; 32];
-    hex::decode_to_slice(field("secret:")?, &mut seed)
-        .map_err(|_| IdentityError::Malformed("secret is not 64 hex digits"))?;
-    let public: PublicKey = field("public:")?
-        .parse()
-        .map_err(|_| IdentityError::Malformed("public is not 64 hex digits"))?;
-    let kp = Keypair::from_seed(seed);
-    if kp.public() != public {
-        return Err(IdentityError::Malformed(
-            "public key does not match the secret",
-        ));
-    }
-    Ok(kp)
+/// Reads a key file (a sealed one needs its passphrase); the public key must match the secret.
+pub fn parse(text: &str, passphrase: Option<&str>) -> Result<Keypair, IdentityError> {
+    Ok(keyfile::decode(text, passphrase)?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
 
     #[test]
-    fn export_parse_round_trip_and_mismatch() {
+    fn export_parse_round_trip_sealed_and_not() {
         let kp = Keypair::from_seed([7; 32]);
-        let text = export(&kp);
-        assert_eq!(parse(&text).unwrap().public(), kp.public());
-        let other = Keypair::from_seed([8; 32]).public().to_hex();
-        let bad = text.replace(&kp.public().to_hex(), &other);
-        assert!(matches!(parse(&bad), Err(IdentityError::Malformed(_))));
-        assert!(matches!(parse(""), Err(IdentityError::Malformed(_))));
-    }
-
-    proptest! {
-        #[test]
-        fn parse_never_panics(s in ".{0,300}") {
-            let _ = parse(&s);
-        }
+        let plain = export(&kp, None).unwrap();
+        assert_eq!(parse(&plain, None).unwrap().public(), kp.public());
+        let sealed = export(&kp, Some("pw")).unwrap();
+        assert_eq!(parse(&sealed, Some("pw")).unwrap().public(), kp.public());
+        assert!(matches!(
+            parse(&sealed, Some("wrong")),
+            Err(IdentityError::KeyFile(KeyFileError::WrongPassphrase))
+        ));
+        assert!(matches!(
+            parse("", None),
+            Err(IdentityError::KeyFile(KeyFileError::Malformed(_)))
+        ));
     }
 }

@@ -81,7 +81,12 @@ impl WebPeer {
         let bad = |m: &str| Err(("bad_request", m.to_owned()));
         let r: Result<serde_json::Value, (&str, String)> = match op {
             "connect" => match req.get("url").and_then(|u| u.as_str()) {
-                Some(url) => self.net.connect(url).map_err(|e| ("bad_input", e)),
+                // A URL already connected (not closed): that connection. Every tab of a
+                // profile may ask the owner for the same server (see www/worker.js).
+                Some(url) => match existing_connection(&self.net.peers(), url) {
+                    Some(conn) => Ok(conn),
+                    None => self.net.connect(url).map_err(|e| ("bad_input", e)),
+                },
                 None => bad("connect needs a url"),
             },
             "attach" => match channel {
@@ -154,6 +159,15 @@ impl WebPeer {
     pub fn len(&self) -> f64 {
         self.peer.log().len() as f64
     }
+}
+
+/// The connection to `url` in the `peers` list that is not closed, if any.
+fn existing_connection(peers: &serde_json::Value, url: &str) -> Option<serde_json::Value> {
+    peers.as_array()?.iter().find_map(|c| {
+        (c.get("url").and_then(|u| u.as_str()) == Some(url)
+            && c.get("state").and_then(|s| s.as_str()) != Some("closed"))
+        .then(|| c.clone())
+    })
 }
 
 fn describe(v: &JsValue) -> String {
@@ -262,7 +276,7 @@ fn check_backend(b: &OpfsBackend) -> Result<(), String> {
 /// of `identity_import`).
 #[wasm_bindgen(js_name = newKeyFile)]
 pub fn new_key_file() -> Result<String, JsValue> {
-    Ok(crate::identity::export(&Keypair::generate().map_err(err)?))
+    crate::identity::export(&Keypair::generate().map_err(err)?, None).map_err(err)
 }
 
 /// Reports a JS error's text (for the worker script's messages).

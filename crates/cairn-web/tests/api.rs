@@ -134,7 +134,7 @@ fn identity_is_kept_in_the_store_and_import_persists() {
     assert_eq!(p.public_hex(), first);
     // Import another key: later writes are signed by it, and it survives a crash.
     let other = Keypair::from_seed([4; 32]);
-    let text = cairn_web::identity::export(&other);
+    let text = cairn_web::identity::export(&other, None).unwrap();
     assert_eq!(
         ok(&p, json!({"op": "identity_import", "key_file": text}))["public"],
         other.public().to_hex()
@@ -153,6 +153,43 @@ fn identity_is_kept_in_the_store_and_import_persists() {
         json!({"op": "identity_import", "key_file": exported["key_file"]}),
     );
     assert_eq!(p.public_hex(), first);
+}
+
+#[test]
+fn passphrase_export_and_import_wrong_passphrase_changes_nothing() {
+    let p = peer();
+    let first = p.public_hex();
+    let exported = ok(
+        &p,
+        json!({"op": "identity_export", "passphrase": "open sesame"}),
+    );
+    assert_eq!(exported["sealed"], true);
+    let file = exported["key_file"].as_str().unwrap().to_owned();
+    assert!(file.contains("sealed: "));
+    // Another store: wrong passphrase, none, and an empty one are typed errors; its key stays.
+    let q = peer();
+    let before = q.public_hex();
+    for (pass, want) in [
+        (json!("open sesamE"), "wrong_passphrase"),
+        (Value::Null, "needs_passphrase"),
+        (json!(""), "wrong_passphrase"),
+    ] {
+        let r = call(
+            &q,
+            json!({"op": "identity_import", "key_file": file, "passphrase": pass}),
+        );
+        assert_eq!(kind(&r), want, "{pass} → {r}");
+        assert_eq!(q.public_hex(), before);
+    }
+    let r = ok(
+        &q,
+        json!({"op": "identity_import", "key_file": file, "passphrase": "open sesame"}),
+    );
+    assert_eq!(r["public"], first);
+    assert_eq!(q.public_hex(), first);
+    // An empty passphrase on export is refused.
+    let r = call(&p, json!({"op": "identity_export", "passphrase": ""}));
+    assert_eq!(kind(&r), "bad_input");
 }
 
 #[test]

@@ -71,7 +71,7 @@ function fail(e) {
 cairn.ready.then(async (r) => {
   window.firstLoadMs = performance.now() - t0;
   window.readyAt = performance.now(); // since navigation start
-  $('status').textContent = `ready in ${Math.round(window.firstLoadMs)} ms (worker, wasm, OPFS store)`;
+  $('status').textContent = `ready in ${Math.round(window.firstLoadMs)} ms (worker, wasm, OPFS store; this tab ${r.role === 'owner' ? 'owns the store' : 'goes through the tab that owns it'})`;
   $('key').textContent = r.public;
   await refresh();
 }, fail);
@@ -119,3 +119,37 @@ $('put').onclick = async () => {
   if (r.error) return fail(new Error(r.error.message));
   await refresh();
 };
+
+// The identity: export as a key file (sealed with the passphrase when one is given) and
+// import one (a protected file needs its passphrase; a wrong one changes nothing).
+function identityStatus(text, bad) {
+  $('identity-status').textContent = text;
+  $('identity-status').className = bad ? 'err' : '';
+}
+$('export').onclick = async () => {
+  const passphrase = $('export-pass').value;
+  identityStatus(passphrase ? 'sealing the key (argon2id)…' : 'exporting…');
+  const r = await cairn.call('identity_export', passphrase ? { passphrase } : {});
+  if (r.error) return identityStatus(r.error.message, true);
+  $('export-pass').value = '';
+  const a = document.createElement('a');
+  a.href = URL.createObjectURL(new Blob([r.ok.key_file], { type: 'text/plain' }));
+  a.download = `cairn-${r.ok.public.slice(0, 8)}.key`;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+  identityStatus(`exported ${a.download} (${r.ok.sealed ? 'passphrase-protected' : 'in the clear: keep it secret'})`);
+};
+$('import').onclick = async () => {
+  const file = $('import-file').files[0];
+  if (!file) return identityStatus('choose a key file first', true);
+  const passphrase = $('import-pass').value;
+  identityStatus('importing…');
+  const r = await cairn.call('identity_import', { key_file: await file.text(), ...(passphrase ? { passphrase } : {}) });
+  if (r.error) return identityStatus(`${r.error.kind}: ${r.error.message}`, true);
+  $('import-pass').value = '';
+  $('key').textContent = r.ok.public;
+  identityStatus(`imported: this peer is now ${r.ok.public.slice(0, 16)}…`);
+};
+cairn.on('role', (m) => {
+  if (m.role === 'owner' && window.readyAt) $('status').textContent += ' — this tab now owns the store';
+});

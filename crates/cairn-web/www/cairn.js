@@ -5,7 +5,12 @@
 // numbers every request. `raw(msg)` posts a message as it is (for tests of bad input): its
 // answer is the next one whose id is not a pending call's (id-less garbage gets id null).
 // `on(event, cb)` subscribes to the worker's events: `peers` (a connection changed state or
-// moved nodes: `{event, what, peer}`), and `ready` / `failed` once at start.
+// moved nodes: `{event, what, peer}`), `ready` / `failed` once at start, and `role`.
+//
+// Tabs of one profile share one store (see worker.js): this tab's worker either owns it or
+// forwards to the tab that does. `role` is 'owner' or 'follower' (null until known); the
+// `role` event says when it changes (a follower takes over when the owner's tab closes).
+// The API is the same in both roles, except that data channels attach in the owner's tab only.
 
 export function startCairn(workerUrl = new URL('./worker.js', import.meta.url)) {
   const worker = new Worker(workerUrl, { type: 'module' });
@@ -25,6 +30,7 @@ export function startCairn(workerUrl = new URL('./worker.js', import.meta.url)) 
     }
     const m = JSON.parse(e.data);
     if (m.event) {
+      if (m.event === 'role') api.role = m.role;
       if (m.event === 'ready') onReady(m);
       if (m.event === 'failed') onFailed(new Error(m.error));
       emit(m.event, m);
@@ -39,9 +45,10 @@ export function startCairn(workerUrl = new URL('./worker.js', import.meta.url)) 
       if (next) next(m);
     }
   };
-  return {
+  const api = {
     ready,
     worker,
+    role: null,
     call(op, fields = {}, bytes, transfer) {
       const id = nextId++;
       const { channel, ...rest } = fields;
@@ -65,4 +72,5 @@ export function startCairn(workerUrl = new URL('./worker.js', import.meta.url)) 
       worker.postMessage({ control: 'selftest', file });
     }),
   };
+  return api;
 }

@@ -184,14 +184,20 @@ await test('the store holds 100k nodes (and keeps them across a reload)', async 
   await p.screenshot({ path: path.join(out, 'harness-100k.png'), fullPage: true });
 }, 300000);
 
-await test('a second worker on the same store is refused with an error, not a hang', async () => {
+await test('a second worker on the same store becomes a follower of the first (no "store in use")', async () => {
   const r = await page().evaluate(async () => {
     const { startCairn } = await import('./cairn.js');
     const second = startCairn();
-    try { await second.ready; return 'opened'; } catch (e) { return String(e); } finally { second.worker.terminate(); }
+    try {
+      const ready = await second.ready;
+      const len = (await second.call('len')).ok;
+      return { role: second.role, public: ready.public, len, mine: (await window.cairn.call('len')).ok };
+    } catch (e) { return { error: String(e) }; } finally { second.worker.terminate(); }
   });
-  assert.notEqual(r, 'opened');
-  assert.match(r, /NoModificationAllowed|InvalidState|lock|access/i);
+  assert.equal(r.error, undefined, r.error);
+  assert.equal(r.role, 'follower');
+  assert.equal(r.public, await call(page(), 'identity').then((i) => i.public));
+  assert.equal(r.len, r.mine);
 });
 
 await b.close();
