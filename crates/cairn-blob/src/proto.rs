@@ -382,7 +382,7 @@ impl Swarm {
             None => {
                 let k = s.probes;
                 s.probes += 1;
-                vec![k * SWARM_SLICE_GROUPS..(k + 1) * SWARM_SLICE_GROUPS]
+                std::iter::once(k * SWARM_SLICE_GROUPS..(k + 1) * SWARM_SLICE_GROUPS).collect()
             }
             Some(p) => {
                 let missing = p.missing();

@@ -320,12 +320,18 @@ impl BlobStore {
                 }
                 let chunk = &buf[..filled];
                 let first_group = size / GROUP_BYTES;
-                let written = std::thread::scope(|s| {
-                    let w = s.spawn(|| (&f).write_all(chunk));
+                std::thread::scope(|s| {
+                    // Written on a thread of its own while this one hashes (inline where
+                    // threads cannot be made).
+                    let w = std::thread::Builder::new().spawn_scoped(s, || (&f).write_all(chunk));
                     tree::group_cvs(first_group, chunk, &mut cvs);
-                    w.join()
-                });
-                written.map_err(|_| std::io::Error::other("the writing thread panicked"))??;
+                    match w {
+                        Ok(w) => w
+                            .join()
+                            .unwrap_or_else(|_| Err(std::io::Error::other("the writer panicked"))),
+                        Err(_) => (&f).write_all(chunk),
+                    }
+                })?;
                 size += filled as u64;
                 if filled < buf.len() {
                     break;

@@ -444,18 +444,18 @@ pub fn group_cvs(first_group: u64, data: &[u8], out: &mut Vec<blake3::Hash>) {
     let half = data.len().div_ceil(2 * g) * g;
     let (a, b) = data.split_at(half);
     let second = std::thread::scope(|s| {
-        let t = s.spawn(|| {
+        let t = std::thread::Builder::new().spawn_scoped(s, || {
             let mut v = Vec::with_capacity(b.len().div_ceil(g));
             hash_all(first_group + (half / g) as u64, b, &mut v);
             v
         });
         hash_all(first_group, a, out);
-        t.join()
+        t.ok().and_then(|t| t.join().ok())
     });
     match second {
-        Ok(v) => out.extend(v),
-        // The hashing thread cannot panic (no allocation failure aside); hash here if it did.
-        Err(_) => hash_all(first_group + (half / g) as u64, b, out),
+        Some(v) => out.extend(v),
+        // No thread could be made (or it failed): hash the second half here.
+        None => hash_all(first_group + (half / g) as u64, b, out),
     }
 }
 
