@@ -6,7 +6,8 @@
 //!                                   holds the last group too (it proves the size)
 //! HAVE    = 0x02 id:varint size:varint     I have it whole: the response follows
 //! NOTHAVE = 0x03 id:varint                 I do not have it (whole)
-//! DATA    = 0x04 id:varint bytes           next bytes of bao-tree's response (≤ 64 KiB)
+//! DATA    = 0x04 id:varint bytes           next bytes of bao-tree's response (≤ 64 KiB;
+//!                                          a sender sends one group and its parents)
 //! END     = 0x05 id:varint                 the response is complete
 //! ```
 //!
@@ -242,6 +243,238 @@ struct Fetch {
     verifier: Option<ResponseVerifier>,
     received: u64,
     rounds: u32,
+    /// Fetched together with other connections: the download lives in the swarm, which
+    /// hands this connection the groups to ask for (its member number).
+    swarm: Option<(Swarm, u64)>,
+}
+
+/// Groups one request of a [`Swarm`] member asks for (4 MiB).
+pub const SWARM_SLICE_GROUPS: u64 = 256;
+
+/// One blob fetched from several peers at once, each connection's [`BlobPeer`] a member
+/// ([`BlobPeer::fetch_in`]): a member asks for the next [`SWARM_SLICE_GROUPS`] groups that
+/// are neither stored nor asked of another member (before the size is known, member *k*
+/// asks for slice *k*: every answer holds the last group, which proves the size); when no
+/// group is left unasked it asks for one another member is fetching (whichever answers
+/// first wins; a verified group is the same bytes from anyone). A member whose peer fails,
+/// lies or is silent gives its groups back, so the others fetch them. The download is the
+/// store's [`Partial`] (one, shared), finished by whichever member verifies its last group.
+#[derive(Clone)]
+pub struct Swarm(Arc<Mutex<SwarmState>>);
+
+struct SwarmState {
+    hash: BlobHash,
+    store: BlobStore,
+    partial: Option<Partial>,
+    /// Groups asked of each member and not yet answered.
+    taken: Vec<(u64, Vec<Range<u64>>)>,
+    members: u64,
+    /// Slices asked before the size was known.
+    probes: u64,
+    outcome: Option<Outcome>,
+    received: u64,
+}
+
+impl std::fmt::Debug for Swarm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.state();
+        f.debug_struct("Swarm")
+            .field("hash", &s.hash)
+            .field("outcome", &s.outcome)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a swarm member asks next.
+enum Next {
+    Ask(Vec<Range<u64>>),
+    Done(Outcome),
+}
+
+/// Removes `b` from the group ranges `a` (both sorted, non-overlapping).
+fn subtract(a: &[Range<u64>], b: &[Range<u64>]) -> Vec<Range<u64>> {
+    let mut out = Vec::new();
+    for r in a {
+        let mut start = r.start;
+        for t in b {
+            if t.end <= start || t.start >= r.end {
+                continue;
+            }
+            if t.start > start {
+                out.push(start..t.start);
+            }
+            start = start.max(t.end);
+        }
+        if start < r.end {
+            out.push(start..r.end);
+        }
+    }
+    out
+}
+
+/// The first `n` groups of `ranges`.
+fn first_groups(ranges: &[Range<u64>], mut n: u64) -> Vec<Range<u64>> {
+    let mut out = Vec::new();
+    for r in ranges {
+        if n == 0 || out.len() >= MAX_RANGES {
+            break;
+        }
+        let take = (r.end - r.start).min(n);
+        out.push(r.start..r.start + take);
+        n -= take;
+    }
+    out
+}
+
+impl Swarm {
+    /// A swarm fetching `hash` into `store` (resuming a partial download if one is kept).
+    pub fn new(store: BlobStore, hash: BlobHash) -> Swarm {
+        Swarm(Arc::new(Mutex::new(SwarmState {
+            hash,
+            store,
+            partial: None,
+            taken: Vec::new(),
+            members: 0,
+            probes: 0,
+            outcome: None,
+            received: 0,
+        })))
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, SwarmState> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// How the download ended, once it has: `Stored` when a member verified the last
+    /// missing group (`received`: bytes verified from all members).
+    pub fn outcome(&self) -> Option<Outcome> {
+        self.state().outcome.clone()
+    }
+
+    fn join(&self) -> u64 {
+        let mut s = self.state();
+        s.members += 1;
+        s.members
+    }
+
+    fn next(&self, member: u64) -> Result<Next, String> {
+        let mut s = self.state();
+        s.taken.retain(|(m, _)| *m != member);
+        if let Some(o) = &s.outcome {
+            return Ok(Next::Done(o.clone()));
+        }
+        let hash = s.hash;
+        if s.store.has(&hash).map_err(|e| e.to_string())? {
+            let size = s.store.size(&hash).ok().flatten().unwrap_or(0);
+            let o = Outcome::Stored {
+                size,
+                received: s.received,
+            };
+            s.outcome = Some(o.clone());
+            return Ok(Next::Done(o));
+        }
+        if s.partial.is_none()
+            && let Some(size) = s.store.partial_size(&hash)
+        {
+            s.partial = Some(s.store.partial(&hash, size).map_err(|e| e.to_string())?);
+        }
+        let ask = match &s.partial {
+            None => {
+                let k = s.probes;
+                s.probes += 1;
+                std::iter::once(k * SWARM_SLICE_GROUPS..(k + 1) * SWARM_SLICE_GROUPS).collect()
+            }
+            Some(p) => {
+                let missing = p.missing();
+                if missing.is_empty() {
+                    return Ok(Next::Done(s.finish()?));
+                }
+                let taken: Vec<Range<u64>> = {
+                    let mut t: Vec<Range<u64>> = s
+                        .taken
+                        .iter()
+                        .flat_map(|(_, r)| r.iter().cloned())
+                        .collect();
+                    t.sort_by_key(|r| r.start);
+                    t
+                };
+                let free = subtract(&missing, &taken);
+                // Nothing unasked: help with what others are fetching (end game).
+                let pick = if free.is_empty() { &missing } else { &free };
+                first_groups(pick, SWARM_SLICE_GROUPS)
+            }
+        };
+        s.taken.push((member, ask.clone()));
+        Ok(Next::Ask(ask))
+    }
+
+    /// A member's peer claims the blob has `size` bytes.
+    fn have(&self, size: u64) -> Result<(), String> {
+        let mut s = self.state();
+        if s.outcome.is_some() {
+            return Ok(());
+        }
+        match &s.partial {
+            Some(p) if p.size() == size => Ok(()),
+            Some(p) if p.present() > 0 => Err(format!(
+                "the peer claims {size} bytes; groups verified with another peer's answer \
+                 prove {}",
+                p.size()
+            )),
+            // Nothing verified under the size claimed so far: this claim is as good.
+            _ => {
+                let hash = s.hash;
+                s.partial = None;
+                s.partial = Some(s.store.partial(&hash, size).map_err(|e| e.to_string())?);
+                Ok(())
+            }
+        }
+    }
+
+    /// Stores verified items (after the download finished, they are dropped).
+    fn write(&self, items: &[tree::Verified]) -> Result<(), String> {
+        let mut s = self.state();
+        let SwarmState {
+            partial, received, ..
+        } = &mut *s;
+        let Some(p) = partial.as_mut() else {
+            return Ok(());
+        };
+        for it in items {
+            if let tree::Verified::Group { data, .. } = it {
+                *received += data.len() as u64;
+            }
+            p.write(it).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// A member's connection ended: its groups are free for the others.
+    fn leave(&self, member: u64) {
+        let mut s = self.state();
+        s.taken.retain(|(m, _)| *m != member);
+        if let Some(p) = s.partial.as_mut() {
+            let _ = p.checkpoint();
+        }
+    }
+}
+
+impl SwarmState {
+    fn finish(&mut self) -> Result<Outcome, String> {
+        let Some(p) = self.partial.take() else {
+            return Err("no download to finish".into());
+        };
+        let size = p.size();
+        if !p.finish().map_err(|e| e.to_string())? {
+            return Err("the blob stayed incomplete".into());
+        }
+        let o = Outcome::Stored {
+            size,
+            received: self.received,
+        };
+        self.outcome = Some(o.clone());
+        Ok(o)
+    }
 }
 
 struct Serving {
@@ -303,7 +536,19 @@ impl BlobPeer {
             verifier: None,
             received: 0,
             rounds: 0,
+            swarm: None,
         });
+    }
+
+    /// Queues this connection's share of `swarm`'s download (see [`Swarm`]); its outcome
+    /// is the swarm's (`Stored` once any member completed the blob).
+    pub fn fetch_in(&mut self, swarm: &Swarm) {
+        let hash = swarm.state().hash;
+        let member = swarm.join();
+        self.fetch(hash);
+        if let Some(f) = self.fetches.back_mut() {
+            f.swarm = Some((swarm.clone(), member));
+        }
     }
 
     /// How the fetches that ended so far ended.
@@ -321,6 +566,9 @@ impl BlobPeer {
         if let Some(mut f) = self.fetches.pop_front() {
             if let Some(p) = f.partial.as_mut() {
                 let _ = p.checkpoint();
+            }
+            if let Some((swarm, member)) = &f.swarm {
+                swarm.leave(*member);
             }
             self.outcomes.push((f.hash, outcome));
         }
@@ -365,6 +613,19 @@ impl BlobPeer {
                     return Err("a second HAVE for one request".into());
                 }
                 let hash = f.hash;
+                if let Some((swarm, _)) = f.swarm.clone() {
+                    if let Err(e) = swarm.have(size) {
+                        self.done(Outcome::Failed(e.clone()));
+                        return Err(e);
+                    }
+                    let f = self.current(id)?;
+                    f.verifier = Some(ResponseVerifier::new(
+                        &hash,
+                        size,
+                        tree::chunk_ranges(&f.ranges, size),
+                    ));
+                    return Ok(());
+                }
                 // Reopened with the sender's size: kept groups stay if it is the same.
                 f.partial = None;
                 let p = self.store.partial(&hash, size).map_err(|e| e.to_string())?;
@@ -384,6 +645,17 @@ impl BlobPeer {
             }
             Message::Data { id, bytes } => {
                 let f = self.current(id)?;
+                if let (Some((swarm, _)), Some(v)) = (&f.swarm, f.verifier.as_mut()) {
+                    let mut items = Vec::new();
+                    let r = v.push(&bytes, &mut items);
+                    swarm.write(&items)?;
+                    if let Err(e) = r {
+                        let msg = format!("blob {} does not verify: {e}", f.hash);
+                        self.done(Outcome::Failed(msg.clone()));
+                        return Err(msg);
+                    }
+                    return Ok(());
+                }
                 let (Some(v), Some(p)) = (f.verifier.as_mut(), f.partial.as_mut()) else {
                     return Err("blob DATA before HAVE".into());
                 };
@@ -405,6 +677,20 @@ impl BlobPeer {
             }
             Message::End { id } => {
                 let f = self.current(id)?;
+                if let (Some((swarm, _)), Some(v)) = (&f.swarm, f.verifier.as_mut()) {
+                    let mut items = Vec::new();
+                    v.push(&[], &mut items).map_err(|e| e.to_string())?;
+                    swarm.write(&items)?;
+                    if !v.is_done() {
+                        let msg = format!("blob {}: the response ended early", f.hash);
+                        self.done(Outcome::Failed(msg.clone()));
+                        return Err(msg);
+                    }
+                    // The next slice (or the swarm's outcome) on the next poll.
+                    f.sent = false;
+                    f.verifier = None;
+                    return Ok(());
+                }
                 let (Some(v), Some(p)) = (f.verifier.as_mut(), f.partial.as_mut()) else {
                     return Err("blob END before HAVE".into());
                 };
@@ -454,6 +740,25 @@ impl BlobPeer {
             && let Some(f) = self.fetches.front_mut()
             && !f.sent
         {
+            if let Some((swarm, member)) = &f.swarm {
+                match swarm.next(*member)? {
+                    Next::Done(o) => {
+                        self.done(o);
+                        return self.poll_message();
+                    }
+                    Next::Ask(ranges) => f.ranges = ranges,
+                }
+                f.sent = true;
+                f.id = self.next_id;
+                self.next_id += 1;
+                Message::Get {
+                    id: f.id,
+                    hash: f.hash,
+                    ranges: f.ranges.clone(),
+                }
+                .encode(&mut out);
+                return Ok(Some(out));
+            }
             if self.store.has(&f.hash).map_err(|e| e.to_string())? {
                 let size = self.store.size(&f.hash).ok().flatten().unwrap_or(0);
                 self.done(Outcome::Stored { size, received: 0 });
@@ -509,9 +814,9 @@ impl BlobPeer {
         out.push(DATA);
         varint::encode(s.id, &mut out);
         let header = out.len();
-        // Leave room for one more group so a message stays within MAX_DATA.
-        let target = header + MAX_DATA - tree::GROUP_BYTES as usize - 64;
-        enc.fill(src, &mut out, target).map_err(|e| e.to_string())?;
+        // One chunk group (and the parents before it) per message: the session interleaves
+        // channels message by message, so a log message waits behind at most one slice.
+        enc.fill_group(src, &mut out).map_err(|e| e.to_string())?;
         self.bytes_served += (out.len() - header) as u64;
         Ok(Some(out))
     }

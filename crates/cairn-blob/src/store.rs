@@ -23,6 +23,9 @@ const SMALL: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("blob.smal
 /// Blobs up to this size are kept in the database (one chunk group: no outboard).
 pub const SMALL_MAX: u64 = GROUP_BYTES;
 
+/// Bytes read, hashed and written per step of an add (a multiple of the group size).
+const ADD_BUFFER: usize = 4 << 20;
+
 /// A partial download writes its bitfield (after syncing its bytes) every this many bytes.
 const CHECKPOINT_BYTES: u64 = 4 << 20;
 
@@ -172,16 +175,46 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Reads `buf.len()` bytes at `offset` (one positioned read on Unix).
 fn read_at(file: &File, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
-    let mut f = file;
-    f.seek(SeekFrom::Start(offset))?;
-    f.read_exact(buf)
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+    }
+    #[cfg(not(unix))]
+    {
+        let mut f = file;
+        f.seek(SeekFrom::Start(offset))?;
+        f.read_exact(buf)
+    }
 }
 
+/// Reads until `buf` is full or the input ends; returns the bytes read.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Writes `buf` at `offset` (one positioned write on Unix).
 fn write_at(file: &File, offset: u64, buf: &[u8]) -> std::io::Result<()> {
-    let mut f = file;
-    f.seek(SeekFrom::Start(offset))?;
-    f.write_all(buf)
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::write_all_at(file, buf, offset)
+    }
+    #[cfg(not(unix))]
+    {
+        let mut f = file;
+        f.seek(SeekFrom::Start(offset))?;
+        f.write_all(buf)
+    }
 }
 
 impl BlobStore {
@@ -254,8 +287,9 @@ impl BlobStore {
     }
 
     /// Adds everything `reader` gives, streaming (never the whole blob in memory): a large
-    /// blob is copied to a temporary file, its outboard computed from it (the hash is the
-    /// outboard's root), both fsynced and renamed to their names.
+    /// blob is copied to a temporary file in one pass, its chunk groups hashed as they go
+    /// by; the outboard is then built from the groups' chaining values (its root is the
+    /// hash), both files are fsynced and renamed to their names.
     pub fn add_reader(&self, mut reader: impl Read) -> Result<BlobHash, AddError> {
         let mut head = Vec::with_capacity(SMALL_MAX as usize + 1);
         (&mut reader).take(SMALL_MAX + 1).read_to_end(&mut head)?;
@@ -269,29 +303,47 @@ impl BlobStore {
                 size: head.len() as u64,
             });
         };
-        let result = (|| {
-            let mut f = File::create(&tmp_data)?;
-            f.write_all(&head)?;
-            let mut size = head.len() as u64;
-            let mut buf = vec![0u8; 1 << 20];
+        let result = (|| -> std::io::Result<BlobHash> {
+            let f = File::create(&tmp_data)?;
+            // One pass: each buffer is written while its groups are hashed (two threads
+            // for large buffers); the tree above the groups is built from their chaining
+            // values at the end, so the data is never read back.
+            let mut buf = vec![0u8; ADD_BUFFER];
+            buf[..head.len()].copy_from_slice(&head);
+            let mut filled = head.len();
+            let mut size = 0u64;
+            let mut cvs = Vec::new();
             loop {
-                let n = match reader.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                };
-                f.write_all(&buf[..n])?;
-                size += n as u64;
+                filled += read_full(&mut reader, &mut buf[filled..])?;
+                if filled == 0 {
+                    break;
+                }
+                let chunk = &buf[..filled];
+                let first_group = size / GROUP_BYTES;
+                std::thread::scope(|s| {
+                    // Written on a thread of its own while this one hashes (inline where
+                    // threads cannot be made).
+                    let w = std::thread::Builder::new().spawn_scoped(s, || (&f).write_all(chunk));
+                    tree::group_cvs(first_group, chunk, &mut cvs);
+                    match w {
+                        Ok(w) => w
+                            .join()
+                            .unwrap_or_else(|_| Err(std::io::Error::other("the writer panicked"))),
+                        Err(_) => (&f).write_all(chunk),
+                    }
+                })?;
+                size += filled as u64;
+                if filled < buf.len() {
+                    break;
+                }
+                filled = 0;
             }
-            f.sync_data()?;
-            drop(f);
             let mut ob = Vec::new();
-            let data = std::io::BufReader::with_capacity(1 << 20, File::open(&tmp_data)?);
-            let h = tree::outboard_of(data, size, &mut ob)?;
-            let mut f = File::create(&tmp_ob)?;
-            f.write_all(&ob)?;
+            let h = tree::outboard_from_cvs(&cvs, &mut ob);
+            let mut o = File::create(&tmp_ob)?;
+            o.write_all(&ob)?;
             f.sync_data()?;
+            o.sync_data()?;
             Ok(h)
         })();
         let h = match result {

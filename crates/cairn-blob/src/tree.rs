@@ -352,33 +352,54 @@ impl ResponseEncoder {
         out: &mut Vec<u8>,
         target: usize,
     ) -> Result<(), EncodeError> {
-        while out.len() < target {
-            let Some(need) = self.walk.need() else {
+        while out.len() < target && self.step(src, out)?.is_some() {}
+        Ok(())
+    }
+
+    /// Appends the next chunk group and the parents before it (at most one group and
+    /// 64 bytes per tree level), verified: one slice of the response.
+    pub fn fill_group(&mut self, src: &impl Source, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        while let Some(parent) = self.step(src, out)? {
+            if !parent {
                 break;
-            };
-            let start = out.len();
-            out.resize(start + need, 0);
-            match self.walk.next {
-                Some(BaoChunk::Parent { node, .. }) => {
-                    let off = self.tree.pre_order_offset(node).ok_or_else(|| {
-                        EncodeError::Corrupt(VerifyError::Parent {
-                            offset: node.chunk_range().start.to_bytes(),
-                        })
-                    })?;
-                    let mut pair = [0u8; 64];
-                    src.read_outboard(off * 64, &mut pair)?;
-                    out[start..].copy_from_slice(&pair);
-                }
-                Some(BaoChunk::Leaf { start_chunk, .. }) => {
-                    src.read_data(start_chunk.to_bytes(), &mut out[start..])?;
-                }
-                None => break,
             }
-            self.walk
-                .check(&out[start..])
-                .map_err(EncodeError::Corrupt)?;
         }
         Ok(())
+    }
+
+    /// Appends the next item, verified; returns whether it was a parent (`None`: the
+    /// response is complete).
+    fn step(&mut self, src: &impl Source, out: &mut Vec<u8>) -> Result<Option<bool>, EncodeError> {
+        let Some(need) = self.walk.need() else {
+            return Ok(None);
+        };
+        let start = out.len();
+        out.resize(start + need, 0);
+        let parent = match self.walk.next {
+            Some(BaoChunk::Parent { node, .. }) => {
+                let off = self.tree.pre_order_offset(node).ok_or_else(|| {
+                    EncodeError::Corrupt(VerifyError::Parent {
+                        offset: node.chunk_range().start.to_bytes(),
+                    })
+                })?;
+                let mut pair = [0u8; 64];
+                src.read_outboard(off * 64, &mut pair)?;
+                out[start..].copy_from_slice(&pair);
+                true
+            }
+            Some(BaoChunk::Leaf { start_chunk, .. }) => {
+                src.read_data(start_chunk.to_bytes(), &mut out[start..])?;
+                false
+            }
+            None => {
+                out.truncate(start);
+                return Ok(None);
+            }
+        };
+        self.walk
+            .check(&out[start..])
+            .map_err(EncodeError::Corrupt)?;
+        Ok(Some(parent))
     }
 }
 
@@ -400,4 +421,65 @@ pub fn outboard_of(
     let root = bao_tree::io::sync::outboard(data, t, &mut ob)?;
     *outboard = ob.data;
     Ok(BlobHash(*root.as_bytes()))
+}
+
+/// Chaining values of the chunk groups of `data`, which starts at group `first_group` of a
+/// blob of more than one group (`data` is whole groups, except a blob's last one), appended
+/// to `out`. Large inputs are hashed on two threads (each group is a BLAKE3 subtree of its
+/// own; the hasher uses SIMD across the 16 chunks of a group).
+pub fn group_cvs(first_group: u64, data: &[u8], out: &mut Vec<blake3::Hash>) {
+    const PARALLEL_MIN: usize = 1 << 20;
+    let g = GROUP_BYTES as usize;
+    let hash_all = |first: u64, data: &[u8], out: &mut Vec<blake3::Hash>| {
+        for (i, group) in data.chunks(g).enumerate() {
+            let start_chunk = (first + i as u64) * GROUP_CHUNKS;
+            out.push(hash_subtree(start_chunk, group, false));
+        }
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if data.len() < PARALLEL_MIN || threads < 2 {
+        hash_all(first_group, data, out);
+        return;
+    }
+    let half = data.len().div_ceil(2 * g) * g;
+    let (a, b) = data.split_at(half);
+    let second = std::thread::scope(|s| {
+        let t = std::thread::Builder::new().spawn_scoped(s, || {
+            let mut v = Vec::with_capacity(b.len().div_ceil(g));
+            hash_all(first_group + (half / g) as u64, b, &mut v);
+            v
+        });
+        hash_all(first_group, a, out);
+        t.ok().and_then(|t| t.join().ok())
+    });
+    match second {
+        Some(v) => out.extend(v),
+        // No thread could be made (or it failed): hash the second half here.
+        None => hash_all(first_group + (half / g) as u64, b, out),
+    }
+}
+
+/// The pre-order outboard (written to `outboard`, [`outboard_size`] bytes) and the root of a
+/// blob of more than one group, from the chaining values of all its groups
+/// ([`group_cvs`]): the tree above the groups is built without reading the data again.
+pub fn outboard_from_cvs(cvs: &[blake3::Hash], outboard: &mut Vec<u8>) -> BlobHash {
+    fn build(cvs: &[blake3::Hash], is_root: bool, out: &mut Vec<u8>) -> blake3::Hash {
+        if cvs.len() == 1 {
+            return cvs[0];
+        }
+        // BLAKE3's left subtree holds the largest power of two of chunks below the total,
+        // which for whole 16-chunk groups is the largest power of two of groups below.
+        let split = 1usize << (usize::BITS - 1 - (cvs.len() - 1).leading_zeros());
+        let at = out.len();
+        out.extend_from_slice(&[0u8; 64]);
+        let l = build(&cvs[..split], false, out);
+        let r = build(&cvs[split..], false, out);
+        out[at..at + 32].copy_from_slice(l.as_bytes());
+        out[at + 32..at + 64].copy_from_slice(r.as_bytes());
+        parent_cv(&l, &r, is_root)
+    }
+    outboard.clear();
+    outboard.reserve(64 * cvs.len().saturating_sub(1));
+    let root = build(cvs, true, outboard);
+    BlobHash(*root.as_bytes())
 }

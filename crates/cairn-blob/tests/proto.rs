@@ -3,8 +3,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use cairn_blob::proto::{BlobPeer, Message, Outcome};
-use cairn_blob::{BlobHash, BlobStore};
+use cairn_blob::proto::{BlobPeer, Message, Outcome, SWARM_SLICE_GROUPS, Swarm};
+use cairn_blob::{BlobHash, BlobStore, tree};
 use cairn_core::{Limits, Node};
 use cairn_log::{Log, LogOptions};
 use cairn_sync::{MemStore, NoFeed, Session, SessionOptions, duplex, run};
@@ -195,6 +195,129 @@ fn a_peer_without_the_blob_protocol() {
     r2.unwrap();
     assert_eq!(a.hashes(), b.hashes());
     assert_eq!(pc.lock().unwrap().outcomes()[0].1, Outcome::Unsupported);
+}
+
+/// Runs one-shot sessions between each client peer `clients[i]` and the serving
+/// extension `servers[i]`, all at once on this thread; returns whether each client's
+/// session succeeded.
+fn sessions_ext(clients: Vec<BlobPeer>, servers: Vec<Box<dyn cairn_sync::Extension>>) -> Vec<bool> {
+    type Run = std::pin::Pin<Box<dyn std::future::Future<Output = bool>>>;
+    let mut runs: Vec<Option<Run>> = Vec::new();
+    for (c, es) in clients.into_iter().zip(servers) {
+        runs.push(Some(Box::pin(async move {
+            let (mut x, mut y) = duplex(256 << 10);
+            let (_, ec) = c.shared();
+            let mut s1 =
+                Session::with_extension(mem_log(5, "c"), SessionOptions::default(), ec).unwrap();
+            let mut s2 =
+                Session::with_extension(mem_log(5, "s"), SessionOptions::default(), es).unwrap();
+            let (r1, _) = futures_lite::future::zip(
+                run(&mut s1, &mut x, NoFeed, std::future::pending()),
+                run(&mut s2, &mut y, NoFeed, std::future::pending()),
+            )
+            .await;
+            r1.is_ok()
+        })));
+    }
+    let mut out = vec![false; runs.len()];
+    futures_lite::future::block_on(std::future::poll_fn(|cx| {
+        let mut all = true;
+        for (i, slot) in runs.iter_mut().enumerate() {
+            if let Some(fut) = slot {
+                match fut.as_mut().poll(cx) {
+                    std::task::Poll::Ready(ok) => {
+                        out[i] = ok;
+                        *slot = None;
+                    }
+                    std::task::Poll::Pending => all = false,
+                }
+            }
+        }
+        if all {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    }));
+    out
+}
+
+/// Two peers that both have a blob: a swarm of two connections fetches it, each peer
+/// sending part of it, and the blob is stored once, whole.
+#[test]
+fn a_swarm_splits_a_blob_between_two_peers() {
+    let (_d1, s1) = blob_store();
+    let (_d2, s2) = blob_store();
+    let (_d3, client) = blob_store();
+    let big = data(12 << 20, 3);
+    let h = s1.add_bytes(&big).unwrap();
+    assert_eq!(s2.add_bytes(&big).unwrap(), h);
+    let swarm = Swarm::new(client.clone(), h);
+    let mut c1 = BlobPeer::new(client.clone(), false);
+    let mut c2 = BlobPeer::new(client.clone(), false);
+    c1.fetch_in(&swarm);
+    c2.fetch_in(&swarm);
+    let (p1, p2) = (BlobPeer::new(s1, true), BlobPeer::new(s2, true));
+    let (p1, e1) = p1.shared();
+    let (p2, e2) = p2.shared();
+    let ok = sessions_ext(vec![c1, c2], vec![e1, e2]);
+    assert_eq!(ok, vec![true, true]);
+    assert!(
+        matches!(swarm.outcome(), Some(Outcome::Stored { size, .. }) if size == big.len() as u64)
+    );
+    let mut back = Vec::new();
+    std::io::Read::read_to_end(&mut client.reader(&h).unwrap().unwrap(), &mut back).unwrap();
+    assert_eq!(back, big);
+    let (b1, b2) = (
+        p1.lock().unwrap().bytes_served,
+        p2.lock().unwrap().bytes_served,
+    );
+    let slice = SWARM_SLICE_GROUPS * tree::GROUP_BYTES;
+    assert!(
+        b1 >= slice && b2 >= slice,
+        "both peers sent a part: {b1} and {b2}"
+    );
+    // Each group is asked of one peer only until none is left unasked (the end game
+    // may ask for the last slices twice).
+    assert!(b1 + b2 < big.len() as u64 + 3 * slice, "{b1} + {b2}");
+}
+
+/// A swarm of two connections where one peer claims the blob and holds another one: that
+/// peer is dropped, and the other delivers the whole blob.
+#[test]
+fn a_swarm_drops_a_lying_peer_and_the_other_completes() {
+    let (d1, liar) = blob_store();
+    let (_d2, good) = blob_store();
+    let (_d3, client) = blob_store();
+    let a = data(10 << 20, 5);
+    let b = data(10 << 20, 6);
+    let ha = good.add_bytes(&a).unwrap();
+    let hb = liar.add_bytes(&b).unwrap();
+    let dir = d1.path().join("blobs");
+    for ext in ["data", "obao"] {
+        std::fs::rename(
+            dir.join(format!("{hb}.{ext}")),
+            dir.join(format!("{ha}.{ext}")),
+        )
+        .unwrap();
+    }
+    let swarm = Swarm::new(client.clone(), ha);
+    let mut c1 = BlobPeer::new(client.clone(), false);
+    let mut c2 = BlobPeer::new(client.clone(), false);
+    c1.fetch_in(&swarm);
+    c2.fetch_in(&swarm);
+    let (_, e1) = BlobPeer::new(liar, true).shared();
+    let (_, e2) = BlobPeer::new(good, true).shared();
+    let ok = sessions_ext(vec![c1, c2], vec![e1, e2]);
+    assert_eq!(
+        ok,
+        vec![false, true],
+        "the liar's session failed, the other did not"
+    );
+    assert!(matches!(swarm.outcome(), Some(Outcome::Stored { .. })));
+    let mut back = Vec::new();
+    std::io::Read::read_to_end(&mut client.reader(&ha).unwrap().unwrap(), &mut back).unwrap();
+    assert_eq!(back, a);
 }
 
 proptest! {

@@ -309,3 +309,50 @@ fn gc_keeps_referenced_blobs() {
     assert!(s.has(&kept).unwrap() && s.has(&kept_small).unwrap());
     assert!(!s.has(&dropped).unwrap() && !s.has(&dropped_small).unwrap());
 }
+
+#[test]
+fn one_pass_outboard_matches_bao_tree() {
+    // Sizes around group, power-of-two and parallel-split boundaries.
+    let g = GROUP_BYTES as usize;
+    for len in [
+        g + 1,
+        2 * g,
+        2 * g + 1,
+        3 * g,
+        4 * g + 7,
+        5 * g,
+        17 * g - 1,
+        (1 << 20) + 1,
+        (3 << 20) + 5 * g + 3,
+    ] {
+        let bytes = data(len, 9);
+        let mut expected = Vec::new();
+        let root = tree::outboard_of(&bytes[..], len as u64, &mut expected).unwrap();
+        // Fed in pieces of whole groups, as `add_reader` does.
+        let mut cvs = Vec::new();
+        for (i, piece) in bytes.chunks(64 * g).enumerate() {
+            tree::group_cvs(i as u64 * 64, piece, &mut cvs);
+        }
+        let mut ob = Vec::new();
+        let h = tree::outboard_from_cvs(&cvs, &mut ob);
+        assert_eq!(h, root, "root of {len} bytes");
+        assert_eq!(h, BlobHash::of(&bytes), "BLAKE3 of {len} bytes");
+        assert_eq!(ob.len() as u64, tree::outboard_size(len as u64));
+        assert!(ob == expected, "outboard of {len} bytes");
+    }
+}
+
+#[test]
+fn add_reader_of_several_buffers_stores_a_servable_blob() {
+    let (_d, _log, s) = store();
+    // Over the add buffer (4 MiB): the pieces, their order and the outboard must agree.
+    let bytes = data((9 << 20) + 12_345, 5);
+    let h = s.add_reader(&bytes[..]).unwrap();
+    assert_eq!(h, BlobHash::of(&bytes));
+    let (size, resp) = response(&s, &h, &[0..u64::MAX]);
+    assert_eq!(size, bytes.len() as u64);
+    let mut v = ResponseVerifier::new(&h, size, tree::chunk_ranges(&[0..u64::MAX], size));
+    let mut items = Vec::new();
+    v.push(&resp, &mut items).unwrap();
+    assert!(v.is_done());
+}

@@ -1,12 +1,15 @@
 //! `cairn blob`: add, get (from a peer when missing, resuming a partial download), list and
 //! collect the blobs kept beside the log (`DATA/blobs/` and the log's database).
 
+use std::future::Future;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use cairn_blob::proto::{BlobPeer, Outcome};
+use cairn_blob::proto::{BlobPeer, Outcome, Swarm};
 use cairn_blob::{BlobHash, BlobState, BlobStore};
 use cairn_log::Log;
 use cairn_sync::SessionOptions;
@@ -33,7 +36,10 @@ pub enum BlobCommand {
         file: PathBuf,
     },
     /// Write a blob to standard output or a file, fetching it from a peer (`--connect`)
-    /// when it is missing or partial (a partial download resumes where it stopped).
+    /// when it is missing or partial (a partial download resumes where it stopped). With
+    /// several `--connect`, all are asked at once, each for other 4 MiB parts; one that
+    /// fails, lies (its bytes do not verify), does not have the blob or stays silent past
+    /// `--timeout` is dropped and the others fetch its part.
     Get {
         /// The blob's hash (64 hex digits, or `blob:<hex>`).
         hash: BlobHash,
@@ -41,9 +47,10 @@ pub enum BlobCommand {
         #[arg(short = 'o', long = "output", value_name = "FILE")]
         output: Option<PathBuf>,
         /// Fetch from the `cairn serve` at tcp://HOST:PORT or ws://HOST:PORT (the log is
-        /// synced on the same connection, as `cairn sync --connect` does).
+        /// synced on the same connection, as `cairn sync --connect` does); repeat it to
+        /// fetch from several peers at once.
         #[arg(long, value_name = "URL")]
-        connect: Option<String>,
+        connect: Vec<String>,
         /// Seconds the peer may stay silent (before the sync completes, and while a blob
         /// is awaited).
         #[arg(long, value_name = "SECS", default_value_t = 60)]
@@ -79,10 +86,17 @@ pub fn run(data: &Path, cmd: BlobCommand, out: &mut impl Write) -> Result<()> {
             let log = store::open_writer(data)?;
             let blobs = open(data, &log)?;
             if !blobs.has(&hash)? {
-                let Some(url) = connect else {
+                if connect.is_empty() {
                     bail!("blob {hash} is not here (fetch it with --connect URL)");
-                };
-                fetch(data, &log, &blobs, hash, &url, Duration::from_secs(timeout))?;
+                }
+                fetch_any(
+                    data,
+                    &log,
+                    &blobs,
+                    hash,
+                    &connect,
+                    Duration::from_secs(timeout),
+                )?;
             }
             let mut r = blobs
                 .reader(&hash)?
@@ -128,6 +142,102 @@ pub fn run(data: &Path, cmd: BlobCommand, out: &mut impl Write) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Fetches `hash` from `urls`: from one peer as [`fetch`] does, from several at once as a
+/// [`Swarm`] (each connection asks for the next 4 MiB of groups nobody else is fetching; a
+/// peer that fails, lies — its bytes do not verify — or stays silent is dropped with a
+/// warning and the others fetch its groups). The log is synced on every connection as far
+/// as it got when the blob is complete (the sessions are then closed, and any still
+/// running 2 s later is dropped).
+pub fn fetch_any(
+    data: &Path,
+    log: &Log,
+    blobs: &BlobStore,
+    hash: BlobHash,
+    urls: &[String],
+    idle: Duration,
+) -> Result<()> {
+    if let [url] = urls {
+        return fetch(data, log, blobs, hash, url, idle);
+    }
+    let me = store::identity(data)?;
+    let swarm = Swarm::new(blobs.clone(), hash);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the network runtime")?;
+    type Run<'a> = Pin<Box<dyn Future<Output = Result<()>> + 'a>>;
+    let mut runs: Vec<Option<Run<'_>>> = Vec::new();
+    for url in urls {
+        let mut peer = BlobPeer::new(blobs.clone(), false);
+        peer.fetch_in(&swarm);
+        let (peer, ext) = peer.shared();
+        let (me, swarm) = (&me, swarm.clone());
+        runs.push(Some(Box::pin(async move {
+            let stop = {
+                let swarm = swarm.clone();
+                async move {
+                    while swarm.outcome().is_none() {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            };
+            let opts = SessionOptions::default();
+            let synced =
+                crate::net::sync_with_extension(log, me, url, opts, idle, stop, Some(ext)).await;
+            let outcome = peer
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .outcomes()
+                .first()
+                .map(|(_, o)| o.clone());
+            match (outcome, synced) {
+                (Some(Outcome::Stored { .. }), _) => Ok(()),
+                (Some(Outcome::Failed(why)), Err(e)) => bail!("{why} ({e:#})"),
+                (Some(o), _) => bail!("{o:?}"),
+                (None, Err(e)) => Err(e),
+                (None, Ok(_)) => bail!("no answer"),
+            }
+        })));
+    }
+    let mut errors = Vec::new();
+    let mut grace: Option<Pin<Box<tokio::time::Sleep>>> = None;
+    rt.block_on(std::future::poll_fn(|cx| {
+        for (slot, url) in runs.iter_mut().zip(urls) {
+            if let Some(run) = slot
+                && let Poll::Ready(r) = run.as_mut().poll(cx)
+            {
+                *slot = None;
+                if let Err(e) = r {
+                    eprintln!("cairn: {url}: {e:#}; dropping {url}");
+                    errors.push(format!("{url}: {e:#}"));
+                }
+            }
+        }
+        if runs.iter().all(Option::is_none) {
+            return Poll::Ready(());
+        }
+        if swarm.outcome().is_some() {
+            let g =
+                grace.get_or_insert_with(|| Box::pin(tokio::time::sleep(Duration::from_secs(2))));
+            if g.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(());
+            }
+        }
+        Poll::Pending
+    }));
+    drop(runs);
+    match swarm.outcome() {
+        Some(Outcome::Stored { size, received }) => {
+            eprintln!(
+                "cairn: blob {hash}: {size} bytes ({received} received from {} peers)",
+                urls.len()
+            );
+            Ok(())
+        }
+        _ => bail!("no peer delivered blob {hash}: {}", errors.join("; ")),
+    }
 }
 
 /// Fetches `hash` from the `cairn serve` at `url` on the replication connection (the log is

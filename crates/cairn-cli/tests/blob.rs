@@ -240,3 +240,125 @@ fn kill_9_during_a_download_then_resume() {
         "only the rest was fetched: {err}"
     );
 }
+
+/// Two peers asked at once: the first claims the blob and holds another one (its bytes
+/// never verify), the second has it. The first is dropped, the second delivers.
+#[test]
+fn a_lying_peer_is_dropped_and_the_next_one_delivers() {
+    let liar = tempfile::tempdir().unwrap();
+    let good = tempfile::tempdir().unwrap();
+    let c = tempfile::tempdir().unwrap();
+    for d in [&liar, &good, &c] {
+        init(d.path());
+    }
+    let a = data(16 << 20, 13);
+    let ha = add_file(good.path(), &a);
+    let hb = add_file(liar.path(), &data(16 << 20, 14));
+    let dir = liar.path().join("blobs");
+    for ext in ["data", "obao"] {
+        std::fs::rename(
+            dir.join(format!("{hb}.{ext}")),
+            dir.join(format!("{ha}.{ext}")),
+        )
+        .unwrap();
+    }
+    let (_l, liar_url) = serve(liar.path());
+    let (_g, good_url) = serve(good.path());
+    let o = cairn(c.path())
+        .args([
+            "blob",
+            "get",
+            &ha,
+            "--connect",
+            &liar_url,
+            "--connect",
+            &good_url,
+        ])
+        .arg("-o")
+        .arg(c.path().join("out.bin"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains(&format!("dropping {liar_url}")), "{err}");
+    assert_eq!(std::fs::read(c.path().join("out.bin")).unwrap(), a);
+}
+
+/// A silent peer and one that has the blob: it arrives without waiting for the silent one.
+#[test]
+fn a_silent_peer_is_dropped_and_the_next_one_delivers() {
+    let good = tempfile::tempdir().unwrap();
+    let c = tempfile::tempdir().unwrap();
+    init(good.path());
+    init(c.path());
+    let a = data(300_000, 15);
+    let h = add_file(good.path(), &a);
+    let (_g, good_url) = serve(good.path());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("tcp://{}", listener.local_addr().unwrap());
+    let silent = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        std::thread::sleep(Duration::from_secs(10));
+        drop(conn);
+    });
+    let t = Instant::now();
+    let o = cairn(c.path())
+        .args(["blob", "get", &h, "--timeout", "2"])
+        .args(["--connect", &silent_url, "--connect", &good_url, "-o"])
+        .arg(c.path().join("out.bin"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    // Not held up by the silent one (its handshake alone would take 10 s to time out).
+    assert!(t.elapsed() < Duration::from_secs(9), "{:?}", t.elapsed());
+    assert_eq!(std::fs::read(c.path().join("out.bin")).unwrap(), a);
+    silent.join().unwrap();
+}
+
+/// Two peers with the blob, asked at once; the first is killed mid-transfer: it is dropped
+/// and the second fetches what the first had not sent.
+#[test]
+fn a_peer_killed_mid_transfer_and_the_next_one_completes() {
+    let s1 = tempfile::tempdir().unwrap();
+    let s2 = tempfile::tempdir().unwrap();
+    let c = tempfile::tempdir().unwrap();
+    for d in [&s1, &s2, &c] {
+        init(d.path());
+    }
+    let big = data(96 << 20, 16);
+    let h = add_file(s1.path(), &big);
+    assert_eq!(add_file(s2.path(), &big), h);
+    let (mut first, url1) = serve(s1.path());
+    let (_second, url2) = serve(s2.path());
+    let bits = c.path().join("blobs").join(format!("{h}.part.bits"));
+    let child = cairn(c.path())
+        .args([
+            "blob",
+            "get",
+            &h,
+            "--connect",
+            &url1,
+            "--connect",
+            &url2,
+            "-o",
+        ])
+        .arg(c.path().join("out.bin"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !bits.exists() {
+        assert!(Instant::now() < deadline, "no checkpoint");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    first.0.kill().unwrap();
+    first.0.wait().unwrap();
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains(&format!("dropping {url1}")), "{err}");
+    assert_eq!(std::fs::read(c.path().join("out.bin")).unwrap(), big);
+    let ls = ok(cairn(c.path()).args(["blob", "ls"]));
+    assert!(ls.contains("\"complete\":true"), "{ls}");
+}

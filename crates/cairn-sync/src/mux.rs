@@ -12,12 +12,13 @@
 //! is allocated: the decoder never reserves more than it has been given.
 //!
 //! **Flow control** is per channel and counted in DATA body bytes. Each side starts with
-//! [`INITIAL_CREDIT`] on every open channel; the receiver grants more (a CREDIT frame) as it
+//! the channel's window ([`INITIAL_CREDIT`], or what [`Mux::open_with_window`] says, the same
+//! on both sides) on every open channel; the receiver grants more (a CREDIT frame) as it
 //! consumes data, once half the window has been consumed. A sender may start a frame while it
 //! has any credit left, so it can overdraw by at most one frame; a receiver that sees a
 //! channel exceed its window by more than one maximal frame fails the session.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 use cairn_core::varint;
 
@@ -133,6 +134,9 @@ struct Channel {
     recv_used: u64,
     /// Bytes consumed but not yet granted back.
     to_grant: u64,
+    /// The channel's window: its initial credit both ways; half of it consumed is granted
+    /// back.
+    window: u64,
 }
 
 /// The connection layer: frames, channels, credit. Sans-IO: bytes in, frames and bytes out.
@@ -141,8 +145,7 @@ pub struct Mux {
     decoder: FrameDecoder,
     max_frame: usize,
     channels: BTreeMap<u64, Channel>,
-    out: VecDeque<u8>,
-    out_frames: usize,
+    out: Vec<u8>,
 }
 
 impl Mux {
@@ -152,19 +155,27 @@ impl Mux {
             decoder: FrameDecoder::new(max_frame),
             max_frame,
             channels: BTreeMap::new(),
-            out: VecDeque::new(),
-            out_frames: 0,
+            out: Vec::new(),
         }
     }
 
     /// Opens `channel` (both sides open the channels they agree on; each starts with
     /// [`INITIAL_CREDIT`] both ways).
     pub fn open(&mut self, channel: u64) {
+        self.open_with_window(channel, INITIAL_CREDIT);
+    }
+
+    /// Opens `channel` with a window of `window` bytes instead of [`INITIAL_CREDIT`] (both
+    /// sides must open it with the same window). A smaller window bounds the channel's
+    /// bytes in flight — what a message of another channel may wait behind in the
+    /// transport's buffers.
+    pub fn open_with_window(&mut self, channel: u64, window: u64) {
         self.channels.entry(channel).or_insert(Channel {
-            send_credit: INITIAL_CREDIT as i64,
-            recv_allowed: INITIAL_CREDIT,
+            send_credit: window as i64,
+            recv_allowed: window,
             recv_used: 0,
             to_grant: 0,
+            window,
         });
     }
 
@@ -206,10 +217,7 @@ impl Mux {
     }
 
     fn push_frame(&mut self, kind: u8, channel: u64, body: &[u8]) {
-        let mut f = Vec::with_capacity(body.len() + 12);
-        encode_frame(kind, channel, body, &mut f);
-        self.out.extend(f);
-        self.out_frames += 1;
+        encode_frame(kind, channel, body, &mut self.out);
     }
 
     /// Bytes queued for the peer.
@@ -222,8 +230,7 @@ impl Mux {
         if self.out.is_empty() {
             return None;
         }
-        self.out_frames = 0;
-        Some(std::mem::take(&mut self.out).into())
+        Some(std::mem::take(&mut self.out))
     }
 
     /// Feeds received bytes.
@@ -296,7 +303,7 @@ impl Mux {
             return;
         };
         c.to_grant += n;
-        if c.to_grant >= INITIAL_CREDIT / 2 {
+        if c.to_grant >= c.window / 2 {
             let grant = c.to_grant;
             c.to_grant = 0;
             c.recv_allowed += grant;

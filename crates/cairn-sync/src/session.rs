@@ -20,7 +20,11 @@ pub const EXTENSION_CHANNEL: u64 = 2;
 /// Most bytes of extension messages queued for the transport: the extension is asked for
 /// its next message only below this (and with credit), so a large transfer takes turns with
 /// the log channel instead of filling the output.
-const EXT_QUEUE_BYTES: usize = 128 << 10;
+const EXT_QUEUE_BYTES: usize = 32 << 10;
+/// The extension channel's flow-control window (both sides open it with this). It bounds
+/// the extension's bytes in flight — in the transport's buffers, ahead of any log message
+/// sent after them — so a log node waits behind at most this much of a bulk transfer.
+pub(crate) const EXT_WINDOW: u64 = 256 << 10;
 
 /// A protocol on the session's extension channel ([`EXTENSION_CHANNEL`]), sans-IO like the
 /// session: it gets the channel's messages and is asked for its next one whenever the
@@ -827,7 +831,7 @@ impl<S: SyncStore> Session<S> {
         if let Some(x) = self.ext.as_mut() {
             self.ext_open = h.extensions;
             if h.extensions {
-                self.mux.open(EXTENSION_CHANNEL);
+                self.mux.open_with_window(EXTENSION_CHANNEL, EXT_WINDOW);
             }
             x.on_open(h.extensions);
         }
