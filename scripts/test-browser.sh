@@ -19,4 +19,5 @@ node crates/cairn-web/tests/browser/wiki.mjs "$www" "$out"
 cargo build --release -p cairn-cli --bin cairn --locked
 node crates/cairn-web/tests/browser/sync.mjs "$www" "$out" "${CARGO_TARGET_DIR:-target}/release/cairn"
 node crates/cairn-web/tests/browser/wiki-serve.mjs "$www" "$out" "${CARGO_TARGET_DIR:-target}/release/cairn"
+node crates/cairn-web/tests/browser/images.mjs "$www" "$out" "${CARGO_TARGET_DIR:-target}/release/cairn"
 echo "test-browser: $(( $(date +%s) - start )) s in all (install check, build, tests)"

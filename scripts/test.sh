@@ -61,5 +61,5 @@ fi
 
 # One closing line over all the cargo test runs and the browser run above.
 awk '/^test result:/ { p += $4; f += $6; i += $8 }
-     /^(browser|sync|wiki|served): [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4 }
+     /^(browser|sync|wiki|served|images): [0-9]+ passed, [0-9]+ failed/ { p += $2; f += $4 }
      END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, i }' "$log"
