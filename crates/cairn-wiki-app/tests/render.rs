@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 
-use cairn_wiki_app::markdown::{LinkTarget, render, safe_image, safe_link, wiki_targets};
+use cairn_wiki_app::markdown::{
+    LinkTarget, image_markdown, render, safe_image, safe_link, wiki_targets,
+};
 use cairn_wiki_app::route::Route;
 use proptest::prelude::*;
 
@@ -215,4 +217,27 @@ proptest! {
         }
         let _ = Route::parse(&text);
     }
+}
+
+#[test]
+fn an_added_image_is_markdown_that_renders_as_a_blob_image() {
+    let h = "0f".repeat(32);
+    assert_eq!(
+        image_markdown("photo.png", &h),
+        format!("![photo](blob:{h})")
+    );
+    // Characters that would end the alt text go; an empty stem becomes "image".
+    assert_eq!(
+        image_markdown("a]b[c\\.d.jpg", &h),
+        format!("![abc.d](blob:{h})")
+    );
+    assert_eq!(image_markdown(".png", &h), format!("![image](blob:{h})"));
+    let html = render(
+        &image_markdown("x](javascript:1) y.png", &h),
+        &HashMap::new(),
+    );
+    assert!(
+        html.contains(&format!(r#"<img data-blob="{h}" alt="x(javascript:1) y""#)),
+        "{html}"
+    );
 }
