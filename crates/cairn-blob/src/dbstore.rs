@@ -146,7 +146,7 @@ impl BlobStore {
         buf: &mut [u8; 64],
     ) -> std::io::Result<()> {
         let io = |e: redb::Error| std::io::Error::other(e);
-        if offset % 64 != 0 {
+        if !offset.is_multiple_of(64) {
             return Err(std::io::ErrorKind::InvalidInput.into());
         }
         let txn = self.log.database().begin_read().map_err(|e| io(e.into()))?;

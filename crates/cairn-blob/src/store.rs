@@ -885,7 +885,7 @@ impl Partial {
                 },
                 PartialKind::Db(db),
             ) => {
-                if off % 64 != 0 || off + 64 > tree::outboard_size(self.size) {
+                if !off.is_multiple_of(64) || off + 64 > tree::outboard_size(self.size) {
                     return Err(misplaced(*off));
                 }
                 db.pairs.push((off / 64, *pair));
