@@ -3,7 +3,7 @@
 # builds the wasm peer (release) and its JS bindings into crates/cairn-web/www/pkg, and runs
 # crates/cairn-web/tests/browser/*.mjs below in headless Debian Chromium: the peer harness, tabs
 # of one profile sharing a store, the wiki app, live sync with `cairn serve` ($CAIRN_BIN, else a
-# release build made here), the served wiki, the WebRTC swarm. Screenshots go to
+# release build made here), the served wiki, the WebRTC swarm, images in the wiki. Screenshots go to
 # $CARGO_TARGET_DIR/browser (target/browser). Prints the whole run's duration.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,4 +27,5 @@ fi
 node crates/cairn-web/tests/browser/sync.mjs "$www" "$out" "$cairn"
 node crates/cairn-web/tests/browser/wiki-serve.mjs "$www" "$out" "$cairn"
 node crates/cairn-web/tests/browser/swarm.mjs "$www" "$out" "$cairn"
+node crates/cairn-web/tests/browser/images.mjs "$www" "$out" "$cairn"
 echo "test-browser: $(( $(date +%s) - start )) s in all (install check, build, tests)"

@@ -30,8 +30,8 @@ mod store;
 pub mod tree;
 
 pub use store::{
-    AddError, BlobInfo, BlobReader, BlobState, BlobStore, GcReport, OpenError, Partial,
-    PartialError, SMALL_MAX, StoreError, StoredSource, blob_refs, referenced_blobs,
+    AddError, BlobInfo, BlobReader, BlobState, BlobStore, DB_CHECKPOINT_BYTES, GcReport, OpenError,
+    Partial, PartialError, SMALL_MAX, StoreError, StoredSource, blob_refs, referenced_blobs,
 };
 
 /// A blob's name: the BLAKE3 hash of its bytes (the root of BLAKE3's tree).

@@ -18,7 +18,7 @@
 //! GETs in order, one at a time, from complete blobs only, reading and verifying each item
 //! against the root before it goes out ([`ResponseEncoder`]).
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::ops::Range;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -26,7 +26,7 @@ use cairn_core::varint;
 use cairn_sync::{Extension, SyncError};
 
 use crate::tree::{self, ResponseEncoder, ResponseVerifier};
-use crate::{BlobHash, BlobStore, Partial, StoredSource};
+use crate::{BlobHash, BlobStore, Partial, StoredSource, blob_refs};
 
 const GET: u8 = 1;
 const HAVE: u8 = 2;
@@ -495,9 +495,21 @@ pub struct BlobPeer {
     fetches: VecDeque<Fetch>,
     outcomes: Vec<(BlobHash, Outcome)>,
     serving: VecDeque<Serving>,
+    eager: Option<Eager>,
     /// Response bytes sent (served).
     pub bytes_served: u64,
 }
+
+/// The policy "fetch what new nodes name": the log is scanned from change `scanned` on as
+/// it grows, and every blob named there that is not stored is fetched once.
+#[derive(Debug)]
+struct Eager {
+    scanned: u64,
+    tried: HashSet<BlobHash>,
+}
+
+/// Log entries an eager peer scans per message it is asked for.
+const SCAN_BATCH: u64 = 256;
 
 impl std::fmt::Debug for BlobPeer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -519,8 +531,55 @@ impl BlobPeer {
             fetches: VecDeque::new(),
             outcomes: Vec::new(),
             serving: VecDeque::new(),
+            eager: None,
             bytes_served: 0,
         }
+    }
+
+    /// Also fetches, from this peer, every blob named (see [`blob_refs`]) by a node the log
+    /// gets after change `since` — e.g. the nodes this session receives — once each, when it
+    /// is not stored already. (Blobs the peer turns out not to have are not asked again on
+    /// this connection; [`BlobPeer::fetch`] asks anyway.)
+    pub fn fetch_referenced(mut self, since: u64) -> Self {
+        self.eager = Some(Eager {
+            scanned: since,
+            tried: HashSet::new(),
+        });
+        self
+    }
+
+    /// Whether a fetch of `hash` is queued or running.
+    pub fn is_fetching(&self, hash: &BlobHash) -> bool {
+        self.fetches.iter().any(|f| f.hash == *hash)
+    }
+
+    /// Scans the log's new nodes for blobs to fetch (the eager policy).
+    fn scan(&mut self) -> Result<(), String> {
+        let Some(e) = self.eager.as_mut() else {
+            return Ok(());
+        };
+        let log = self.store.log();
+        if log.len() <= e.scanned || self.fetches.len() >= MAX_QUEUED {
+            return Ok(());
+        }
+        let mut want = Vec::new();
+        let mut last = e.scanned;
+        for entry in log.changes(
+            cairn_log::ChangesQuery::all()
+                .since(e.scanned)
+                .limit(SCAN_BATCH),
+        ) {
+            let entry = entry.map_err(|e| format!("reading the log: {e}"))?;
+            last = last.max(entry.change);
+            want.extend(blob_refs(entry.node.value()).filter(|h| e.tried.insert(*h)));
+        }
+        e.scanned = if last == e.scanned { log.len() } else { last };
+        for h in want {
+            if !self.store.has(&h).map_err(|e| e.to_string())? {
+                self.fetch(h);
+            }
+        }
+        Ok(())
     }
 
     /// Queues a fetch of `hash` (resuming a partial download if one is kept).
@@ -735,6 +794,9 @@ impl BlobPeer {
 
     fn poll_message(&mut self) -> Result<Option<Vec<u8>>, String> {
         let mut out = Vec::new();
+        if self.open == Some(true) {
+            self.scan()?;
+        }
         // Our own request first (it is small).
         if self.open == Some(true)
             && let Some(f) = self.fetches.front_mut()
@@ -847,7 +909,12 @@ impl Extension for Shared {
         self.peer().poll_message()
     }
     fn busy(&self) -> bool {
-        !self.peer().fetches.is_empty()
+        let p = self.peer();
+        // An eager peer is busy until it has looked at the nodes the log got.
+        !p.fetches.is_empty()
+            || p.eager
+                .as_ref()
+                .is_some_and(|e| p.store.log().len() > e.scanned)
     }
     fn on_end(&mut self, error: Option<&SyncError>) {
         let mut p = self.peer();

@@ -17,6 +17,11 @@ use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use crate::BlobHash;
 use crate::tree::{self, GROUP_BYTES, Source, Verified};
 
+// Large blobs in the database, for a store without a directory (the browser).
+#[path = "dbstore.rs"]
+mod dbstore;
+pub use dbstore::DB_CHECKPOINT_BYTES;
+
 /// Complete blobs of at most [`GROUP_BYTES`]: hash → bytes.
 const SMALL: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("blob.small");
 
@@ -220,10 +225,14 @@ fn write_at(file: &File, offset: u64, buf: &[u8]) -> std::io::Result<()> {
 impl BlobStore {
     /// Blobs kept in `log`'s database (small ones) and, when `dir` is given, in files in
     /// `dir` (large ones; created if missing; leftovers of interrupted adds are removed).
-    /// Without `dir` (the browser for now) only blobs of at most [`SMALL_MAX`] bytes fit.
+    /// Without `dir` (the browser) large blobs are kept in the database too, in chunk
+    /// groups (see `dbstore.rs`).
     pub fn open(log: &Log, dir: Option<&Path>) -> Result<BlobStore, OpenError> {
         let txn = log.database().begin_write().map_err(db_err)?;
         txn.open_table(SMALL).map_err(db_err)?;
+        if dir.is_none() {
+            dbstore::create_tables(&txn)?;
+        }
         txn.commit().map_err(db_err)?;
         if let Some(d) = dir {
             let io = |source| OpenError::Dir {
@@ -244,6 +253,11 @@ impl BlobStore {
             log: log.clone(),
             dir: dir.map(Path::to_path_buf),
         })
+    }
+
+    /// The log the blobs are kept beside.
+    pub fn log(&self) -> &Log {
+        &self.log
     }
 
     /// The directory of large blobs, if any.
@@ -271,6 +285,9 @@ impl BlobStore {
             self.put_small(&h, bytes)?;
             return Ok(h);
         }
+        if self.dir.is_none() {
+            return self.db_add_bytes(bytes);
+        }
         self.add_reader(bytes)
     }
 
@@ -297,6 +314,9 @@ impl BlobStore {
             let h = BlobHash::of(&head);
             self.put_small(&h, &head)?;
             return Ok(h);
+        }
+        if self.dir.is_none() {
+            return self.db_add_reader(head, reader);
         }
         let (Some(tmp_data), Some(tmp_ob)) = (self.tmp_path("data"), self.tmp_path("obao")) else {
             return Err(AddError::NoFileStorage {
@@ -394,6 +414,9 @@ impl BlobStore {
         if let Some(b) = self.small(h)? {
             return Ok(Some(b.len() as u64));
         }
+        if self.dir.is_none() {
+            return Ok(self.db_size(h)?);
+        }
         let Some(p) = self.path(h, "data") else {
             return Ok(None);
         };
@@ -410,6 +433,18 @@ impl BlobStore {
             let len = b.len() as u64;
             return Ok(Some(BlobReader {
                 inner: Inner::Small(std::io::Cursor::new(b)),
+                len,
+            }));
+        }
+        if self.dir.is_none() {
+            return Ok(self.db_size(h)?.map(|len| BlobReader {
+                inner: Inner::Db(dbstore::DbReader {
+                    store: self.clone(),
+                    hash: *h,
+                    len,
+                    pos: 0,
+                    cached: None,
+                }),
                 len,
             }));
         }
@@ -454,6 +489,17 @@ impl BlobStore {
         if let Some(b) = self.small(h)? {
             return Ok(Some((b.len() as u64, StoredSource::Small(b))));
         }
+        if self.dir.is_none() {
+            return Ok(self.db_size(h)?.map(|size| {
+                (
+                    size,
+                    StoredSource::Db {
+                        store: self.clone(),
+                        hash: *h,
+                    },
+                )
+            }));
+        }
         let (Some(d), Some(o)) = (self.path(h, "data"), self.path(h, "obao")) else {
             return Ok(None);
         };
@@ -481,6 +527,9 @@ impl BlobStore {
                     state: BlobState::Complete,
                 });
             }
+        }
+        if self.dir.is_none() {
+            self.db_list(&mut out)?;
         }
         if let Some(dir) = &self.dir {
             for e in std::fs::read_dir(dir)? {
@@ -522,6 +571,9 @@ impl BlobStore {
             removed |= t.remove(&h.0).map_err(db_err)?.is_some();
         }
         txn.commit().map_err(db_err)?;
+        if self.dir.is_none() {
+            removed |= self.db_remove(h)?;
+        }
         // The data file first: without it the blob is not complete any more.
         for ext in ["data", "obao", "part.bits", "part", "part.obao"] {
             if let Some(p) = self.path(h, ext) {
@@ -556,6 +608,14 @@ impl BlobStore {
 
     /// The size recorded by a partial download of `h` kept from an earlier attempt.
     pub fn partial_size(&self, h: &BlobHash) -> Option<u64> {
+        if self.dir.is_none() {
+            return self
+                .db_meta(h)
+                .ok()
+                .flatten()
+                .filter(|m| !m.complete)
+                .map(|m| m.size);
+        }
         let p = self.path(h, "part.bits")?;
         read_bits(&p).ok().flatten().map(|(s, _)| s)
     }
@@ -571,6 +631,17 @@ impl BlobStore {
                 size,
                 bits: vec![0u8; 1],
                 kind: PartialKind::Small(vec![0u8; size as usize]),
+                unsynced: 0,
+            });
+        }
+        if self.dir.is_none() {
+            let (bits, db) = self.db_partial(h, size)?;
+            return Ok(Partial {
+                store: self.clone(),
+                hash: *h,
+                size,
+                bits,
+                kind: PartialKind::Db(db),
                 unsynced: 0,
             });
         }
@@ -697,6 +768,13 @@ pub enum StoredSource {
         /// The pre-order outboard.
         ob: File,
     },
+    /// A large blob kept in the database (a store without a directory).
+    Db {
+        /// The store.
+        store: BlobStore,
+        /// The blob.
+        hash: BlobHash,
+    },
 }
 
 impl Source for StoredSource {
@@ -711,12 +789,14 @@ impl Source for StoredSource {
                 Ok(())
             }
             StoredSource::File { data, .. } => read_at(data, offset, buf),
+            StoredSource::Db { store, hash } => store.db_read(hash, offset, buf),
         }
     }
     fn read_outboard(&self, offset: u64, buf: &mut [u8; 64]) -> std::io::Result<()> {
         match self {
             StoredSource::Small(_) => Err(std::io::ErrorKind::UnexpectedEof.into()),
             StoredSource::File { ob, .. } => read_at(ob, offset, buf),
+            StoredSource::Db { store, hash } => store.db_read_outboard(hash, offset, buf),
         }
     }
 }
@@ -725,6 +805,7 @@ impl Source for StoredSource {
 enum Inner {
     Small(std::io::Cursor<Vec<u8>>),
     File(std::io::BufReader<File>),
+    Db(dbstore::DbReader),
 }
 
 /// A streaming, seekable reader of a stored blob.
@@ -750,6 +831,7 @@ impl Read for BlobReader {
         match &mut self.inner {
             Inner::Small(c) => c.read(buf),
             Inner::File(f) => f.read(buf),
+            Inner::Db(d) => d.read(buf),
         }
     }
 }
@@ -759,6 +841,7 @@ impl Seek for BlobReader {
         match &mut self.inner {
             Inner::Small(c) => c.seek(pos),
             Inner::File(f) => f.seek(pos),
+            Inner::Db(d) => d.seek(pos),
         }
     }
 }
@@ -773,6 +856,7 @@ enum PartialKind {
         ob_path: PathBuf,
         bits_path: PathBuf,
     },
+    Db(dbstore::DbPartial),
 }
 
 /// A download in progress: verified items go in with [`Partial::write`]; the bitfield of
@@ -846,6 +930,19 @@ impl Partial {
                 write_at(ob, *off, pair)?;
             }
             (Verified::Parent { .. }, PartialKind::File { .. }) => {}
+            (
+                Verified::Parent {
+                    outboard_offset: Some(off),
+                    pair,
+                },
+                PartialKind::Db(db),
+            ) => {
+                if !off.is_multiple_of(64) || off + 64 > tree::outboard_size(self.size) {
+                    return Err(misplaced(*off));
+                }
+                db.pairs.push((off / 64, *pair));
+            }
+            (Verified::Parent { .. }, PartialKind::Db(_)) => {}
             (Verified::Group { offset, data }, kind) => {
                 let g = offset / GROUP_BYTES;
                 if offset % GROUP_BYTES != 0
@@ -857,10 +954,15 @@ impl Partial {
                 match kind {
                     PartialKind::Small(buf) => buf.copy_from_slice(data),
                     PartialKind::File { data: f, .. } => write_at(f, *offset, data)?,
+                    PartialKind::Db(db) => db.groups.push((g, data.clone())),
                 }
                 self.bits[(g / 8) as usize] |= 1 << (g % 8);
                 self.unsynced += data.len() as u64;
-                if self.unsynced >= CHECKPOINT_BYTES {
+                let every = match self.kind {
+                    PartialKind::Db(_) => DB_CHECKPOINT_BYTES,
+                    _ => CHECKPOINT_BYTES,
+                };
+                if self.unsynced >= every {
                     self.checkpoint()?;
                 }
             }
@@ -872,6 +974,11 @@ impl Partial {
     /// the bitfield under a temporary name, syncs it and renames it.
     pub fn checkpoint(&mut self) -> Result<(), PartialError> {
         self.unsynced = 0;
+        if let PartialKind::Db(db) = &mut self.kind {
+            self.store
+                .db_commit(&self.hash, self.size, &self.bits, db, false)?;
+            return Ok(());
+        }
         let PartialKind::File {
             data,
             ob,
@@ -904,8 +1011,11 @@ impl Partial {
             self.checkpoint()?;
             return Ok(false);
         }
-        match &self.kind {
+        match &mut self.kind {
             PartialKind::Small(buf) => self.store.put_small(&self.hash, buf)?,
+            PartialKind::Db(db) => self
+                .store
+                .db_commit(&self.hash, self.size, &self.bits, db, true)?,
             PartialKind::File {
                 data,
                 ob,

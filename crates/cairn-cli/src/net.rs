@@ -591,11 +591,16 @@ pub(crate) fn spawn_session(
                 idle: server.idle,
                 stop: std::future::pending(),
                 progress: |_: &Session<LogStore>| {},
-                // Every peer may fetch the blobs this server holds.
-                ext: server
-                    .blobs
-                    .clone()
-                    .map(|b| cairn_blob::proto::BlobPeer::new(b, true).shared().1),
+                // Every peer may fetch the blobs this server holds; the server fetches from
+                // each peer the blobs named by the nodes it gets from it (so a browser's image
+                // reaches the other browsers).
+                ext: server.blobs.clone().map(|b| {
+                    let since = b.log().len();
+                    cairn_blob::proto::BlobPeer::new(b, true)
+                        .fetch_referenced(since)
+                        .shared()
+                        .1
+                }),
             };
             let log = server.log.clone();
             // The session (store reads, verification, fsyncs) on a blocking thread of its

@@ -35,7 +35,8 @@
 //! (`needs_passphrase`) or a malformed file (`bad_input`) changes nothing.
 //!
 //! The wiki's ops (`wiki_list`, `wiki_page`, `wiki_save`, …) are in
-//! [`wiki_api`](crate::wiki_api).
+//! [`wiki_api`](crate::wiki_api); the blob ops (`blob_add`, `blob_get`, …) in
+//! [`blob_api`](crate::blob_api).
 //!
 //! A node is `{change, key, author, links, value}` with `value` as a string when it is
 //! UTF-8, otherwise `null` and `value_hex`.
@@ -53,6 +54,7 @@ use cairn_view::IndexerOptions;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use crate::blob_api::{self, BlobOpError};
 use crate::frames::{self, FramesError};
 use crate::identity::{self, IdentityError, SignerCell};
 use crate::wiki_api;
@@ -81,6 +83,9 @@ pub enum OpenError {
     /// The wiki (its view or block list) could not be opened.
     #[error(transparent)]
     Wiki(#[from] cairn_wiki::OpenError),
+    /// The blob store could not be opened.
+    #[error(transparent)]
+    Blobs(#[from] cairn_blob::OpenError),
 }
 
 /// Why a request failed. Nothing of a failed write was stored.
@@ -127,6 +132,12 @@ pub enum RequestError {
     /// The local block list could not be read or changed.
     #[error(transparent)]
     WikiBlock(#[from] cairn_wiki::BlockError),
+    /// A blob op failed in the store.
+    #[error(transparent)]
+    Blob(#[from] BlobOpError),
+    /// What was asked for is not stored here.
+    #[error("not found: {0}")]
+    NotFound(String),
 }
 
 impl RequestError {
@@ -160,6 +171,8 @@ impl RequestError {
             ) => "wiki_write",
             RequestError::WikiWrite(_) => "wiki_refused",
             RequestError::WikiBlock(_) => "storage",
+            RequestError::Blob(_) => "storage",
+            RequestError::NotFound(_) => "not_found",
         }
     }
 }
@@ -215,6 +228,7 @@ pub struct Peer {
     log: Log,
     kv: Kv,
     wiki: Wiki,
+    blobs: cairn_blob::BlobStore,
     signer: SignerCell,
 }
 
@@ -235,10 +249,13 @@ impl Peer {
         // same one, so one indexer keeps the kv view.
         let wiki = Wiki::open_with(&log, IndexerOptions::default().background(false))?;
         let kv = wiki.kv().clone();
+        // No directory: large blobs are kept in the database too (OPFS in the browser).
+        let blobs = cairn_blob::BlobStore::open(&log, None)?;
         Ok(Peer {
             log,
             kv,
             wiki,
+            blobs,
             signer,
         })
     }
@@ -256,6 +273,11 @@ impl Peer {
     /// The identity's key pair (the one in use now: an import replaces it).
     pub fn keypair(&self) -> Keypair {
         self.signer.keypair()
+    }
+
+    /// The blobs (images of the wiki).
+    pub fn blobs(&self) -> &cairn_blob::BlobStore {
+        &self.blobs
     }
 
     /// The wiki.
@@ -298,6 +320,13 @@ impl Peer {
             .is_some_and(|op| op.starts_with("wiki_"))
         {
             return wiki_api::dispatch(&self.wiki, self.signer.keypair().public(), obj);
+        }
+        if obj
+            .get("op")
+            .and_then(Value::as_str)
+            .is_some_and(|op| op.starts_with("blob_"))
+        {
+            return blob_api::dispatch(&self.blobs, obj, bytes);
         }
         let req: Request = serde_json::from_value(Value::Object(obj))
             .map_err(|e| RequestError::BadRequest(e.to_string()))?;

@@ -27,6 +27,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod api;
+pub mod blob_api;
 pub mod frames;
 pub mod identity;
 #[cfg(target_arch = "wasm32")]

@@ -23,6 +23,8 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use cairn_blob::proto::BlobPeer;
+use cairn_blob::{BlobHash, BlobStore};
 use cairn_log::Log;
 use cairn_log::core::{Keypair, PublicKey};
 use cairn_net::link::{handshake, pump};
@@ -493,6 +495,17 @@ pub struct Net {
     keypair: Box<dyn Fn() -> Keypair>,
     conns: RefCell<Vec<Rc<Conn>>>,
     next_id: Cell<u32>,
+    /// The blob store every session serves from and fetches into (see [`Net::serve_blobs`]).
+    blobs: RefCell<Option<BlobStore>>,
+    /// The blob protocol of each session running now.
+    live_blobs: RefCell<Vec<LiveBlobs>>,
+}
+
+/// A running session's blob peer, and the waker of its driver (to send a new request at
+/// once instead of at the session's next step).
+struct LiveBlobs {
+    peer: std::sync::Arc<std::sync::Mutex<BlobPeer>>,
+    kick: Rc<RefCell<Option<Waker>>>,
 }
 
 impl std::fmt::Debug for Net {
@@ -524,12 +537,42 @@ impl Net {
             keypair: Box::new(keypair),
             conns: RefCell::new(Vec::new()),
             next_id: Cell::new(1),
+            blobs: RefCell::new(None),
+            live_blobs: RefCell::new(Vec::new()),
         })
     }
 
     /// This peer's key pair (as the next handshake will use it).
     pub(crate) fn keypair(&self) -> Keypair {
         (self.keypair)()
+    }
+
+    /// Runs the blob protocol on every session from now on: serves `store`'s blobs to the
+    /// peer and fetches from it the blobs named by nodes the session brings in (cairn-blob's
+    /// `BlobPeer::fetch_referenced`), verified as they arrive.
+    pub fn serve_blobs(&self, store: BlobStore) {
+        *self.blobs.borrow_mut() = Some(store);
+    }
+
+    /// `blob_fetch`: asks every live session's peer for blob `hash` (one after the other: once
+    /// it is stored, the next ones are answered from the store). Returns how many were asked.
+    pub fn fetch_blob(&self, hash: BlobHash) -> usize {
+        let live = self.live_blobs.borrow();
+        for l in live.iter() {
+            {
+                let mut p = l
+                    .peer
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if !p.is_fetching(&hash) {
+                    p.fetch(hash);
+                }
+            }
+            if let Some(w) = l.kick.borrow_mut().take() {
+                w.wake();
+            }
+        }
+        live.len()
     }
 
     fn add(
@@ -745,7 +788,28 @@ impl Net {
         let log = self.log.clone();
         let complete = Cell::new(false);
         let c = conn.clone();
-        let stop = conn.stopping();
+        // The blob protocol beside the log's, when the worker has a blob store.
+        let blob_peer = self.blobs.borrow().clone().map(|b| {
+            BlobPeer::new(b, true)
+                .fetch_referenced(self.log.len())
+                .shared()
+        });
+        let kick: Rc<RefCell<Option<Waker>>> = Rc::default();
+        let ext = blob_peer.map(|(peer, ext)| {
+            self.live_blobs.borrow_mut().push(LiveBlobs {
+                peer,
+                kick: kick.clone(),
+            });
+            ext
+        });
+        // The driver polls its stop future at every step: this one never resolves, and
+        // keeps the waker `fetch_blob` wakes.
+        let k = kick.clone();
+        let kicked = std::future::poll_fn(move |cx| {
+            *k.borrow_mut() = Some(cx.waker().clone());
+            Poll::<()>::Pending
+        });
+        let stop = future::or(conn.stopping(), kicked);
         let work = async {
             let progress = |s: &Session<LogStore>| {
                 let st = s.stats();
@@ -764,11 +828,16 @@ impl Net {
                     notify(&c, "progress");
                 }
             };
-            cairn_sync::sync_log_with_progress(&log, &mut app, opts, stop, JsTimer, IDLE, progress)
-                .await
+            cairn_sync::sync_log_with_extension(
+                &log, &mut app, opts, stop, JsTimer, IDLE, progress, ext,
+            )
+            .await
         };
         let r = pump(transport, &mut tx, &mut rx, net, work).await;
         conn.live_since.set(0.0);
+        self.live_blobs
+            .borrow_mut()
+            .retain(|l| !Rc::ptr_eq(&l.kick, &kick));
         conn.sent.set(conn.sent.get() + conn.cur_sent.replace(0));
         conn.received
             .set(conn.received.get() + conn.cur_received.replace(0));

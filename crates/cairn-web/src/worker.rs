@@ -30,9 +30,23 @@ impl WebPeer {
             if let Some(answer) = self.transport_op(&text, None) {
                 return answer;
             }
+            if let Some(answer) = self.blob_op(&text, None) {
+                return answer;
+            }
             return self.peer.handle(&text, None);
         }
         if msg.is_object() {
+            // `blob_get`: `{json, channel}` with a transferred MessagePort for the bytes.
+            if let Some(json) = Reflect::get(&msg, &JsValue::from_str("json"))
+                .ok()
+                .and_then(|v| v.as_string())
+                && let Some(answer) = self.blob_op(
+                    &json,
+                    Reflect::get(&msg, &JsValue::from_str("channel")).ok(),
+                )
+            {
+                return answer;
+            }
             // `attach`: `{json, channel}` with a transferred RTCDataChannel.
             if let Ok(channel) = Reflect::get(&msg, &JsValue::from_str("channel"))
                 && channel.is_object()
@@ -149,6 +163,60 @@ impl WebPeer {
         )
     }
 
+    /// `blob_get` (its bytes posted on the `MessagePort` that came with it, as one transferred
+    /// ArrayBuffer) and `blob_fetch` (asks the live connections), or `None` for any other
+    /// request. See `blob_api.rs`.
+    fn blob_op(&self, text: &str, channel: Option<JsValue>) -> Option<String> {
+        let req: serde_json::Value = serde_json::from_str(text).ok()?;
+        let op = req.get("op")?.as_str()?;
+        if !matches!(op, "blob_get" | "blob_fetch") {
+            return None;
+        }
+        let id = req.get("id").cloned().unwrap_or(serde_json::Value::Null);
+        let hash = req.get("hash").and_then(|h| h.as_str()).unwrap_or_default();
+        let num = |k: &str| req.get(k).and_then(|v| v.as_u64());
+        let r: Result<serde_json::Value, (&str, String)> = match op {
+            "blob_fetch" => match hash.parse::<cairn_blob::BlobHash>() {
+                Ok(h) => Ok(serde_json::json!({"asked": self.net.fetch_blob(h)})),
+                Err(_) => Err(("bad_input", format!("{hash:?} is not a blob hash"))),
+            },
+            _ => match channel.and_then(|c| c.dyn_into::<web_sys::MessagePort>().ok()) {
+                None => Err((
+                    "bad_request",
+                    "blob_get is posted as {json, channel} with a MessagePort".to_owned(),
+                )),
+                Some(port) => {
+                    let r = match crate::blob_api::get(
+                        self.peer.blobs(),
+                        hash,
+                        num("start"),
+                        num("end"),
+                    ) {
+                        Ok(got) => {
+                            let buf = Uint8Array::from(got.bytes.as_slice()).buffer();
+                            port.post_message_with_transferable(&buf, &js_sys::Array::of1(&buf))
+                                .map(|()| got.json)
+                                .map_err(|e| ("storage", js_text(&e)))
+                        }
+                        Err(e) => Err((e.kind(), e.to_string())),
+                    };
+                    // The page closes its end once it has the answer (closing ours now
+                    // could drop the message in flight).
+                    r
+                }
+            },
+        };
+        Some(
+            match r {
+                Ok(ok) => serde_json::json!({"id": id, "ok": ok}),
+                Err((kind, message)) => {
+                    serde_json::json!({"id": id, "error": {"kind": kind, "message": message}})
+                }
+            }
+            .to_string(),
+        )
+    }
+
     /// This peer's public key, hex.
     #[wasm_bindgen(js_name = publicKey)]
     pub fn public_key(&self) -> String {
@@ -197,6 +265,7 @@ pub async fn open_peer(file: String) -> Result<WebPeer, JsValue> {
     let peer = Peer::open(backend).map_err(err)?;
     let signer = peer.clone();
     let net = Net::new(peer.log().clone(), move || signer.keypair());
+    net.serve_blobs(peer.blobs().clone());
     let swarm = Swarm::new(net.clone());
     Ok(WebPeer { peer, net, swarm })
 }

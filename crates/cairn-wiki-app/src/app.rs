@@ -138,6 +138,7 @@ async fn to_html(text: String) -> String {
 #[wasm_bindgen(start)]
 pub(crate) fn start() {
     leptos::mount::mount_to_body(App);
+    crate::images::watch();
 }
 
 fn current_route() -> Route {
@@ -437,6 +438,29 @@ fn EditView(title: String) -> impl IntoView {
         }
     });
     let error = RwSignal::new(None::<String>);
+    // Images: each file is stored as a blob by the worker, and its Markdown goes in at the
+    // cursor (after the previous one's).
+    let area: NodeRef<leptos::html::Textarea> = NodeRef::new();
+    let add_files = move |files: Option<web_sys::FileList>| {
+        let files: Vec<web_sys::File> = files
+            .map(|l| (0..l.length()).filter_map(|i| l.get(i)).collect())
+            .unwrap_or_default();
+        if files.is_empty() {
+            return false;
+        }
+        spawn_local(async move {
+            for f in files {
+                match crate::images::add_file(&f).await {
+                    Ok(md) => {
+                        insert_at_cursor(area, text, &md);
+                        update_preview();
+                    }
+                    Err(e) => error.set(Some(e)),
+                }
+            }
+        });
+        true
+    };
     let save = move |ev: SubmitEvent| {
         ev.prevent_default();
         let title = shown.get_untracked();
@@ -461,9 +485,29 @@ fn EditView(title: String) -> impl IntoView {
             <div class="panes">
                 <div class="pane">
                     <label for="page-text">"Page text"</label>
-                    <textarea id="page-text" rows="18" spellcheck="true"
+                    <textarea id="page-text" rows="18" spellcheck="true" node_ref=area
                         prop:value=move || text.get()
-                        on:input=move |ev| { text.set(event_target_value(&ev)); update_preview(); }></textarea>
+                        on:input=move |ev| { text.set(event_target_value(&ev)); update_preview(); }
+                        on:paste=move |ev: web_sys::ClipboardEvent| {
+                            if add_files(ev.clipboard_data().and_then(|d| d.files())) {
+                                ev.prevent_default();
+                            }
+                        }
+                        on:dragover=move |ev: web_sys::DragEvent| ev.prevent_default()
+                        on:drop=move |ev: web_sys::DragEvent| {
+                            if add_files(ev.data_transfer().and_then(|d| d.files())) {
+                                ev.prevent_default();
+                            }
+                        }></textarea>
+                    <div class="row">
+                        <label for="add-image">"Add image"</label>
+                        <input id="add-image" type="file" accept="image/*" multiple
+                            on:change=move |ev| {
+                                let input: web_sys::HtmlInputElement = event_target(&ev);
+                                add_files(input.files());
+                                input.set_value("");
+                            }/>
+                    </div>
                 </div>
                 <div class="pane">
                     <h2 id="preview-label">"Preview"</h2>
@@ -480,6 +524,41 @@ fn EditView(title: String) -> impl IntoView {
             </div>
             {move || error.get().map(error_view)}
         </form>
+    }
+}
+
+/// Inserts `md` at the editor's cursor (replacing the selection) and puts the cursor after
+/// it; at the end when the editor is not there.
+fn insert_at_cursor(area: NodeRef<leptos::html::Textarea>, text: RwSignal<String>, md: &str) {
+    let el = area.get_untracked();
+    let t = text.get_untracked();
+    // The selection is counted in UTF-16 units.
+    let byte_at = |u16_pos: u32| {
+        let mut n = 0u32;
+        for (i, c) in t.char_indices() {
+            if n >= u16_pos {
+                return i;
+            }
+            n += c.len_utf16() as u32;
+        }
+        t.len()
+    };
+    let (a, b) = match &el {
+        Some(e) => (
+            byte_at(e.selection_start().ok().flatten().unwrap_or(u32::MAX)),
+            byte_at(e.selection_end().ok().flatten().unwrap_or(u32::MAX)),
+        ),
+        None => (t.len(), t.len()),
+    };
+    let (a, b) = (a.min(b), a.max(b));
+    let new = format!("{}{md}{}", &t[..a], &t[b..]);
+    let cursor = t[..a].encode_utf16().count() + md.encode_utf16().count();
+    text.set(new.clone());
+    if let Some(e) = el {
+        // The value first (the signal's effect may run later), then the cursor.
+        e.set_value(&new);
+        let c = cursor as u32;
+        let _ = e.set_selection_range(c, c);
     }
 }
 

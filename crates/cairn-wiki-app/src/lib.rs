@@ -7,7 +7,8 @@
 //!
 //! - [`markdown`]: Markdown with `[[Wiki Links]]` to sanitized HTML (natively testable);
 //! - [`route`]: the hash routes (`#/page/Title`, `#/edit/Title`, …);
-//! - `app` (wasm32 only): the Leptos components.
+//! - `app` (wasm32 only): the Leptos components;
+//! - `images` (wasm32 only): images added as blobs of the worker's store, and shown from it.
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
@@ -16,3 +17,5 @@ pub mod route;
 
 #[cfg(target_arch = "wasm32")]
 mod app;
+#[cfg(target_arch = "wasm32")]
+mod images;

@@ -11,9 +11,11 @@
 //! - `[[Target]]` / `[[Target|label]]` become links to `#/page/<Title>` with the title the
 //!   worker normalized, styled `missing` when the page does not exist; a target that is not a
 //!   title is shown as text;
-//! - an image is shown only from this server's blobs: `blob:<64 hex digits>` (the form pages
-//!   store, docs/FORMAT.md "Blob references": it names content, not a server, and keeps the
-//!   blob from garbage collection) shown as `/blob/<hex>`, or `/blob/<hex>` itself; any other
+//! - an image is shown only from blobs: `blob:<64 hex digits>` (the form pages store,
+//!   docs/FORMAT.md "Blob references": it names content, not a server, and keeps the blob
+//!   from garbage collection) or `/blob/<hex>`; it is written `<img data-blob="<hex>">`,
+//!   without a `src`: the app (`images.rs`) sets one from the worker's blob store (fetched
+//!   from peers, verified, when missing) or from `cairn serve`'s `/blob/<hex>`. Any other
 //!   image is replaced by its alt text in brackets (nothing is fetched);
 //! - the writer escapes every text and attribute, and no event can carry a `style`, `class`
 //!   or event-handler attribute, so nothing can run script or restyle the page.
@@ -73,6 +75,24 @@ pub fn wiki_targets(text: &str) -> Vec<String> {
 pub fn safe_link(url: &str) -> bool {
     let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
     lower.starts_with("http://") || lower.starts_with("https://") || lower.starts_with("mailto:")
+}
+
+/// `![name](blob:<hash>)`, the alt text being the file's name without its extension and
+/// without the characters that would end it.
+pub fn image_markdown(file_name: &str, hash: &str) -> String {
+    let stem = file_name
+        .rsplit_once('.')
+        .map_or(file_name, |(s, _)| s)
+        .chars()
+        .filter(|c| !matches!(c, '[' | ']' | '\\' | '\n' | '\r'))
+        .take(100)
+        .collect::<String>();
+    let alt = if stem.trim().is_empty() {
+        "image".to_owned()
+    } else {
+        stem
+    };
+    format!("![{alt}](blob:{hash})")
 }
 
 /// Whether `url` is an image this server serves: `/blob/` and 64 lower-case hex digits.
@@ -230,6 +250,9 @@ pub fn render(text: &str, targets: &HashMap<String, LinkTarget>) -> String {
     });
     let mut html = String::new();
     pulldown_cmark::html::push_html(&mut html, events);
+    // Every `<img` here is one the writer made for a kept image (raw HTML became escaped
+    // text): its `src` is always `/blob/<hex>`. The app sets the real `src`.
+    let mut html = html.replace("<img src=\"/blob/", "<img data-blob=\"");
     if text.len() > MAX_RENDER_BYTES {
         html.push_str("<p class=\"cut\">(the rest of this page is too long to show)</p>");
     }

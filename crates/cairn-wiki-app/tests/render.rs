@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 
-use cairn_wiki_app::markdown::{LinkTarget, render, safe_image, safe_link, wiki_targets};
+use cairn_wiki_app::markdown::{
+    LinkTarget, image_markdown, render, safe_image, safe_link, wiki_targets,
+};
 use cairn_wiki_app::route::Route;
 use proptest::prelude::*;
 
@@ -87,14 +89,15 @@ fn only_http_https_mailto_links_and_blob_images() {
     let blob = format!("![ok](/blob/{})", "ab".repeat(32));
     let html = render(&blob, &HashMap::new());
     assert!(
-        html.contains(&format!(r#"<img src="/blob/{}" alt="ok""#, "ab".repeat(32))),
+        html.contains(&format!(r#"<img data-blob="{}" alt="ok""#, "ab".repeat(32)))
+            && !html.contains("src="),
         "{html}"
     );
     assert!(safe_link("HTTPS://x") && !safe_link("javascript:x") && !safe_link("//x"));
     // The stored form, `blob:<hex>`, is shown from this server.
     let stored = render(&format!("![ok](blob:{})", "AB".repeat(32)), &HashMap::new());
     assert!(
-        stored.contains(&format!(r#"<img src="/blob/{}" alt="ok""#, "ab".repeat(32))),
+        stored.contains(&format!(r#"<img data-blob="{}" alt="ok""#, "ab".repeat(32))),
         "{stored}"
     );
     let short = render("![no](blob:abcd)", &HashMap::new());
@@ -214,4 +217,27 @@ proptest! {
         }
         let _ = Route::parse(&text);
     }
+}
+
+#[test]
+fn an_added_image_is_markdown_that_renders_as_a_blob_image() {
+    let h = "0f".repeat(32);
+    assert_eq!(
+        image_markdown("photo.png", &h),
+        format!("![photo](blob:{h})")
+    );
+    // Characters that would end the alt text go; an empty stem becomes "image".
+    assert_eq!(
+        image_markdown("a]b[c\\.d.jpg", &h),
+        format!("![abc.d](blob:{h})")
+    );
+    assert_eq!(image_markdown(".png", &h), format!("![image](blob:{h})"));
+    let html = render(
+        &image_markdown("x](javascript:1) y.png", &h),
+        &HashMap::new(),
+    );
+    assert!(
+        html.contains(&format!(r#"<img data-blob="{h}" alt="x(javascript:1) y""#)),
+        "{html}"
+    );
 }

@@ -59,7 +59,7 @@ try {
   await test("the example's image, a blob on the server, shows in the page that names it", async () => {
     const page = pages[1];
     await page.goto(base + '#/page/Cairn');
-    const img = page.locator(`main img[src="/blob/${image}"]`);
+    const img = page.locator(`main img[data-blob="${image}"]`);
     await until('image loaded', async () => (await img.count()) === 1
       && await img.evaluate((e) => e.complete && e.naturalWidth > 0));
     await page.screenshot({ path: path.join(out, 'served-image.png') });
