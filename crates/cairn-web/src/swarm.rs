@@ -164,7 +164,7 @@ impl Swarm {
     }
 
     /// `swarm_join {url, swarm, max_peers}`: joins the swarm `swarm` through the hub at `url`
-    /// (`ws://…/hub`).
+    /// (`ws://…/hub`); joining the swarm it is in already, through the same hub, returns it.
     pub fn join(&self, url: &str, name: &str, max_peers: Option<u64>) -> Result<Value, String> {
         if !(url.starts_with("ws://") || url.starts_with("wss://")) {
             return Err(format!(
@@ -172,6 +172,11 @@ impl Swarm {
             ));
         }
         if let Some(j) = self.joined.borrow().as_ref() {
+            // Another tab of this profile (or a new owner replaying its tabs' joins) asking
+            // for the swarm this worker is in already: nothing to do.
+            if j.name == name && j.url == url {
+                return Ok(j.json());
+            }
             return Err(format!("already in the swarm {:?}: leave it first", j.name));
         }
         let max_peers = match max_peers {

@@ -48,6 +48,7 @@ const waiting = []; // a follower's messages while no owner is known (none in fl
 const inFlight = new Map(); // seq -> {data, op, id, done}: forwarded, not answered yet
 const replyTo = new Map(); // follower tab -> its reply channel (owner side)
 const connects = new Set(); // URLs this tab's page asked to connect to (sent to each new owner)
+let swarmJoin = null; // the page's last swarm_join (JSON text), sent to each new owner too
 
 // The wasm peer's own events (net.rs posts `peers`, the swarm posts `rtc`): to this tab's
 // page, and from the owner to every follower's page too (except `rtc`).
@@ -95,6 +96,8 @@ function fromPage(data) {
   if (op === 'connect') {
     try { connects.add(JSON.parse(typeof data === 'string' ? data : data.json).url); } catch {}
   }
+  if (op === 'swarm_join' && typeof data === 'string') swarmJoin = data;
+  if (op === 'swarm_leave') swarmJoin = null;
   if (role === 'starting') { early.push(data); return; }
   // A connection the page ends is not dialled again by a later owner.
   const reply = op === 'disconnect' ? (a) => { forget(a); toPage(a); } : toPage;
@@ -165,11 +168,13 @@ function flushWaiting() {
   }
 }
 
-// The page's connections, asked of a new owner (connect to a URL already connected returns
-// that connection, so this is harmless when the owner has them).
+// The page's connections and swarm, asked of a new owner (connect to a URL already
+// connected returns that connection, and joining the swarm the owner is in already changes
+// nothing, so this is harmless when the owner has them).
 function reconnect() {
-  for (const url of connects) {
-    const data = JSON.stringify({ op: 'connect', url });
+  const again = [...connects].map((url) => JSON.stringify({ op: 'connect', url }));
+  if (swarmJoin) again.push(swarmJoin);
+  for (const data of again) {
     if (role === 'owner') handleHere(data);
     else forward(data, () => {});
   }
