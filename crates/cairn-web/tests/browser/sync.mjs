@@ -10,7 +10,7 @@ import path from 'node:path';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { serve, openHarness, call, sleep, FLAGS, runner, until, startServe } from './lib.mjs';
+import { serve, launch, openHarness, call, sleep, FLAGS, runner, until, startServe } from './lib.mjs';
 import { garbage, tamperingProxy } from './wsfake.mjs';
 
 const require = createRequire(import.meta.url);
@@ -20,7 +20,7 @@ const [www, out, cairn] = process.argv.slice(2).map((p) => path.resolve(p));
 fs.mkdirSync(out, { recursive: true });
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-sync-test-'));
 const serverData = path.join(tmp, 'server');
-const run = (data, ...args) => execFileSync(cairn, ['--data', data, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+const run = (data, ...args) => execFileSync(cairn, ['--data', data, ...args], { encoding: 'utf8', maxBuffer: 256 << 20, stdio: ['ignore', 'pipe', 'pipe'] }).trim();
 
 // `cairn serve` on 127.0.0.1 (TCP and WebSocket); ports 0 the first time, then the same ones.
 let server = null;
@@ -171,6 +171,39 @@ await test('connect refuses what is not a ws:// URL; disconnect of an unknown id
   const r3 = await a.evaluate(() => window.cairn.call('attach', {}));
   assert.equal(r3.error.kind, 'bad_request');
 });
+
+await test('a browser killed (SIGKILL) mid-sync keeps what it stored and completes the sync after a restart', async () => {
+  // Browser a writes 20,000 nodes; they reach the server (and b).
+  for (let i = 0; i < 20000; i += 5000) {
+    await call(a, 'append_many', { values: Array.from({ length: 5000 }, (_, j) => `bulk ${i + j}`) });
+  }
+  const total = await call(a, 'len');
+  await until('b has them all, so the server has', async () => (await call(b, 'len')) >= total, 120000, 100);
+  const heads = (await call(a, 'heads')).sort();
+  // A new browser with its own profile dials the server and is killed while it receives.
+  const profile = fs.mkdtempSync(path.join(tmp, 'profile-'));
+  let c = await launch(profile);
+  try {
+    await openHarness(c.page, url + 'peer.html');
+    await call(c.page, 'connect', { url: server.url });
+    const stored = await until('c part way through the sync', async () => {
+      const n = await call(c.page, 'len');
+      if (n >= total) throw new Error('the sync finished before the kill');
+      return n > 100 && n;
+    }, 60000, 10);
+    await c.kill();
+    // Restarted on the same profile: the store opens with at least what it had stored.
+    c = await launch(profile);
+    const { ready } = await openHarness(c.page, url + 'peer.html');
+    assert.ok(ready.len >= stored, `len ${ready.len} after the restart < ${stored} seen before the kill`);
+    console.log(`     killed with ${stored} of ${total} nodes stored; ${ready.len} after the restart`);
+    await call(c.page, 'connect', { url: server.url });
+    await until('c completes the sync', async () => (await call(c.page, 'len')) === total, 120000, 100);
+    assert.deepEqual((await call(c.page, 'heads')).sort(), heads);
+  } finally {
+    await c.kill();
+  }
+}, 240000);
 
 await test('the server stops cleanly and its store holds every browser write', async () => {
   const want = [];
