@@ -3,7 +3,8 @@
 // one swarm through the peer page (www/swarm.js on the page, src/swarm.rs in the worker).
 // Checks: a write in one reaches the others; one leaves, writes, comes back and converges; a
 // channel proving another key than the signalling named is dropped; garbage on a data
-// channel drops that peer and the store stays intact; max_peers is respected; the peer page
+// channel drops that peer and the store stays intact; max_peers is respected; two tabs of one
+// profile share one swarm membership across a takeover; the peer page
 // and the wiki, served by `cairn serve`, join their swarms by themselves. Prints one
 // line per test and a closing "swarm: N passed, N failed".
 //
@@ -208,6 +209,33 @@ await test('max_peers is respected, and data still reaches a peer with one conne
   await until('c has the write of the peer it is not connected to', () => has(c, 'to the peer with one connection'));
   console.log(`     c refused ${busy} offer(s) as busy`);
 }, 30000);
+
+await test('two tabs of one profile in the swarm: the owner tab closes, the other takes over and syncs over WebRTC again', async () => {
+  const ctx = await browser.newContext();
+  await ctx.grantPermissions(['camera', 'microphone'], { origin });
+  try {
+    const t1 = await ctx.newPage();
+    await openHarness(t1, base + 'peer.html?swarm=');
+    const t2 = await ctx.newPage();
+    await openHarness(t2, base + 'peer.html?swarm=');
+    await until('t1 owns the store', async () => (await t1.evaluate(() => window.cairn.role)) === 'owner');
+    assert.equal(await t2.evaluate(() => window.cairn.role), 'follower');
+    await join(t1, 4);
+    await join(t2, 4); // forwarded to the owner, which is in that swarm already
+    await until('the profile has a live WebRTC session', async () => (await liveAttached(t2)).length > 0);
+    await append(a, 'before the takeover');
+    await until('the follower tab reads a\'s write', () => has(t2, 'before the takeover'));
+    await t1.close();
+    await until('t2 takes over', async () => (await t2.evaluate(() => window.cairn.role)) === 'owner');
+    // The new owner's worker joins the swarm its tabs' pages joined, and its page (where
+    // RTCPeerConnection lives) makes the channels.
+    await until('t2 has a live WebRTC session of its own', async () => (await liveAttached(t2)).length > 0, 30000);
+    await append(b, 'after the takeover');
+    await until('t2 has b\'s write', () => has(t2, 'after the takeover'));
+  } finally {
+    await ctx.close();
+  }
+}, 60000);
 
 await test('served by cairn serve, the peer page joins swarm "cairn" and the wiki joins "cairn-wiki" by themselves', async () => {
   const ctx = await browser.newContext();
