@@ -152,15 +152,7 @@ impl WebPeer {
             },
             _ => Ok(self.net.peers()),
         };
-        Some(
-            match r {
-                Ok(ok) => serde_json::json!({"id": id, "ok": ok}),
-                Err((kind, message)) => {
-                    serde_json::json!({"id": id, "error": {"kind": kind, "message": message}})
-                }
-            }
-            .to_string(),
-        )
+        Some(answer(id, r))
     }
 
     /// `blob_get` (its bytes posted on the `MessagePort` that came with it, as one transferred
@@ -206,15 +198,7 @@ impl WebPeer {
                 }
             },
         };
-        Some(
-            match r {
-                Ok(ok) => serde_json::json!({"id": id, "ok": ok}),
-                Err((kind, message)) => {
-                    serde_json::json!({"id": id, "error": {"kind": kind, "message": message}})
-                }
-            }
-            .to_string(),
-        )
+        Some(answer(id, r))
     }
 
     /// This peer's public key, hex.
@@ -352,4 +336,15 @@ pub fn new_key_file() -> Result<String, JsValue> {
 #[wasm_bindgen(js_name = errorText)]
 pub fn error_text(e: JsValue) -> String {
     js_text(&e)
+}
+
+/// The JSON answer to request `id`: `{id, ok}` or `{id, error: {kind, message}}`.
+fn answer(id: serde_json::Value, r: Result<serde_json::Value, (&str, String)>) -> String {
+    match r {
+        Ok(ok) => serde_json::json!({"id": id, "ok": ok}),
+        Err((kind, message)) => {
+            serde_json::json!({"id": id, "error": {"kind": kind, "message": message}})
+        }
+    }
+    .to_string()
 }
