@@ -1,17 +1,22 @@
 // The wiki app's figures in headless Debian Chromium (run by scripts/bench-wiki-browser.sh):
 // first load on a fresh profile (time until the first page's title is shown), then a wiki of
-// PAGES pages written through the worker (wiki_save, durable each), then opening pages and
-// searching as a user does (hash change / searchbox → content shown), and the same requests
-// timed alone. Prints one JSON object.
+// PAGES pages written through the worker (wiki_save, durable each), then EDITS - PAGES more
+// edits of random pages, then opening pages and searching as a user does (hash change /
+// searchbox → content shown), and the same requests timed alone. With CAIRN=path/to/cairn,
+// then: this browser pushes its wiki to a `cairn serve` on 127.0.0.1, and a new browser
+// context (its own store) connects and is timed until it holds the whole wiki and shows a
+// page. Prints one JSON object.
 //
-//   node crates/cairn-web/tests/browser/wiki-bench.mjs WWW_DIR [PAGES=1000]
+//   [CAIRN=target/release/cairn] node crates/cairn-web/tests/browser/wiki-bench.mjs WWW_DIR [PAGES=1000] [EDITS=PAGES]
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { serve, launch } from './lib.mjs';
+import { execFileSync } from 'node:child_process';
+import { serve, launch, startServe, until } from './lib.mjs';
 
 const www = path.resolve(process.argv[2]);
 const pages = Number(process.argv[3] || 1000);
+const edits = Math.max(pages, Number(process.argv[4] || pages));
 const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-wiki-bench-'));
 const { server, url } = await serve({ '/': www });
 const b = await launch(profile);
@@ -45,6 +50,20 @@ await page.evaluate(async ([n, vocab]) => {
   }
 }, [pages, vocab]);
 const writeS = (Date.now() - t0) / 1000;
+// More edits of random pages (each links the page's current version: its history grows).
+const t1 = Date.now();
+await page.evaluate(async ([n, extra, vocab]) => {
+  let s = 11;
+  const r = (k) => { s = (s * 1103515245 + 12345) % 2147483648; return s % k; };
+  for (let e = 0; e < extra; e++) {
+    const i = r(n);
+    const words = Array.from({ length: 60 }, () => vocab[r(vocab.length)]).join(' ');
+    const text = `marker${i}end edit ${e} ${words}\n\nSee [[Page ${r(n)}]].`;
+    const a = await window.cairn.call('wiki_save', { title: `Page ${i}`, text, summary: `edit ${e}`, time: Date.now() });
+    if (a.error) throw new Error(JSON.stringify(a.error));
+  }
+}, [pages, edits - pages, vocab]);
+const editS = (Date.now() - t1) / 1000;
 
 // Open pages as a user: hash change → the page's text rendered.
 const open = [];
@@ -84,8 +103,48 @@ const ops = await page.evaluate(async ([n, vocab]) => {
   return { pageMs, searchMs, saveMs };
 }, [pages, vocab]);
 
+// A new browser receives the whole wiki from a server (CAIRN set).
+let clone = null;
+if (process.env.CAIRN) {
+  const cairn = path.resolve(process.env.CAIRN);
+  const data = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-wiki-bench-server-'));
+  execFileSync(cairn, ['--data', data, 'init'], { stdio: 'ignore' });
+  const srv = await startServe(cairn, data, ['--listen', '127.0.0.1:0', '--ws-listen', '127.0.0.1:0']);
+  const ws = `ws://${srv.lines[1]}`;
+  const ask = (p, op, f = {}) => p.evaluate(([o, x]) => window.cairn.call(o, x), [op, f]).then((r) => {
+    if (r.error) throw new Error(`${op}: ${r.error.message}`);
+    return r.ok;
+  });
+  const total = await ask(page, 'len');
+  const tPush = Date.now();
+  const a = await ask(page, 'connect', { url: ws });
+  // `live`: the session's first sync is done, so the server holds everything.
+  await until('the server has the wiki', async () => (await ask(page, 'peers')).find((c) => c.id === a.id).state === 'live', 1800000, 200);
+  const pushS = (Date.now() - tPush) / 1000;
+  const ctx = await b.browser.newContext();
+  const fresh = await ctx.newPage();
+  await fresh.goto(url + '#/pages');
+  await fresh.waitForSelector('main h1');
+  const tClone = Date.now();
+  await ask(fresh, 'connect', { url: ws });
+  await until('the new browser holds the wiki', async () => (await ask(fresh, 'len')) >= total, 1800000, 100);
+  const cloneS = (Date.now() - tClone) / 1000;
+  // Then a page opened in it (its wiki view catches up with every received edit first).
+  const i = rnd(pages);
+  const tOpen = Date.now();
+  await fresh.evaluate((i) => { location.hash = `#/page/Page%20${i}`; }, i);
+  await fresh.waitForFunction((i) => document.querySelector('article .content')?.textContent.startsWith(`marker${i}end`), i, { timeout: 1800000 });
+  clone = { nodes: total, push_to_server_s: round(pushS), new_browser_receives_s: round(cloneS), then_first_page_shown_s: round((Date.now() - tOpen) / 1000) };
+  await ctx.close();
+  srv.child.kill('SIGTERM');
+  await srv.exited;
+  fs.rmSync(data, { recursive: true, force: true });
+}
+
 console.log(JSON.stringify({
   pages,
+  edits,
+  write_edits_s: round(editS),
   first_page_shown_ms: round(firstPageMs),
   write_pages_s: round(writeS),
   open_page_ui_ms: { median: round(median(open)), p90: round(p90(open)) },
@@ -93,6 +152,7 @@ console.log(JSON.stringify({
   wiki_page_op_ms: { median: round(median(ops.pageMs)), p90: round(p90(ops.pageMs)) },
   wiki_search_op_ms: { median: round(median(ops.searchMs)), p90: round(p90(ops.searchMs)) },
   wiki_save_op_ms: { median: round(median(ops.saveMs)), p90: round(p90(ops.saveMs)) },
+  clone,
 }));
 await b.close();
 server.close();
