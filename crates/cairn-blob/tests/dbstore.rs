@@ -3,33 +3,21 @@
 // A list of one group range (`[0..u64::MAX]`: every group) is meant, not the range's items.
 #![allow(clippy::single_range_in_vec_init)]
 
+mod common;
+
 use std::io::{Read, Seek, SeekFrom};
 
 use cairn_blob::proto::{BlobPeer, Outcome};
 use cairn_blob::tree::{self, GROUP_BYTES, ResponseEncoder, ResponseVerifier, VerifyError};
 use cairn_blob::{BlobHash, BlobState, BlobStore, SMALL_MAX};
 use cairn_log::{Log, LogOptions};
+use common::{data, response};
 use redb::ReadableTable;
 
 fn open(dir: &std::path::Path) -> (Log, BlobStore) {
     let log = Log::open(dir.join("log.redb"), LogOptions::default()).unwrap();
     let blobs = BlobStore::open(&log, None).unwrap();
     (log, blobs)
-}
-
-fn data(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[1] ^ seed)
-        .collect()
-}
-
-fn response(store: &BlobStore, h: &BlobHash, groups: &[std::ops::Range<u64>]) -> (u64, Vec<u8>) {
-    let (size, src) = store.source(h).unwrap().unwrap();
-    let mut enc = ResponseEncoder::new(h, size, tree::chunk_ranges(groups, size));
-    let mut out = Vec::new();
-    enc.fill(&src, &mut out, usize::MAX).unwrap();
-    assert!(enc.is_done());
-    (size, out)
 }
 
 #[test]

@@ -3,6 +3,8 @@
 // A list of one group range (`[0..u64::MAX]`: every group) is meant, not the range's items.
 #![allow(clippy::single_range_in_vec_init)]
 
+mod common;
+
 use std::io::{Read, Seek, SeekFrom};
 
 use cairn_blob::tree::{
@@ -10,27 +12,13 @@ use cairn_blob::tree::{
 };
 use cairn_blob::{BlobHash, BlobState, BlobStore, SMALL_MAX};
 use cairn_log::{Log, LogOptions};
+use common::{data, response};
 
 fn store() -> (tempfile::TempDir, Log, BlobStore) {
     let dir = tempfile::tempdir().unwrap();
     let log = Log::open(dir.path().join("log.redb"), LogOptions::default()).unwrap();
     let blobs = BlobStore::open(&log, Some(&dir.path().join("blobs"))).unwrap();
     (dir, log, blobs)
-}
-
-fn data(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[1] ^ seed)
-        .collect()
-}
-
-fn response(store: &BlobStore, h: &BlobHash, groups: &[std::ops::Range<u64>]) -> (u64, Vec<u8>) {
-    let (size, src) = store.source(h).unwrap().unwrap();
-    let mut enc = ResponseEncoder::new(h, size, tree::chunk_ranges(groups, size));
-    let mut out = Vec::new();
-    enc.fill(&src, &mut out, usize::MAX).unwrap();
-    assert!(enc.is_done());
-    (size, out)
 }
 
 #[test]
