@@ -345,6 +345,12 @@ fn request(argv: Vec<String>, needs: Inputs) -> Result<Request> {
     Ok(req)
 }
 
+/// Whether a server answers on the control socket of the store at `data`.
+pub(crate) fn is_served(data: &Path) -> bool {
+    let sock = control::socket_path(data);
+    sock.exists() && control::is_live(&sock)
+}
+
 /// Runs a command through the server answering on the control socket of `data`, if one
 /// does: `None` when none does (the command then opens the store itself). Prints what the
 /// command printed and writes the files it wrote; an error it ended with is returned.
@@ -354,11 +360,10 @@ pub(crate) fn via_server(
     needs: impl FnOnce() -> Inputs,
     out: &mut impl Write,
 ) -> Option<Result<()>> {
-    let sock = control::socket_path(data);
-    if !sock.exists() || !control::is_live(&sock) {
+    if !is_served(data) {
         return None;
     }
-    Some(through(&sock, argv, needs(), out))
+    Some(through(&control::socket_path(data), argv, needs(), out))
 }
 
 fn through(sock: &Path, argv: Vec<String>, needs: Inputs, out: &mut impl Write) -> Result<()> {
