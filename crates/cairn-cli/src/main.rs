@@ -283,7 +283,15 @@ fn run(cli: Cli) -> Result<()> {
         command => {
             // A running `cairn serve` holds the store: the command runs there.
             let needs = || inputs(&command);
-            if let Some(r) = exec::via_server(&cli.data, argv()?, needs, &mut out) {
+            let served = match &command {
+                Command::Wiki(args) => wiki::served_argv(args),
+                _ => None,
+            };
+            let served = match served {
+                Some(a) => a,
+                None => argv()?,
+            };
+            if let Some(r) = exec::via_server(&cli.data, served, needs, &mut out) {
                 return r;
             }
             let mut err = io::stderr();
