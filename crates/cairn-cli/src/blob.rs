@@ -39,7 +39,9 @@ pub enum BlobCommand {
     /// when it is missing or partial (a partial download resumes where it stopped). With
     /// several `--connect`, all are asked at once, each for other 4 MiB parts; one that
     /// fails, lies (its bytes do not verify), does not have the blob or stays silent past
-    /// `--timeout` is dropped and the others fetch its part.
+    /// `--timeout` is dropped and the others fetch its part. While `cairn serve` holds the
+    /// store the command runs in it and `--connect` does not fetch (a missing blob is an
+    /// error).
     Get {
         /// The blob's hash (64 hex digits, or `blob:<hex>`).
         hash: BlobHash,

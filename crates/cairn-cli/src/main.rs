@@ -51,7 +51,8 @@ enum Command {
     /// The store's identity as a key file (the text the browser peer exports and imports).
     #[command(subcommand)]
     Key(KeyCommand),
-    /// Blobs: content-addressed binary content beside the log (add, get, ls, gc).
+    /// Blobs: content-addressed binary content beside the log (add, get, ls, gc; while
+    /// `cairn serve` runs on the store, they run in it, through DATA/cairn.sock).
     #[command(subcommand)]
     Blob(cairn_cli::blob::BlobCommand),
     /// Replicate with a peer over standard input and output; the last line on stderr is a
