@@ -3,7 +3,7 @@
 # $CAIRN_DATA). It installs what the browser build needs (the wasm32 target and
 # wasm-bindgen-cli, idempotently), builds the browser peer and the wiki app into
 # target/www and the `cairn` command, creates the store and an identity if they are missing,
-# imports the example wiki on first start, and runs `cairn serve`:
+# imports the example wiki on first start (its image becomes a blob), and runs `cairn serve`:
 #   http://127.0.0.1:8080/   the wiki app (a full peer in your browser: its own key and store,
 #                            synced live with this server), /sync, the signalling hub /hub,
 #                            blobs at /blob/HASH
@@ -24,9 +24,6 @@ cairn init
 if ! "$bin" wiki show Home >/dev/null 2>&1; then
   cairn wiki import examples/wiki
 fi
-# The example's image, a blob its page names as blob:<hash> (the hash is the content's, so
-# adding it again changes nothing).
-cairn blob add examples/wiki/images/cairn.svg >/dev/null
 http=${CAIRN_HTTP:-127.0.0.1:8080}
 echo "the wiki: http://$http/ (open it in a browser; Ctrl-C stops the server)" >&2
 exec "$bin" serve --listen "${CAIRN_LISTEN:-127.0.0.1:7340}" --http "$http" --web "$target/www"

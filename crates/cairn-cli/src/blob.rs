@@ -39,7 +39,9 @@ pub enum BlobCommand {
     /// when it is missing or partial (a partial download resumes where it stopped). With
     /// several `--connect`, all are asked at once, each for other 4 MiB parts; one that
     /// fails, lies (its bytes do not verify), does not have the blob or stays silent past
-    /// `--timeout` is dropped and the others fetch its part.
+    /// `--timeout` is dropped and the others fetch its part. While `cairn serve` holds the
+    /// store the command runs in it and `--connect` does not fetch (a missing blob is an
+    /// error).
     Get {
         /// The blob's hash (64 hex digits, or `blob:<hex>`).
         hash: BlobHash,
@@ -62,8 +64,86 @@ pub enum BlobCommand {
     Gc,
 }
 
-/// Runs a `cairn blob` command.
-pub fn run(data: &Path, cmd: BlobCommand, out: &mut impl Write) -> Result<()> {
+/// Why a file given to `cairn blob` cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FileError {
+    /// A running server takes absolute paths only (its working directory is not the
+    /// client's).
+    #[error("{0}: not an absolute path")]
+    NotAbsolute(PathBuf),
+    /// The file cannot be read (missing, or not allowed).
+    #[error("{path}: {source}")]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not a regular file (a directory, a device, a socket …).
+    #[error("{0}: not a regular file")]
+    NotAFile(PathBuf),
+}
+
+/// Adds the regular file `file` as a blob (streamed, never whole in memory).
+pub fn add_file(blobs: &BlobStore, file: &Path) -> Result<BlobHash> {
+    let unreadable = |source| FileError::Unreadable {
+        path: file.to_path_buf(),
+        source,
+    };
+    let meta = std::fs::metadata(file).map_err(unreadable)?;
+    if !meta.is_file() {
+        return Err(FileError::NotAFile(file.to_path_buf()).into());
+    }
+    let f = std::fs::File::open(file).map_err(unreadable)?;
+    Ok(blobs.add_reader(f)?)
+}
+
+/// Writes the blob `hash` (it must be here) to `path`: to a temporary file beside it,
+/// fsynced, then renamed.
+pub fn write_file(blobs: &BlobStore, hash: &BlobHash, path: &Path) -> Result<()> {
+    let mut r = blobs
+        .reader(hash)?
+        .with_context(|| format!("blob {hash} is not here"))?;
+    let tmp = path.with_extension("cairn-tmp");
+    let mut f =
+        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    std::io::copy(&mut r, &mut f)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// `cairn blob ls`: one JSON line a blob.
+pub fn list(blobs: &BlobStore, out: &mut dyn Write) -> Result<()> {
+    for b in blobs.list()? {
+        let line = match b.state {
+            BlobState::Complete => serde_json::json!({
+                "hash": b.hash.to_hex(), "size": b.size, "complete": true,
+            }),
+            BlobState::Partial { present } => serde_json::json!({
+                "hash": b.hash.to_hex(), "size": b.size, "complete": false,
+                "present": present,
+            }),
+        };
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
+}
+
+/// `cairn blob gc`: one JSON line.
+pub fn gc(blobs: &BlobStore, out: &mut dyn Write) -> Result<()> {
+    let r = blobs.gc()?;
+    writeln!(
+        out,
+        "{}",
+        serde_json::json!({"removed": r.removed, "bytes": r.bytes, "kept": r.kept})
+    )?;
+    Ok(())
+}
+
+/// Runs a `cairn blob` command on the store at `data`, which it opens itself.
+pub fn run(data: &Path, cmd: BlobCommand, out: &mut dyn Write) -> Result<()> {
     match cmd {
         BlobCommand::Add { file } => {
             let log = store::open_reader(data)?;
@@ -71,9 +151,7 @@ pub fn run(data: &Path, cmd: BlobCommand, out: &mut impl Write) -> Result<()> {
             let h = if file.as_os_str() == "-" {
                 blobs.add_reader(std::io::stdin().lock())?
             } else {
-                let f = std::fs::File::open(&file)
-                    .with_context(|| format!("opening {}", file.display()))?;
-                blobs.add_reader(f)?
+                add_file(&blobs, &file)?
             };
             writeln!(out, "{h}")?;
         }
@@ -98,48 +176,61 @@ pub fn run(data: &Path, cmd: BlobCommand, out: &mut impl Write) -> Result<()> {
                     Duration::from_secs(timeout),
                 )?;
             }
-            let mut r = blobs
-                .reader(&hash)?
-                .with_context(|| format!("blob {hash} is not here"))?;
             match output {
-                Some(path) => {
-                    let tmp = path.with_extension("cairn-tmp");
-                    let mut f = std::fs::File::create(&tmp)
-                        .with_context(|| format!("creating {}", tmp.display()))?;
-                    std::io::copy(&mut r, &mut f)?;
-                    f.sync_all()?;
-                    std::fs::rename(&tmp, &path)
-                        .with_context(|| format!("writing {}", path.display()))?;
-                }
+                Some(path) => write_file(&blobs, &hash, &path)?,
                 None => {
+                    let mut r = blobs
+                        .reader(&hash)?
+                        .with_context(|| format!("blob {hash} is not here"))?;
                     std::io::copy(&mut r, out)?;
                 }
             }
         }
-        BlobCommand::Ls => {
-            let log = store::open_reader(data)?;
-            for b in open(data, &log)?.list()? {
-                let line = match b.state {
-                    BlobState::Complete => serde_json::json!({
-                        "hash": b.hash.to_hex(), "size": b.size, "complete": true,
-                    }),
-                    BlobState::Partial { present } => serde_json::json!({
-                        "hash": b.hash.to_hex(), "size": b.size, "complete": false,
-                        "present": present,
-                    }),
-                };
-                writeln!(out, "{line}")?;
+        BlobCommand::Ls => list(&open(data, &store::open_reader(data)?)?, out)?,
+        BlobCommand::Gc => gc(&open(data, &store::open_reader(data)?)?, out)?,
+    }
+    Ok(())
+}
+
+/// Runs a `cairn blob` command sent to a running server on its `blobs`. The client sent
+/// absolute paths (the server reads and writes the files itself: the control socket is
+/// its owner's, on this machine): `add FILE`, and `get HASH -o FILE` (the client gives
+/// a file for standard output too). A missing blob is not fetched here (`--connect`
+/// fetches only on the direct path).
+pub fn run_served(blobs: &BlobStore, cmd: BlobCommand, out: &mut dyn Write) -> Result<()> {
+    let absolute = |p: &Path| -> Result<()> {
+        if p.is_absolute() {
+            Ok(())
+        } else {
+            Err(FileError::NotAbsolute(p.to_path_buf()).into())
+        }
+    };
+    match cmd {
+        BlobCommand::Add { file } => {
+            absolute(&file)?;
+            writeln!(out, "{}", add_file(blobs, &file)?)?;
+        }
+        BlobCommand::Get {
+            hash,
+            output,
+            connect,
+            ..
+        } => {
+            let path = output.context("a running server writes a blob to a file only (-o)")?;
+            absolute(&path)?;
+            if !blobs.has(&hash)? {
+                if connect.is_empty() {
+                    bail!("blob {hash} is not here (fetch it with --connect URL)");
+                }
+                bail!(
+                    "blob {hash} is not here, and a running `cairn serve` does not fetch \
+                     with --connect yet (stop it, or fetch with `cairn blob get` on another store)"
+                );
             }
+            write_file(blobs, &hash, &path)?;
         }
-        BlobCommand::Gc => {
-            let log = store::open_reader(data)?;
-            let r = open(data, &log)?.gc()?;
-            writeln!(
-                out,
-                "{}",
-                serde_json::json!({"removed": r.removed, "bytes": r.bytes, "kept": r.kept})
-            )?;
-        }
+        BlobCommand::Ls => list(blobs, out)?,
+        BlobCommand::Gc => gc(blobs, out)?,
     }
     Ok(())
 }

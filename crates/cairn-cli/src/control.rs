@@ -1,6 +1,6 @@
 //! The local control socket of `cairn serve`: `DATA/cairn.sock`.
 //!
-//! While `cairn serve` holds the store, a `cairn wiki`/`kv`/`log` command cannot open it
+//! While `cairn serve` holds the store, a `cairn wiki`/`kv`/`log`/`blob` command cannot open it
 //! (redb allows one process). It sends its request here instead and the server runs it
 //! against its open store, with the same command code as the direct path (the binary
 //! registers it with [`set_handler`]): the command writes into buffers, and the client
@@ -28,6 +28,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use cairn_blob::BlobStore;
 use cairn_kv::Kv;
 use cairn_kv::cairn_view::IndexerOptions;
 use cairn_log::Log;
@@ -122,15 +123,18 @@ pub enum Reply {
 /// signer: writes go to its connected peers) and views opened once, on first use.
 pub struct Served {
     log: Log,
+    blobs: Option<BlobStore>,
     wiki: OnceLock<Wiki>,
     kv: OnceLock<Kv>,
 }
 
 impl Served {
-    /// The server's store.
-    pub fn new(log: Log) -> Served {
+    /// The server's store, and the blobs it keeps beside it (the server's own: a blob
+    /// store is opened once a process, as opening clears leftovers of unfinished adds).
+    pub fn new(log: Log, blobs: Option<BlobStore>) -> Served {
         Served {
             log,
+            blobs,
             wiki: OnceLock::new(),
             kv: OnceLock::new(),
         }
@@ -139,6 +143,11 @@ impl Served {
     /// The log.
     pub fn log(&self) -> &Log {
         &self.log
+    }
+
+    /// The blobs.
+    pub fn blobs(&self) -> Result<BlobStore> {
+        self.blobs.clone().context("this server keeps no blobs")
     }
 
     /// The wiki (its indexers run in the reading thread, as a command's do).
@@ -233,10 +242,10 @@ pub struct Control {
 }
 
 impl Control {
-    /// Opens the control socket of the store at `data`, whose log the server holds, when
-    /// the binary registered a [`Handler`] (`None` otherwise). Fails when a live server
-    /// already answers on it.
-    pub fn start(data: &Path, log: &Log) -> Result<Option<Control>> {
+    /// Opens the control socket of the store at `data`, whose log and blobs the server
+    /// holds, when the binary registered a [`Handler`] (`None` otherwise). Fails when a live
+    /// server already answers on it.
+    pub fn start(data: &Path, log: &Log, blobs: &BlobStore) -> Result<Option<Control>> {
         let Some(&handler) = HANDLER.get() else {
             return Ok(None);
         };
@@ -265,7 +274,7 @@ impl Control {
         let ino = meta.ino();
         let stopping = Arc::new(AtomicBool::new(false));
         let running = Arc::new(AtomicUsize::new(0));
-        let served = Arc::new(Served::new(log.clone()));
+        let served = Arc::new(Served::new(log.clone(), Some(blobs.clone())));
         let accept = {
             let (stopping, running) = (stopping.clone(), running.clone());
             std::thread::Builder::new()

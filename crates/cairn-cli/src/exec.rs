@@ -41,6 +41,14 @@ impl Store<'_> {
         }
     }
 
+    /// The blobs kept beside `log` (this store's log, as the command opened it).
+    pub(crate) fn blobs(&self, log: &Log) -> Result<cairn_blob::BlobStore> {
+        match self {
+            Store::Direct(d) => cairn_cli::blob::open(d, log),
+            Store::Served(s) => s.blobs(),
+        }
+    }
+
     /// The wiki; `write`: on a log that can sign.
     pub(crate) fn wiki(&self, write: bool) -> Result<Wiki> {
         match self {
@@ -170,6 +178,19 @@ impl Files {
             Files::Remote { mkdirs, .. } => {
                 mkdirs.push(key(dir));
                 Ok(())
+            }
+        }
+    }
+
+    /// `path` as the command may open it itself (binary files, which requests do not
+    /// carry): as it is on the direct path; run by a server, only an absolute path (the
+    /// client sends them absolute: the server runs as the same user on the same machine).
+    pub(crate) fn own_path(&self, path: &Path) -> Result<std::path::PathBuf> {
+        match self {
+            Files::Local => Ok(path.to_path_buf()),
+            Files::Remote { .. } if path.is_absolute() => Ok(path.to_path_buf()),
+            Files::Remote { .. } => {
+                Err(cairn_cli::blob::FileError::NotAbsolute(path.to_path_buf()).into())
             }
         }
     }
@@ -345,6 +366,12 @@ fn request(argv: Vec<String>, needs: Inputs) -> Result<Request> {
     Ok(req)
 }
 
+/// Whether a server answers on the control socket of the store at `data`.
+pub(crate) fn is_served(data: &Path) -> bool {
+    let sock = control::socket_path(data);
+    sock.exists() && control::is_live(&sock)
+}
+
 /// Runs a command through the server answering on the control socket of `data`, if one
 /// does: `None` when none does (the command then opens the store itself). Prints what the
 /// command printed and writes the files it wrote; an error it ended with is returned.
@@ -354,11 +381,10 @@ pub(crate) fn via_server(
     needs: impl FnOnce() -> Inputs,
     out: &mut impl Write,
 ) -> Option<Result<()>> {
-    let sock = control::socket_path(data);
-    if !sock.exists() || !control::is_live(&sock) {
+    if !is_served(data) {
         return None;
     }
-    Some(through(&sock, argv, needs(), out))
+    Some(through(&control::socket_path(data), argv, needs(), out))
 }
 
 fn through(sock: &Path, argv: Vec<String>, needs: Inputs, out: &mut impl Write) -> Result<()> {

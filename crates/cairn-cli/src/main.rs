@@ -51,7 +51,8 @@ enum Command {
     /// The store's identity as a key file (the text the browser peer exports and imports).
     #[command(subcommand)]
     Key(KeyCommand),
-    /// Blobs: content-addressed binary content beside the log (add, get, ls, gc).
+    /// Blobs: content-addressed binary content beside the log (add, get, ls, gc; while
+    /// `cairn serve` runs on the store, they run in it, through DATA/cairn.sock).
     #[command(subcommand)]
     Blob(cairn_cli::blob::BlobCommand),
     /// Replicate with a peer over standard input and output; the last line on stderr is a
@@ -59,8 +60,8 @@ enum Command {
     Sync(sync::SyncArgs),
     /// Accept replication over TCP (Noise-encrypted, identities verified) until killed,
     /// optionally over WebSocket and over HTTP (web app, `/sync`, signalling hub `/hub`,
-    /// blobs `/blob/HASH`); prints the bound addresses first. Meanwhile `cairn wiki`, `kv`
-    /// and `log` commands on the same store run in the server, through the socket
+    /// blobs `/blob/HASH`); prints the bound addresses first. Meanwhile `cairn wiki`, `kv`,
+    /// `log` and `blob` commands on the same store run in the server, through the socket
     /// DATA/cairn.sock (0600).
     Serve {
         /// Address to listen on (port 0: any free port).
@@ -273,12 +274,25 @@ fn run(cli: Cli) -> Result<()> {
                 store::import_key(&cli.data, &text, pass.as_deref())?
             )?;
         }
-        // Blob commands open the store themselves (not yet through a running server).
-        Command::Blob(cmd) => cairn_cli::blob::run(&cli.data, cmd, &mut out)?,
+        // A running `cairn serve` holds the store: it reads and writes the files.
+        Command::Blob(cmd) => {
+            if exec::is_served(&cli.data) {
+                return blob_through(&cli.data, &cmd, &mut out);
+            }
+            cairn_cli::blob::run(&cli.data, cmd, &mut out)?;
+        }
         command => {
             // A running `cairn serve` holds the store: the command runs there.
             let needs = || inputs(&command);
-            if let Some(r) = exec::via_server(&cli.data, argv()?, needs, &mut out) {
+            let served = match &command {
+                Command::Wiki(args) => wiki::served_argv(args),
+                _ => None,
+            };
+            let served = match served {
+                Some(a) => a,
+                None => argv()?,
+            };
+            if let Some(r) = exec::via_server(&cli.data, served, needs, &mut out) {
                 return r;
             }
             let mut err = io::stderr();
@@ -292,6 +306,96 @@ fn run(cli: Cli) -> Result<()> {
         }
     }
     out.flush()?;
+    Ok(())
+}
+
+/// A file of the client in the store's directory for the server to read or write (same
+/// user, same machine), removed when dropped.
+struct Handoff(PathBuf);
+
+impl Handoff {
+    fn new(data: &std::path::Path, kind: &str) -> Result<Handoff> {
+        let data = std::path::absolute(data).context("the store's directory")?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        Ok(Handoff(data.join(format!(
+            ".blob-{kind}-{}-{nanos}.tmp",
+            std::process::id()
+        ))))
+    }
+
+    fn arg(&self) -> String {
+        self.0.to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for Handoff {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// `cairn blob …` run by the server holding the store at `data`: paths are sent absolute,
+/// and the server reads `add`'s file and writes `get`'s; standard input (`add -`) and
+/// output (`get` without `-o`) go through a file in the store's directory.
+fn blob_through(
+    data: &std::path::Path,
+    cmd: &cairn_cli::blob::BlobCommand,
+    out: &mut impl Write,
+) -> Result<()> {
+    use cairn_cli::blob::BlobCommand;
+    let path = |p: &std::path::Path| -> Result<String> {
+        let abs = std::path::absolute(p).with_context(|| format!("{}", p.display()))?;
+        abs.into_os_string()
+            .into_string()
+            .map_err(|p| anyhow::anyhow!("the path {p:?} is not UTF-8"))
+    };
+    let mut handoff = None;
+    let argv: Vec<String> = match cmd {
+        BlobCommand::Add { file } if file.as_os_str() == "-" => {
+            let h = Handoff::new(data, "add")?;
+            let mut f = std::fs::File::create_new(&h.0)
+                .with_context(|| format!("creating {}", h.0.display()))?;
+            io::copy(&mut io::stdin().lock(), &mut f).context("reading standard input")?;
+            let argv = vec!["blob".into(), "add".into(), h.arg()];
+            handoff = Some(h);
+            argv
+        }
+        BlobCommand::Add { file } => vec!["blob".into(), "add".into(), path(file)?],
+        BlobCommand::Get {
+            hash,
+            output,
+            connect,
+            timeout,
+        } => {
+            let to = match output {
+                Some(o) => path(o)?,
+                None => {
+                    let h = Handoff::new(data, "get")?;
+                    let arg = h.arg();
+                    handoff = Some(h);
+                    arg
+                }
+            };
+            let mut argv = vec!["blob".into(), "get".into(), hash.to_hex(), "-o".into(), to];
+            for c in connect {
+                argv.extend(["--connect".into(), c.clone()]);
+            }
+            argv.extend(["--timeout".into(), timeout.to_string()]);
+            argv
+        }
+        BlobCommand::Ls => vec!["blob".into(), "ls".into()],
+        BlobCommand::Gc => vec!["blob".into(), "gc".into()],
+    };
+    let ran = exec::via_server(data, argv, exec::Inputs::default, out)
+        .context("the server holding the store stopped")?;
+    ran?;
+    if let (BlobCommand::Get { output: None, .. }, Some(h)) = (cmd, &handoff) {
+        let mut f =
+            std::fs::File::open(&h.0).with_context(|| format!("reading {}", h.0.display()))?;
+        io::copy(&mut f, out)?;
+    }
     Ok(())
 }
 
@@ -324,7 +428,6 @@ fn not_served(command: &Command) -> Option<&'static str> {
         Command::Init => Some("`init` (the store exists: it is serving)"),
         Command::Sync(_) => Some("`sync` (it replicates over its own standard input and output)"),
         Command::Serve { .. } => Some("`serve` (it is serving this store)"),
-        Command::Blob(_) => Some("`blob` (not through a running server yet)"),
         Command::Key(_) => Some("`key` (the key file is read and written directly)"),
         Command::Log(LogCommand::Changes(a)) if a.live => {
             Some("`log changes --live` (it never ends; `cairn sync` with the server follows it)")
@@ -356,11 +459,11 @@ fn run_command(ctx: &mut exec::Ctx<'_>, command: Command) -> Result<()> {
         Command::Log(cmd) => run_log(ctx, cmd),
         Command::Kv(cmd) => kv::run(ctx, cmd),
         Command::Wiki(args) => wiki::run(ctx, args),
-        Command::Init
-        | Command::Sync(_)
-        | Command::Serve { .. }
-        | Command::Blob(_)
-        | Command::Key(_) => {
+        Command::Blob(cmd) => match &ctx.store {
+            exec::Store::Served(s) => cairn_cli::blob::run_served(&s.blobs()?, cmd, ctx.out),
+            exec::Store::Direct(d) => cairn_cli::blob::run(d, cmd, ctx.out),
+        },
+        Command::Init | Command::Sync(_) | Command::Serve { .. } | Command::Key(_) => {
             bail!("not a command on an open store")
         }
     }

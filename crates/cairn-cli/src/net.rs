@@ -719,7 +719,7 @@ pub fn serve(
         .catch_up()
         .context("bringing the sync index up to date")?;
     // Commands of `cairn wiki`/`kv`/`log` on DATA/cairn.sock, run on this store.
-    let control = crate::control::Control::start(data, &log)?;
+    let control = crate::control::Control::start(data, &log, &blobs)?;
     // Connections (handshakes, pumps) on a worker per core; each session past its
     // handshake on a blocking thread of its own (a thread for every connection the cap
     // allows, so none waits for another's to end).

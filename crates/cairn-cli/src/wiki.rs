@@ -3,9 +3,13 @@
 //! A command opens the store itself, or, while `cairn serve` holds it, runs in the server
 //! (through `DATA/cairn.sock`, `crate::exec`): the same code either way, on a [`Ctx`].
 
-use std::io::Write;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::ops::Range;
+use std::path::{Component, Path};
 
 use anyhow::{Context, Result, bail};
+use cairn_blob::{BlobHash, BlobStore};
 use cairn_core::{Hash, PublicKey};
 use cairn_wiki::{Body, Page, SaveOptions, Title, Version, Wiki};
 use clap::{Args, Subcommand};
@@ -145,12 +149,15 @@ enum WikiCommand {
         /// The author's public key (hex).
         author: PublicKey,
     },
-    /// Load Markdown files (`<Title>.md`) from DIR as pages; unchanged pages are skipped.
+    /// Load Markdown files (`<Title>.md`) from DIR as pages; unchanged pages are skipped. An
+    /// image with a relative path to a file inside DIR (`![x](images/a.png)`) is added as a
+    /// blob and named `blob:<hash>` in the page.
     Import {
         /// The directory.
         dir: std::path::PathBuf,
     },
-    /// Write every page with text to DIR as `<Title>.md` (a forked page: its merge).
+    /// Write every page with text to DIR as `<Title>.md` (a forked page: its merge); each
+    /// image blob a page names is written to DIR/images/<hash>.<ext> and named by that path.
     Export {
         /// The directory (created if missing).
         dir: std::path::PathBuf,
@@ -166,12 +173,137 @@ pub(crate) fn inputs(args: &WikiArgs) -> Inputs {
             ..Inputs::default()
         },
         WikiCommand::Import { dir } => Inputs {
-            dirs: vec![(dir.to_string_lossy().into_owned(), |n| {
-                title_of_file(n).is_some()
-            })],
+            dirs: vec![(absolute(dir), |n| title_of_file(n).is_some())],
             ..Inputs::default()
         },
         _ => Inputs::default(),
+    }
+}
+
+/// `dir` made absolute (as given if it cannot be).
+fn absolute(dir: &Path) -> String {
+    std::path::absolute(dir)
+        .unwrap_or_else(|_| dir.to_path_buf())
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The command line a running server is sent instead of this process's, when the command
+/// names a directory (`import`, `export`): with it absolute, as the server reads and writes
+/// images there itself.
+pub(crate) fn served_argv(args: &WikiArgs) -> Option<Vec<String>> {
+    let (cmd, dir) = match &args.cmd {
+        WikiCommand::Import { dir } => ("import", dir),
+        WikiCommand::Export { dir } => ("export", dir),
+        _ => return None,
+    };
+    let mut argv = vec!["wiki".to_owned()];
+    if args.json {
+        argv.push("--json".into());
+    }
+    argv.extend([cmd.to_owned(), absolute(dir)]);
+    Some(argv)
+}
+
+/// The byte ranges of the targets of the Markdown images in `text` (`![alt](target)`, an
+/// optional title after the target left out), outside fenced code blocks and code spans.
+fn image_targets(text: &str) -> Vec<Range<usize>> {
+    let mut found = Vec::new();
+    let mut fence: Option<&str> = None;
+    let mut start = 0;
+    for line in text.split_inclusive('\n') {
+        let at = start;
+        start += line.len();
+        let t = line.trim_start();
+        if let Some(f) = fence {
+            if t.starts_with(f) {
+                fence = None;
+            }
+            continue;
+        }
+        if t.starts_with("```") || t.starts_with("~~~") {
+            fence = Some(&t[..3]);
+            continue;
+        }
+        let b = line.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'`' {
+                let run = b[i..].iter().take_while(|&&c| c == b'`').count();
+                let tick = &line[i..i + run];
+                match line[i + run..].find(tick) {
+                    Some(end) => i += run + end + run,
+                    None => i += run,
+                }
+                continue;
+            }
+            // Bytes, not `&line[i..]`: `i` may be inside a multi-byte character.
+            if b[i..].starts_with(b"![")
+                && let Some(close) = line[i + 2..].find(']')
+                && line[i + 2 + close + 1..].starts_with('(')
+                && let Some(end) = line[i + 2 + close + 2..].find(')')
+            {
+                let open = i + 2 + close + 2;
+                let inner = &line[open..open + end];
+                let lead = inner.len() - inner.trim_start().len();
+                let len = inner[lead..]
+                    .find(char::is_whitespace)
+                    .unwrap_or(inner.len() - lead);
+                if len > 0 {
+                    found.push(at + open + lead..at + open + lead + len);
+                }
+                i = open + end + 1;
+                continue;
+            }
+            i += 1;
+        }
+    }
+    found
+}
+
+/// `text` with each image target replaced by what `f` gives for it (`None`: kept).
+fn rewrite_images(text: &str, mut f: impl FnMut(&str) -> Result<Option<String>>) -> Result<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for r in image_targets(text) {
+        out.push_str(&text[last..r.start]);
+        match f(&text[r.clone()])? {
+            Some(new) => out.push_str(&new),
+            None => out.push_str(&text[r.clone()]),
+        }
+        last = r.end;
+    }
+    out.push_str(&text[last..]);
+    Ok(out)
+}
+
+/// An image target that names a file by a relative path (not a URL, not absolute); the
+/// caller checks on its real path that it is inside the imported directory.
+fn relative_file(target: &str) -> Option<&Path> {
+    let p = Path::new(target);
+    let plain = !target.contains(':') && !target.starts_with('#') && !target.starts_with('?');
+    (plain
+        && p.components()
+            .all(|c| !matches!(c, Component::RootDir | Component::Prefix(_))))
+    .then_some(p)
+}
+
+/// The file extension for a blob's first bytes: the image formats a page shows, else `bin`.
+fn sniff(head: &[u8]) -> &'static str {
+    let text = String::from_utf8_lossy(&head[..head.len().min(512)]);
+    let text = text.trim_start_matches('\u{feff}').trim_start();
+    if head.starts_with(b"\x89PNG\r\n\x1a\n") {
+        "png"
+    } else if head.starts_with(&[0xff, 0xd8, 0xff]) {
+        "jpg"
+    } else if head.starts_with(b"GIF87a") || head.starts_with(b"GIF89a") {
+        "gif"
+    } else if head.len() >= 12 && head.starts_with(b"RIFF") && &head[8..12] == b"WEBP" {
+        "webp"
+    } else if text.starts_with("<svg") || (text.starts_with("<?xml") && text.contains("<svg")) {
+        "svg"
+    } else {
+        "bin"
     }
 }
 
@@ -592,6 +724,9 @@ pub(crate) fn run(ctx: &mut Ctx<'_>, args: WikiArgs) -> Result<()> {
         WikiCommand::Import { dir } => {
             let wiki = writer()?;
             let (mut saved, mut same) = (0u64, 0u64);
+            // Opened at the first image; the directory's real path, to keep images inside.
+            let mut blobs: Option<BlobStore> = None;
+            let mut root: Option<std::path::PathBuf> = None;
             for name in files.list_dir(&dir)? {
                 let Some(t) = title_of_file(&name) else {
                     if name.ends_with(".md") {
@@ -600,6 +735,40 @@ pub(crate) fn run(ctx: &mut Ctx<'_>, args: WikiArgs) -> Result<()> {
                     continue;
                 };
                 let text = files.read_text(&dir.join(&name).to_string_lossy())?;
+                // Images in the directory become blobs, named `blob:<hex>` in the page.
+                let text = rewrite_images(&text, |target| {
+                    let Some(rel) = relative_file(target) else {
+                        return Ok(None);
+                    };
+                    let root = match &root {
+                        Some(r) => r,
+                        None => {
+                            let own = files.own_path(&dir)?;
+                            root.insert(
+                                own.canonicalize()
+                                    .with_context(|| format!("reading {}", own.display()))?,
+                            )
+                        }
+                    };
+                    let file = match root.join(rel).canonicalize() {
+                        Ok(f) if f.starts_with(root.as_path()) && f.is_file() => f,
+                        _ => {
+                            writeln!(
+                                err,
+                                "cairn: {name}: image {target} is not a file in {}: left as is",
+                                dir.display()
+                            )?;
+                            return Ok(None);
+                        }
+                    };
+                    let blobs = match &blobs {
+                        Some(b) => b,
+                        None => blobs.insert(store.blobs(wiki.log())?),
+                    };
+                    let h = cairn_cli::blob::add_file(blobs, &file)
+                        .with_context(|| format!("{name}: adding image {target}"))?;
+                    Ok(Some(format!("blob:{}", h.to_hex())))
+                })?;
                 if wiki.page(&t)?.text() == Some(text.as_str()) {
                     same += 1;
                     continue;
@@ -621,6 +790,9 @@ pub(crate) fn run(ctx: &mut Ctx<'_>, args: WikiArgs) -> Result<()> {
             let wiki = reader()?;
             files.create_dir_all(&dir)?;
             let mut written = 0u64;
+            let mut blobs: Option<BlobStore> = None;
+            // Each blob written once: its path relative to DIR.
+            let mut images: BTreeMap<BlobHash, String> = BTreeMap::new();
             for p in wiki.list()? {
                 let page = wiki.page(&p.title)?;
                 let text = match page.text() {
@@ -639,14 +811,54 @@ pub(crate) fn run(ctx: &mut Ctx<'_>, args: WikiArgs) -> Result<()> {
                     }
                     None => continue,
                 };
+                // Images named `blob:<hex>` are written to DIR/images/<hex>.<ext> and the
+                // page names them by that relative path.
+                let text = rewrite_images(&text, |target| {
+                    let Some(hex) = target.strip_prefix("blob:") else {
+                        return Ok(None);
+                    };
+                    let Ok(h) = hex.parse::<BlobHash>() else {
+                        return Ok(None);
+                    };
+                    if let Some(rel) = images.get(&h) {
+                        return Ok(Some(rel.clone()));
+                    }
+                    let blobs = match &blobs {
+                        Some(b) => b,
+                        None => blobs.insert(store.blobs(wiki.log())?),
+                    };
+                    let Some(r) = blobs.reader(&h)? else {
+                        writeln!(
+                            err,
+                            "cairn: {}: blob {hex} is not here: left as blob:",
+                            p.title
+                        )?;
+                        return Ok(None);
+                    };
+                    let mut head = Vec::new();
+                    r.take(512).read_to_end(&mut head)?;
+                    let rel = format!("images/{}.{}", h.to_hex(), sniff(&head));
+                    let own = files.own_path(&dir)?;
+                    std::fs::create_dir_all(own.join("images"))
+                        .with_context(|| format!("creating {}", own.join("images").display()))?;
+                    cairn_cli::blob::write_file(blobs, &h, &own.join(&rel))?;
+                    images.insert(h, rel.clone());
+                    Ok(Some(rel))
+                })?;
                 let path = dir.join(file_name(&p.title));
                 files.write(&path, text)?;
                 written += 1;
             }
             if json {
-                writeln!(out, "{}", serde_json::json!({"written": written}))?;
-            } else {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({"written": written, "images": images.len()})
+                )?;
+            } else if images.is_empty() {
                 writeln!(out, "{written} pages written")?;
+            } else {
+                writeln!(out, "{written} pages written, {} images", images.len())?;
             }
         }
     }
@@ -675,5 +887,48 @@ mod tests {
         }
         assert_eq!(title_of_file("..%2F..%2Fetc.md"), None);
         assert_eq!(title_of_file("notes.txt"), None);
+    }
+
+    #[test]
+    fn image_targets_outside_code() {
+        let text = "A ![x](images/a.png \"t\") and ![y]( b.svg ) [not](c.png)\n\
+                    `![code](d.png)` ``![more `code`](e.png)`` ![](f.gif)\n\
+                    ```\n![fenced](g.png)\n```\n![alt [nested]](h.png) ![z](i.png\n";
+        let found: Vec<&str> = image_targets(text).into_iter().map(|r| &text[r]).collect();
+        assert_eq!(found, ["images/a.png", "b.svg", "f.gif"]);
+        let out = rewrite_images(text, |t| Ok((t == "b.svg").then(|| "blob:00".to_owned())));
+        assert!(out.unwrap().contains("![y]( blob:00 )"));
+        let text = "é![ü](ß.png)€ ![\u{1F5FF}](a.png) ![x](";
+        let found: Vec<&str> = image_targets(text).into_iter().map(|r| &text[r]).collect();
+        assert_eq!(found, ["ß.png", "a.png"]);
+    }
+
+    #[test]
+    fn only_plain_relative_paths_are_files() {
+        // (Whether one is inside the directory is checked on its real path.)
+        for ok in ["images/a.png", "./a.png", "a b.png", "../a.png"] {
+            assert!(relative_file(ok).is_some(), "{ok}");
+        }
+        for no in [
+            "/etc/passwd",
+            "blob:00",
+            "https://x/a.png",
+            "data:image/png;base64,AA",
+            "#top",
+        ] {
+            assert!(relative_file(no).is_none(), "{no}");
+        }
+    }
+
+    #[test]
+    fn sniffed_extensions() {
+        assert_eq!(sniff(b"\x89PNG\r\n\x1a\n...."), "png");
+        assert_eq!(sniff(&[0xff, 0xd8, 0xff, 0xe0]), "jpg");
+        assert_eq!(sniff(b"GIF89a.."), "gif");
+        assert_eq!(sniff(b"RIFF\0\0\0\0WEBPVP8 "), "webp");
+        assert_eq!(sniff(b"<?xml version=\"1.0\"?>\n<svg xmlns=..."), "svg");
+        assert_eq!(sniff(b"  <svg viewBox"), "svg");
+        assert_eq!(sniff(b"<html>"), "bin");
+        assert_eq!(sniff(b""), "bin");
     }
 }

@@ -383,3 +383,116 @@ fn oversize_input_is_refused() {
     }
     ok_in(&a, &["wiki", "edit", "Small"], "fine\n");
 }
+
+#[test]
+fn blob_commands_run_through_a_running_server() {
+    let base = Dir::new("blob");
+    let a = base.join("a");
+    ok(cairn(&a).arg("init"));
+    let server = serve(&a);
+    // A small blob (kept in the database) and a large one (a file in DATA/blobs), from a
+    // relative path: the client sends it absolute.
+    let small = b"small \x00\xff bytes".to_vec();
+    let large: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(base.join("large.bin"), &large).unwrap();
+    let o = cairn(&a)
+        .current_dir(&base.0)
+        .args(["blob", "add", "large.bin"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let h_large = String::from_utf8(o.stdout).unwrap().trim().to_owned();
+    // Standard input goes through a file the server reads (and the client removes).
+    let h_small = ok_in(
+        &a,
+        &["blob", "add", "-"],
+        std::str::from_utf8(b"x").unwrap(),
+    );
+    let h_small = h_small.trim();
+    let o = run(&a, &["blob", "add", "-"], &small);
+    assert!(o.status.success());
+    let h_bin = String::from_utf8(o.stdout).unwrap().trim().to_owned();
+    assert_eq!(h_large.len(), 64);
+
+    // ls shows them, complete, with their sizes.
+    let ls = ok_in(&a, &["blob", "ls"], "");
+    let lines: Vec<Value> = ls
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{ls}");
+    let size_of = |h: &str| {
+        lines.iter().find(|l| l["hash"] == h).map(|l| {
+            (
+                l["size"].as_u64().unwrap(),
+                l["complete"].as_bool().unwrap(),
+            )
+        })
+    };
+    assert_eq!(size_of(&h_large), Some((large.len() as u64, true)));
+    assert_eq!(size_of(h_small), Some((1, true)));
+    assert_eq!(size_of(&h_bin), Some((small.len() as u64, true)));
+
+    // get returns the same bytes, to standard output and to a file (relative: the server
+    // writes it where the client stands).
+    // (Into a file: 3 MB would fill a pipe nobody reads before the command ends.)
+    let get_stdout = |name: &str| {
+        let f = std::fs::File::create(base.join(name)).unwrap();
+        let child = cairn(&a)
+            .args(["blob", "get", &h_large])
+            .stdout(f)
+            .spawn()
+            .unwrap();
+        assert!(finish(child, 60).status.success());
+        std::fs::read(base.join(name)).unwrap()
+    };
+    assert!(get_stdout("stdout.bin") == large, "standard output differs");
+    let o = run(&a, &["blob", "get", &h_bin], b"");
+    assert_eq!(o.stdout, small);
+    let st = cairn(&a)
+        .current_dir(&base.0)
+        .args(["blob", "get", &format!("blob:{h_large}"), "-o", "out.bin"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(std::fs::read(base.join("out.bin")).unwrap() == large);
+    // No hand-off file is left in the store's directory.
+    let left: Vec<_> = std::fs::read_dir(&a)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".blob-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+
+    // Errors are clear: a missing file, a directory, a blob that is not here.
+    let e = fails(
+        &a,
+        &["blob", "add", base.join("nope.bin").to_str().unwrap()],
+        b"",
+    );
+    assert!(e.contains("nope.bin") && e.contains("No such file"), "{e}");
+    let e = fails(&a, &["blob", "add", base.0.to_str().unwrap()], b"");
+    assert!(e.contains("not a regular file"), "{e}");
+    let absent = "ab".repeat(32);
+    let e = fails(&a, &["blob", "get", &absent], b"");
+    assert!(e.contains("is not here"), "{e}");
+    let e = fails(
+        &a,
+        &["blob", "get", &absent, "--connect", "tcp://127.0.0.1:9"],
+        b"",
+    );
+    assert!(e.contains("does not fetch with --connect"), "{e}");
+
+    // gc: a blob a node names is kept, the others are removed.
+    ok_in(&a, &["log", "append", &format!("blob:{h_large}")], "");
+    let gc = json(&a, &["blob", "gc"]);
+    assert_eq!(gc["removed"], 2, "{gc}");
+    assert_eq!(gc["kept"], 1, "{gc}");
+    let ls = ok_in(&a, &["blob", "ls"], "");
+    assert_eq!(ls.lines().count(), 1, "{ls}");
+    assert!(ls.contains(&h_large));
+    stop(server);
+    // The direct path sees the same store once the server is gone.
+    assert!(!a.join("cairn.sock").exists());
+    assert!(get_stdout("direct.bin") == large);
+}

@@ -5,6 +5,8 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
+mod common;
+
 struct Store(std::path::PathBuf);
 
 impl Store {
@@ -297,18 +299,139 @@ fn import_export_the_example_wiki() {
     assert!(!s.ok(&["wiki", "backlinks", "Cairn"]).is_empty());
     assert!(!s.ok(&["wiki", "search", "stone"]).is_empty());
 
+    // The example's image became a blob, named by its hash in the page.
+    let svg = std::fs::read(format!("{example}/images/cairn.svg")).unwrap();
+    let ls = s.json_lines(&["blob", "ls"]);
+    assert_eq!(ls.len(), 1);
+    let hex = ls[0]["hash"].as_str().unwrap().to_owned();
+    assert_eq!(ls[0]["size"], svg.len());
+    assert!(
+        s.ok(&["wiki", "show", "Cairn"])
+            .contains(&format!("](blob:{hex})"))
+    );
+
     let out = s.0.join("export");
     let r = s.json(&["wiki", "export", out.to_str().unwrap(), "--json"]);
     assert_eq!(r["written"], n);
+    assert_eq!(r["images"], 1);
+    // Pages round trip, the image's path now named by its hash and its bytes the same.
+    let rel = format!("images/{hex}.svg");
+    assert_eq!(std::fs::read(out.join(&rel)).unwrap(), svg);
     for e in std::fs::read_dir(example).unwrap() {
         let e = e.unwrap();
         if e.path().extension().is_some_and(|x| x == "md") {
             assert_eq!(
-                std::fs::read_to_string(e.path()).unwrap(),
+                std::fs::read_to_string(e.path())
+                    .unwrap()
+                    .replace("](images/cairn.svg)", &format!("]({rel})")),
                 std::fs::read_to_string(out.join(e.file_name())).unwrap(),
                 "{:?} round trips",
                 e.file_name()
             );
         }
     }
+    // The export imports back as it is.
+    let r = s.json(&["wiki", "import", out.to_str().unwrap(), "--json"]);
+    assert_eq!(r, serde_json::json!({"saved": 0, "unchanged": n}));
+}
+
+/// A directory `pages` in `dir` whose page Pic names images: one inside it (twice), one
+/// above it, one through a link out of it, one missing, one in code, one a URL.
+fn pages_with_images(dir: &std::path::Path, png: &[u8]) -> std::path::PathBuf {
+    let pages = dir.join("pages");
+    std::fs::create_dir_all(pages.join("images")).unwrap();
+    std::fs::write(pages.join("images/a.png"), png).unwrap();
+    std::fs::write(dir.join("secret.bin"), b"outside").unwrap();
+    std::os::unix::fs::symlink(dir.join("secret.bin"), pages.join("images/link.png")).unwrap();
+    std::fs::write(pages.join("Pic.md"), PIC.replace("{a}", "images/a.png")).unwrap();
+    pages
+}
+
+const PIC: &str = "![a]({a} \"A title\") and again ![a]({a})\n\
+                   ![up](../secret.bin) ![link](images/link.png)\n\
+                   ![gone](images/none.png) `![code](images/a.png)` ![web](https://x.org/a.png)\n";
+
+#[test]
+fn import_adds_images_inside_the_directory_and_export_writes_them() {
+    let s = Store::new("images");
+    s.ok(&["init"]);
+    let png = b"\x89PNG\r\n\x1a\n image bytes".to_vec();
+    let pages = pages_with_images(&s.0.join("src"), &png);
+    let o = s.run_in(&["wiki", "import", pages.to_str().unwrap()], "");
+    assert!(o.status.success());
+    let notes = String::from_utf8(o.stderr).unwrap();
+    for left in ["../secret.bin", "images/link.png", "images/none.png"] {
+        assert!(
+            notes.contains(&format!("image {left} is not a file in")),
+            "{notes}"
+        );
+    }
+    let ls = s.json_lines(&["blob", "ls"]);
+    assert_eq!(ls.len(), 1, "only the image inside the directory is added");
+    let hex = ls[0]["hash"].as_str().unwrap().to_owned();
+    assert_eq!(
+        s.ok(&["wiki", "show", "Pic"]),
+        PIC.replace("{a}", &format!("blob:{hex}"))
+    );
+    // Again: nothing changes.
+    let r = s.json(&["wiki", "import", pages.to_str().unwrap(), "--json"]);
+    assert_eq!(r, serde_json::json!({"saved": 0, "unchanged": 1}));
+
+    let out = s.0.join("out");
+    let r = s.json(&["wiki", "export", out.to_str().unwrap(), "--json"]);
+    assert_eq!(r, serde_json::json!({"written": 1, "images": 1}));
+    let rel = format!("images/{hex}.png");
+    assert_eq!(std::fs::read(out.join(&rel)).unwrap(), png);
+    assert_eq!(
+        std::fs::read_to_string(out.join("Pic.md")).unwrap(),
+        PIC.replace("{a}", &rel)
+    );
+    // A page naming a blob that is not here keeps its `blob:` reference.
+    let absent = format!("![x](blob:{})\n", "cd".repeat(32));
+    s.ok_in(&["wiki", "edit", "Absent"], &absent);
+    let o = s.run_in(&["wiki", "export", out.to_str().unwrap()], "");
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is not here"));
+    assert_eq!(
+        std::fs::read_to_string(out.join("Absent.md")).unwrap(),
+        absent
+    );
+}
+
+#[test]
+fn images_import_and_export_through_a_running_server() {
+    let s = Store::new("images-served");
+    s.ok(&["init"]);
+    let png = b"\x89PNG\r\n\x1a\n served image".to_vec();
+    let work = s.0.join("work");
+    pages_with_images(&work, &png);
+    let _server = common::start_serve(&s.0, &["--listen", "127.0.0.1:0"], 1);
+    assert!(s.0.join("cairn.sock").exists());
+    // Relative directories: the client sends them absolute, the server reads the image.
+    let rel_run = |args: &[&str]| {
+        let o = common::cairn(&s.0)
+            .current_dir(&work)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let r: Value = serde_json::from_str(&rel_run(&["wiki", "import", "pages", "--json"])).unwrap();
+    assert_eq!(r["saved"], 1);
+    let ls = s.json_lines(&["blob", "ls"]);
+    assert_eq!(ls.len(), 1);
+    let hex = ls[0]["hash"].as_str().unwrap().to_owned();
+    assert_eq!(
+        s.ok(&["wiki", "show", "Pic"]),
+        PIC.replace("{a}", &format!("blob:{hex}"))
+    );
+    let r: Value = serde_json::from_str(&rel_run(&["wiki", "export", "out", "--json"])).unwrap();
+    assert_eq!(r, serde_json::json!({"written": 1, "images": 1}));
+    let rel = format!("images/{hex}.png");
+    assert_eq!(std::fs::read(work.join("out").join(&rel)).unwrap(), png);
+    assert_eq!(
+        std::fs::read_to_string(work.join("out/Pic.md")).unwrap(),
+        PIC.replace("{a}", &rel)
+    );
 }
