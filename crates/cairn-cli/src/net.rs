@@ -20,6 +20,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use cairn_blob::proto::FetchPolicy;
 use cairn_core::{Keypair, PublicKey};
 use cairn_log::Log;
 use cairn_net::{Established, LinkError, MessageSink, MessageSource, PumpError, Role};
@@ -375,20 +376,30 @@ async fn shutdown_signal() -> &'static str {
     }
 }
 
-/// How many connections `cairn serve` holds at once.
+/// How many connections `cairn serve` holds at once, and which blobs it fetches.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Connections in all (from their acceptance to their end, handshake included).
     pub max_connections: usize,
     /// Connections from one source address.
     pub max_per_ip: usize,
+    /// Which blobs named by the nodes a peer sends are fetched from it (`None`: none).
+    pub blob_fetch: Option<FetchPolicy>,
 }
+
+/// `cairn serve`'s default fetch policy: eager, blobs up to 64 MiB, 4 GiB in all.
+pub const BLOB_FETCH: FetchPolicy = FetchPolicy {
+    mode: cairn_blob::proto::FetchMode::Eager,
+    max_blob: 64 << 20,
+    max_total: 4 << 30,
+};
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_connections: 1024,
             max_per_ip: 64,
+            blob_fetch: Some(BLOB_FETCH),
         }
     }
 }
@@ -593,13 +604,16 @@ pub(crate) fn spawn_session(
                 progress: |_: &Session<LogStore>| {},
                 // Every peer may fetch the blobs this server holds; the server fetches from
                 // each peer the blobs named by the nodes it gets from it (so a browser's image
-                // reaches the other browsers).
+                // reaches the other browsers), within its fetch policy's caps.
                 ext: server.blobs.clone().map(|b| {
                     let since = b.log().len();
-                    cairn_blob::proto::BlobPeer::new(b, true)
-                        .fetch_referenced(since)
-                        .shared()
-                        .1
+                    let peer = cairn_blob::proto::BlobPeer::new(b, true);
+                    match server.limits.blob_fetch {
+                        Some(policy) => peer.with_policy(policy).fetch_referenced(since),
+                        None => peer,
+                    }
+                    .shared()
+                    .1
                 }),
             };
             let log = server.log.clone();
@@ -689,6 +703,7 @@ async fn report_refusals(server: std::sync::Arc<Server>) {
             let Limits {
                 max_connections,
                 max_per_ip,
+                ..
             } = server.limits;
             tracing::warn!(
                 "refused {n} connections in the last {REFUSALS_EVERY:?} (caps: {max_connections} in all, {max_per_ip} per address)"
