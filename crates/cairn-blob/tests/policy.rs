@@ -181,3 +181,103 @@ fn an_explicit_fetch_over_the_cap_is_refused_too() {
     );
     assert!(sb.list().unwrap().is_empty());
 }
+
+#[test]
+fn an_abandoned_response_is_dropped_unread_within_a_budget() {
+    use cairn_blob::proto::Message;
+    let d = tempfile::tempdir().unwrap();
+    let (_, store) = open(d.path());
+    let h = BlobHash::of(b"claimed huge");
+    let mut pb = BlobPeer::new(store.clone(), false).with_policy(policy(
+        FetchMode::OnRead,
+        32 << 10,
+        1 << 40,
+    ));
+    pb.fetch(h);
+    let (peer, mut ext) = pb.shared();
+    ext.on_open(true);
+    let get = Message::decode(&ext.poll_message().unwrap().unwrap()).unwrap();
+    let Message::Get { id, ranges, .. } = get else {
+        panic!("{get:?}")
+    };
+    assert_eq!(
+        ranges,
+        vec![0..2],
+        "no more than the cap's groups are asked for"
+    );
+    let msg = |m: Message| {
+        let mut b = Vec::new();
+        m.encode(&mut b);
+        b
+    };
+    ext.on_message(&msg(Message::Have { id, size: 1 << 30 }))
+        .unwrap();
+    let out = outcomes(&peer);
+    assert!(
+        matches!(out.as_slice(), [(x, Outcome::Failed(why))] if *x == h && why.contains("per blob")),
+        "{out:?}"
+    );
+    // What the peer sends for it is dropped, up to a budget; past it the session fails.
+    let data = msg(Message::Data {
+        id,
+        bytes: vec![7; 64 << 10],
+    });
+    let mut sent = 0;
+    let err = loop {
+        match ext.on_message(&data) {
+            Ok(()) => sent += 1,
+            Err(e) => break e,
+        }
+        assert!(sent < 100, "no end to the bytes accepted");
+    };
+    assert!(sent >= 1 && err.contains("more blob bytes"), "{sent} {err}");
+    assert!(store.list().unwrap().is_empty(), "nothing stored");
+    assert_eq!(peer.lock().unwrap().outcomes().len(), 1);
+}
+
+#[test]
+fn after_an_abandoned_response_ends_the_next_fetch_proceeds() {
+    use cairn_blob::proto::Message;
+    let d = tempfile::tempdir().unwrap();
+    let (_, store) = open(d.path());
+    let (h1, h2) = (BlobHash::of(b"one"), BlobHash::of(b"two"));
+    let mut pb = BlobPeer::new(store.clone(), false).with_policy(policy(
+        FetchMode::OnRead,
+        32 << 10,
+        1 << 40,
+    ));
+    pb.fetch(h1);
+    pb.fetch(h2);
+    let (peer, mut ext) = pb.shared();
+    ext.on_open(true);
+    let msg = |m: Message| {
+        let mut b = Vec::new();
+        m.encode(&mut b);
+        b
+    };
+    let Message::Get { id, .. } = Message::decode(&ext.poll_message().unwrap().unwrap()).unwrap()
+    else {
+        panic!()
+    };
+    ext.on_message(&msg(Message::Have { id, size: 1 << 20 }))
+        .unwrap();
+    // The next GET goes out at once; the abandoned response's DATA and END are dropped.
+    let Message::Get { id: id2, hash, .. } =
+        Message::decode(&ext.poll_message().unwrap().unwrap()).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(hash, h2);
+    ext.on_message(&msg(Message::Data {
+        id,
+        bytes: vec![1; 1000],
+    }))
+    .unwrap();
+    ext.on_message(&msg(Message::End { id })).unwrap();
+    // Now the abandoned id is a protocol error like any stray answer.
+    assert!(ext.on_message(&msg(Message::End { id })).is_err());
+    ext.on_message(&msg(Message::NotHave { id: id2 })).unwrap();
+    let out = outcomes(&peer);
+    assert!(matches!(out[0].1, Outcome::Failed(_)), "{out:?}");
+    assert_eq!(out[1], (h2, Outcome::NotFound));
+}
