@@ -322,16 +322,20 @@ fn catch_up(log: &Log) -> Result<()> {
         .context("bringing the sync index up to date")
 }
 
-/// `cairn sync --connect tcp://ADDR` or `ws://ADDR`: syncs, with a progress line on a
-/// terminal, and prints the summary as the last line on stderr.
+/// `cairn sync --connect tcp://ADDR` or `ws://ADDR`: syncs (serving the blobs in
+/// `blob_dir` to the peer on the same connection), with a progress line on a terminal, and
+/// prints the summary as the last line on stderr.
 pub fn connect(
     log: &Log,
+    blob_dir: &Path,
     me: &Keypair,
     url: &str,
     opts: SessionOptions,
     idle: Duration,
 ) -> Result<()> {
     catch_up(log)?;
+    let blobs =
+        cairn_blob::BlobStore::open(log, Some(blob_dir)).context("opening the blob store")?;
     let mut bar = crate::progress::Bar::stderr(log.len());
     let result = runtime()?.block_on(async {
         let link = dial(url).await?;
@@ -340,7 +344,9 @@ pub fn connect(
             idle,
             stop: std::future::pending(),
             progress: |s: &Session<LogStore>| bar.update(s),
-            ext: None,
+            // This store's blobs are served to the peer (a `cairn serve` fetches those its
+            // new nodes name, within its fetch policy); none are fetched from it.
+            ext: Some(cairn_blob::proto::BlobPeer::new(blobs, true).shared().1),
         };
         session(me, link, true, |app| drive(log, app, run)).await
     });
