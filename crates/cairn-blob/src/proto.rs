@@ -485,11 +485,77 @@ struct Serving {
     header_sent: bool,
 }
 
+/// When a [`BlobPeer`] fetches the blobs named by nodes it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FetchMode {
+    /// As soon as a node naming it arrives ([`BlobPeer::fetch_referenced`]).
+    Eager,
+    /// Only when asked ([`BlobPeer::fetch`], e.g. when first read); `fetch_referenced` does
+    /// nothing.
+    OnRead,
+}
+
+/// Which blobs a [`BlobPeer`] fetches, and how much it may store: a blob whose size (as
+/// the peer's HAVE claims it; the response proves it) is over `max_blob`, or that would
+/// bring the store's bytes (complete and partial, [`BlobStore::total_size`]) over
+/// `max_total`, is not fetched — the request is abandoned at HAVE, nothing is stored, its
+/// outcome is [`Outcome::Failed`] with the reason, and the session goes on. The caps apply
+/// to every fetch of the peer, eager or asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FetchPolicy {
+    /// When referenced blobs are fetched.
+    pub mode: FetchMode,
+    /// Largest blob fetched, in bytes.
+    pub max_blob: u64,
+    /// Most bytes of blobs the store holds after a fetch.
+    pub max_total: u64,
+}
+
+impl FetchPolicy {
+    /// No caps, eager (what [`BlobPeer::new`] starts with).
+    pub const UNLIMITED: FetchPolicy = FetchPolicy {
+        mode: FetchMode::Eager,
+        max_blob: u64::MAX,
+        max_total: u64::MAX,
+    };
+
+    /// Why a blob of `size` bytes is not fetched into a store holding `held` bytes
+    /// (`held` without this blob's own partial download), if it is not.
+    pub fn refuses(&self, size: u64, held: u64) -> Option<String> {
+        if size > self.max_blob {
+            Some(format!(
+                "{size} bytes, over the fetch policy's cap of {} per blob: not fetched",
+                self.max_blob
+            ))
+        } else if held.saturating_add(size) > self.max_total {
+            Some(format!(
+                "{size} bytes would bring the store to {} bytes, over the fetch policy's \
+                 total of {}: not fetched",
+                held.saturating_add(size),
+                self.max_total
+            ))
+        } else {
+            None
+        }
+    }
+}
+
+/// A response this peer abandoned at its HAVE: its DATA is dropped unread until its END.
+#[derive(Debug)]
+struct Discard {
+    id: u64,
+    /// Bytes still accepted (what was asked for plus the tree's parents); past it the
+    /// peer is sending what nobody asked for and the session fails.
+    budget: u64,
+}
+
 /// One side of the blob protocol over one connection: answers the peer's requests (when
 /// `serve`), and fetches the blobs asked for with [`BlobPeer::fetch`], one at a time.
 pub struct BlobPeer {
     store: BlobStore,
     serve: bool,
+    policy: FetchPolicy,
+    discard: Option<Discard>,
     open: Option<bool>,
     next_id: u64,
     fetches: VecDeque<Fetch>,
@@ -526,6 +592,8 @@ impl BlobPeer {
         BlobPeer {
             store,
             serve,
+            policy: FetchPolicy::UNLIMITED,
+            discard: None,
             open: None,
             next_id: 1,
             fetches: VecDeque::new(),
@@ -540,11 +608,24 @@ impl BlobPeer {
     /// gets after change `since` — e.g. the nodes this session receives — once each, when it
     /// is not stored already. (Blobs the peer turns out not to have are not asked again on
     /// this connection; [`BlobPeer::fetch`] asks anyway.)
+    /// Does nothing under [`FetchMode::OnRead`] (set the policy first).
     pub fn fetch_referenced(mut self, since: u64) -> Self {
+        if self.policy.mode != FetchMode::Eager {
+            return self;
+        }
         self.eager = Some(Eager {
             scanned: since,
             tried: HashSet::new(),
         });
+        self
+    }
+
+    /// Fetches under `policy` (caps and mode; see [`FetchPolicy`]).
+    pub fn with_policy(mut self, policy: FetchPolicy) -> Self {
+        self.policy = policy;
+        if policy.mode != FetchMode::Eager {
+            self.eager = None;
+        }
         self
     }
 
@@ -672,6 +753,17 @@ impl BlobPeer {
                     return Err("a second HAVE for one request".into());
                 }
                 let hash = f.hash;
+                let asked = groups_bytes(&f.ranges, size);
+                if let Some(why) = self.refused(&hash, size)? {
+                    // Abandoned here: what the peer sends for it is dropped unread.
+                    self.discard = Some(Discard {
+                        id,
+                        budget: asked.saturating_add(asked / 8).saturating_add(1 << 20),
+                    });
+                    self.done(Outcome::Failed(format!("blob {hash}: {why}")));
+                    return Ok(());
+                }
+                let f = self.current(id)?;
                 if let Some((swarm, _)) = f.swarm.clone() {
                     if let Err(e) = swarm.have(size) {
                         self.done(Outcome::Failed(e.clone()));
@@ -700,6 +792,18 @@ impl BlobPeer {
             Message::NotHave { id } => {
                 self.current(id)?;
                 self.done(Outcome::NotFound);
+                Ok(())
+            }
+            Message::Data { id, bytes } if self.discard.as_ref().is_some_and(|d| d.id == id) => {
+                let d = self.discard.as_mut().expect("checked");
+                d.budget = d
+                    .budget
+                    .checked_sub(bytes.len() as u64)
+                    .ok_or("more blob bytes than were asked for")?;
+                Ok(())
+            }
+            Message::End { id } if self.discard.as_ref().is_some_and(|d| d.id == id) => {
+                self.discard = None;
                 Ok(())
             }
             Message::Data { id, bytes } => {
@@ -783,6 +887,20 @@ impl BlobPeer {
         }
     }
 
+    /// Why the policy refuses a blob of `size` bytes (its own partial download, if any, is
+    /// not counted twice).
+    fn refused(&self, hash: &BlobHash, size: u64) -> Result<Option<String>, String> {
+        if self.policy.max_blob == u64::MAX && self.policy.max_total == u64::MAX {
+            return Ok(None);
+        }
+        if size > self.policy.max_blob {
+            return Ok(self.policy.refuses(size, 0));
+        }
+        let own = self.store.partial_size(hash).unwrap_or(0);
+        let held = self.store.total_size().map_err(|e| e.to_string())?;
+        Ok(self.policy.refuses(size, held.saturating_sub(own)))
+    }
+
     fn current(&mut self, id: u64) -> Result<&mut Fetch, String> {
         match self.fetches.front_mut() {
             Some(f) if f.sent && f.id == id => Ok(f),
@@ -836,7 +954,9 @@ impl BlobPeer {
                     f.partial = Some(p);
                     m
                 }
-                None => std::iter::once(0..u64::MAX).collect(),
+                // Under a per-blob cap, no more than the cap's groups: a blob over it is
+                // abandoned at HAVE, and the peer sends at most that much in vain.
+                None => std::iter::once(0..groups_within(self.policy.max_blob)).collect(),
             };
             f.ranges.truncate(MAX_RANGES);
             f.sent = true;
@@ -882,6 +1002,27 @@ impl BlobPeer {
         self.bytes_served += (out.len() - header) as u64;
         Ok(Some(out))
     }
+}
+
+/// Groups covering `bytes` bytes (all of them for `u64::MAX`).
+fn groups_within(bytes: u64) -> u64 {
+    if bytes == u64::MAX {
+        u64::MAX
+    } else {
+        bytes.div_ceil(tree::GROUP_BYTES).max(1)
+    }
+}
+
+/// Bytes of a blob of `size` in the groups `ranges` plus its last group.
+fn groups_bytes(ranges: &[Range<u64>], size: u64) -> u64 {
+    let groups: u64 = ranges
+        .iter()
+        .map(|r| r.end.saturating_sub(r.start))
+        .fold(0u64, u64::saturating_add);
+    groups
+        .saturating_add(1)
+        .saturating_mul(tree::GROUP_BYTES)
+        .min(size.saturating_add(tree::GROUP_BYTES))
 }
 
 struct Shared(Arc<Mutex<BlobPeer>>);

@@ -562,6 +562,16 @@ impl BlobStore {
         Ok(out)
     }
 
+    /// Bytes of all blobs stored: complete ones and partial downloads at their full size
+    /// (what they hold once complete) — what a fetch policy's total cap counts.
+    pub fn total_size(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .list()?
+            .iter()
+            .map(|b| b.size)
+            .fold(0u64, u64::saturating_add))
+    }
+
     /// Removes a blob, complete or partial. Returns whether anything was removed.
     pub fn remove(&self, h: &BlobHash) -> Result<bool, StoreError> {
         let mut removed = false;

@@ -97,11 +97,32 @@ enum Command {
         /// Connections held at once from one source address.
         #[arg(long, value_name = "N", default_value_t = net::Limits::default().max_per_ip)]
         max_per_ip: usize,
+        /// Which blobs the server fetches from a peer: `eager` (every blob named by a node
+        /// the peer sends, within the caps below) or `off` (none; it still serves its own).
+        #[arg(long, value_name = "MODE", default_value = "eager")]
+        blob_fetch: BlobFetch,
+        /// Largest blob fetched, in bytes: a peer's blob over it is not fetched (nothing
+        /// stored; the session goes on).
+        #[arg(long, value_name = "BYTES", default_value_t = net::BLOB_FETCH.max_blob)]
+        blob_max_size: u64,
+        /// Most bytes of blobs the store may hold (complete and partial) after a fetch: a
+        /// blob that would pass it is not fetched.
+        #[arg(long, value_name = "BYTES", default_value_t = net::BLOB_FETCH.max_total)]
+        blob_max_total: u64,
         /// The least important log events shown on stderr: error, warn, info, debug or
         /// trace (`RUST_LOG`, when set, decides instead, e.g. `warn,cairn_cli=debug`).
         #[arg(long, value_name = "LEVEL", default_value_t = tracing::Level::INFO)]
         log_level: tracing::Level,
     },
+}
+
+/// `cairn serve --blob-fetch`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum BlobFetch {
+    /// Blobs named by the nodes a peer sends, as they arrive.
+    Eager,
+    /// None.
+    Off,
 }
 
 #[derive(Subcommand)]
@@ -216,6 +237,9 @@ fn run(cli: Cli) -> Result<()> {
             keep_alive,
             max_connections,
             max_per_ip,
+            blob_fetch,
+            blob_max_size,
+            blob_max_total,
             log_level,
         } => {
             net::init_log(log_level)?;
@@ -235,6 +259,14 @@ fn run(cli: Cli) -> Result<()> {
                 net::Limits {
                     max_connections,
                     max_per_ip,
+                    blob_fetch: match blob_fetch {
+                        BlobFetch::Eager => Some(cairn_blob::proto::FetchPolicy {
+                            max_blob: blob_max_size,
+                            max_total: blob_max_total,
+                            ..net::BLOB_FETCH
+                        }),
+                        BlobFetch::Off => None,
+                    },
                 },
                 http.map(|listen| cairn_cli::http::Options { listen, web, hub }),
             );

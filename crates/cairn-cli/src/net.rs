@@ -20,6 +20,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use cairn_blob::proto::FetchPolicy;
 use cairn_core::{Keypair, PublicKey};
 use cairn_log::Log;
 use cairn_net::{Established, LinkError, MessageSink, MessageSource, PumpError, Role};
@@ -321,16 +322,20 @@ fn catch_up(log: &Log) -> Result<()> {
         .context("bringing the sync index up to date")
 }
 
-/// `cairn sync --connect tcp://ADDR` or `ws://ADDR`: syncs, with a progress line on a
-/// terminal, and prints the summary as the last line on stderr.
+/// `cairn sync --connect tcp://ADDR` or `ws://ADDR`: syncs (serving the blobs in
+/// `blob_dir` to the peer on the same connection), with a progress line on a terminal, and
+/// prints the summary as the last line on stderr.
 pub fn connect(
     log: &Log,
+    blob_dir: &Path,
     me: &Keypair,
     url: &str,
     opts: SessionOptions,
     idle: Duration,
 ) -> Result<()> {
     catch_up(log)?;
+    let blobs =
+        cairn_blob::BlobStore::open(log, Some(blob_dir)).context("opening the blob store")?;
     let mut bar = crate::progress::Bar::stderr(log.len());
     let result = runtime()?.block_on(async {
         let link = dial(url).await?;
@@ -339,7 +344,9 @@ pub fn connect(
             idle,
             stop: std::future::pending(),
             progress: |s: &Session<LogStore>| bar.update(s),
-            ext: None,
+            // This store's blobs are served to the peer (a `cairn serve` fetches those its
+            // new nodes name, within its fetch policy); none are fetched from it.
+            ext: Some(cairn_blob::proto::BlobPeer::new(blobs, true).shared().1),
         };
         session(me, link, true, |app| drive(log, app, run)).await
     });
@@ -375,20 +382,30 @@ async fn shutdown_signal() -> &'static str {
     }
 }
 
-/// How many connections `cairn serve` holds at once.
+/// How many connections `cairn serve` holds at once, and which blobs it fetches.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Connections in all (from their acceptance to their end, handshake included).
     pub max_connections: usize,
     /// Connections from one source address.
     pub max_per_ip: usize,
+    /// Which blobs named by the nodes a peer sends are fetched from it (`None`: none).
+    pub blob_fetch: Option<FetchPolicy>,
 }
+
+/// `cairn serve`'s default fetch policy: eager, blobs up to 64 MiB, 4 GiB in all.
+pub const BLOB_FETCH: FetchPolicy = FetchPolicy {
+    mode: cairn_blob::proto::FetchMode::Eager,
+    max_blob: 64 << 20,
+    max_total: 4 << 30,
+};
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_connections: 1024,
             max_per_ip: 64,
+            blob_fetch: Some(BLOB_FETCH),
         }
     }
 }
@@ -593,13 +610,16 @@ pub(crate) fn spawn_session(
                 progress: |_: &Session<LogStore>| {},
                 // Every peer may fetch the blobs this server holds; the server fetches from
                 // each peer the blobs named by the nodes it gets from it (so a browser's image
-                // reaches the other browsers).
+                // reaches the other browsers), within its fetch policy's caps.
                 ext: server.blobs.clone().map(|b| {
                     let since = b.log().len();
-                    cairn_blob::proto::BlobPeer::new(b, true)
-                        .fetch_referenced(since)
-                        .shared()
-                        .1
+                    let peer = cairn_blob::proto::BlobPeer::new(b, true);
+                    match server.limits.blob_fetch {
+                        Some(policy) => peer.with_policy(policy).fetch_referenced(since),
+                        None => peer,
+                    }
+                    .shared()
+                    .1
                 }),
             };
             let log = server.log.clone();
@@ -689,6 +709,7 @@ async fn report_refusals(server: std::sync::Arc<Server>) {
             let Limits {
                 max_connections,
                 max_per_ip,
+                ..
             } = server.limits;
             tracing::warn!(
                 "refused {n} connections in the last {REFUSALS_EVERY:?} (caps: {max_connections} in all, {max_per_ip} per address)"

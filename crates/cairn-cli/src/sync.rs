@@ -32,7 +32,8 @@ pub struct SyncArgs {
     #[arg(long)]
     live: bool,
     /// Sync with a `cairn serve` at tcp://HOST:PORT or ws://HOST:PORT (encrypted,
-    /// authenticated) instead of over standard input and output.
+    /// authenticated) instead of over standard input and output; the server may fetch
+    /// this store's blobs that the nodes it gets name, on the same connection.
     #[arg(long, value_name = "URL")]
     connect: Option<String>,
     /// Seconds a peer may stay silent before the initial sync is complete (one that stops
@@ -146,7 +147,8 @@ pub fn run(data: &Path, args: SyncArgs) -> Result<()> {
     let opts = with_keep_alive(opts, args.keep_alive);
     if let Some(url) = &args.connect {
         let idle = std::time::Duration::from_secs(args.timeout);
-        return crate::net::connect(&log, &store::identity(data)?, url, opts, idle);
+        let blobs = crate::blob::dir(data);
+        return crate::net::connect(&log, &blobs, &store::identity(data)?, url, opts, idle);
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

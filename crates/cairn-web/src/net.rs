@@ -790,7 +790,13 @@ impl Net {
         let c = conn.clone();
         // The blob protocol beside the log's, when the worker has a blob store.
         let blob_peer = self.blobs.borrow().clone().map(|b| {
+            // Eager, a blob at most as large as `blob_add` takes, 512 MiB in all (OPFS).
             BlobPeer::new(b, true)
+                .with_policy(cairn_blob::proto::FetchPolicy {
+                    mode: cairn_blob::proto::FetchMode::Eager,
+                    max_blob: crate::blob_api::MAX_BLOB,
+                    max_total: 512 << 20,
+                })
                 .fetch_referenced(self.log.len())
                 .shared()
         });
