@@ -248,6 +248,21 @@ struct Fetch {
     swarm: Option<(Swarm, u64)>,
 }
 
+impl Fetch {
+    /// Sends the GET for `self.ranges` under the next request id.
+    fn ask(&mut self, next_id: &mut u64, out: &mut Vec<u8>) {
+        self.sent = true;
+        self.id = *next_id;
+        *next_id += 1;
+        Message::Get {
+            id: self.id,
+            hash: self.hash,
+            ranges: self.ranges.clone(),
+        }
+        .encode(out);
+    }
+}
+
 /// Groups one request of a [`Swarm`] member asks for (4 MiB).
 pub const SWARM_SLICE_GROUPS: u64 = 256;
 
@@ -928,15 +943,7 @@ impl BlobPeer {
                     }
                     Next::Ask(ranges) => f.ranges = ranges,
                 }
-                f.sent = true;
-                f.id = self.next_id;
-                self.next_id += 1;
-                Message::Get {
-                    id: f.id,
-                    hash: f.hash,
-                    ranges: f.ranges.clone(),
-                }
-                .encode(&mut out);
+                f.ask(&mut self.next_id, &mut out);
                 return Ok(Some(out));
             }
             if self.store.has(&f.hash).map_err(|e| e.to_string())? {
@@ -959,16 +966,8 @@ impl BlobPeer {
                 None => std::iter::once(0..groups_within(self.policy.max_blob)).collect(),
             };
             f.ranges.truncate(MAX_RANGES);
-            f.sent = true;
             f.rounds += 1;
-            f.id = self.next_id;
-            self.next_id += 1;
-            Message::Get {
-                id: f.id,
-                hash: f.hash,
-                ranges: f.ranges.clone(),
-            }
-            .encode(&mut out);
+            f.ask(&mut self.next_id, &mut out);
             return Ok(Some(out));
         }
         let Some(s) = self.serving.front_mut() else {

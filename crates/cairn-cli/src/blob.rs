@@ -277,12 +277,7 @@ pub fn fetch_any(
             let opts = SessionOptions::default();
             let synced =
                 crate::net::sync_with_extension(log, me, url, opts, idle, stop, Some(ext)).await;
-            let outcome = peer
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .outcomes()
-                .first()
-                .map(|(_, o)| o.clone());
+            let outcome = first_outcome(&peer);
             match (outcome, synced) {
                 (Some(Outcome::Stored { .. }), _) => Ok(()),
                 (Some(Outcome::Failed(why)), Err(e)) => bail!("{why} ({e:#})"),
@@ -359,12 +354,7 @@ pub fn fetch(
         std::future::pending(),
         Some(ext),
     ));
-    let outcome = peer
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .outcomes()
-        .first()
-        .map(|(_, o)| o.clone());
+    let outcome = first_outcome(&peer);
     match (outcome, synced) {
         (Some(Outcome::Stored { size, received }), _) => {
             eprintln!("cairn: blob {hash}: {size} bytes ({received} received from {url})");
@@ -379,4 +369,13 @@ pub fn fetch(
         (None, Err(e)) => Err(e.context(format!("fetching blob {hash} from {url}"))),
         (None, Ok(_)) => bail!("fetching blob {hash} from {url}: no answer"),
     }
+}
+
+/// How the first fetch of `peer` ended, if it has.
+fn first_outcome(peer: &std::sync::Mutex<BlobPeer>) -> Option<Outcome> {
+    peer.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .outcomes()
+        .first()
+        .map(|(_, o)| o.clone())
 }
