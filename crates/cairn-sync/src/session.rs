@@ -205,8 +205,8 @@ enum Job {
         hi: Key,
         except: HashSet<Hash>,
     },
-    /// These nodes by hash.
-    Keys(VecDeque<Hash>),
+    /// These nodes by hash, all in the range starting at `lo` (in key order).
+    Keys { lo: Key, keys: VecDeque<Hash> },
     /// Live nodes.
     Live(VecDeque<Node>),
     /// The DONE message.
@@ -248,6 +248,12 @@ pub struct Session<S: SyncStore> {
     resp_lo: Key,
     resp_bytes: usize,
     resp_any: bool,
+    /// Where the first range of our answer being built starts that can still make jobs
+    /// here (an open range: one the peer will answer), and the same for our last sent turn.
+    /// Below the lowest open range every job is queued, so nodes there can be sent in key
+    /// order ([`Session::send_bound`]).
+    resp_open: Option<Key>,
+    prev_open: Key,
     awaiting: HashSet<Hash>,
     jobs: VecDeque<Job>,
     /// Estimated memory of `jobs` other than live nodes, and bytes of queued live nodes.
@@ -389,6 +395,8 @@ impl<S: SyncStore> Session<S> {
             resp_lo: Key::MIN,
             resp_bytes: 0,
             resp_any: false,
+            resp_open: None,
+            prev_open: Key::MIN,
             awaiting: HashSet::new(),
             jobs: VecDeque::new(),
             job_bytes: 0,
@@ -649,7 +657,7 @@ impl<S: SyncStore> Session<S> {
     fn push_job(&mut self, job: Job) -> Result<(), SyncError> {
         self.job_bytes += match &job {
             Job::Range { except, .. } => 128 + 48 * except.len(),
-            Job::Keys(q) => 64 + 40 * q.len(),
+            Job::Keys { keys, .. } => 64 + 40 * keys.len(),
             Job::Live(_) | Job::Done => 0,
         };
         if self.job_bytes > MAX_JOB_BYTES {
@@ -657,7 +665,19 @@ impl<S: SyncStore> Session<S> {
                 bytes: self.job_bytes as u64,
             });
         }
-        self.jobs.push_back(job);
+        // Range and key jobs are kept in key order (a later turn can resolve a lower range
+        // than an earlier one did), never moved past a DONE or live job.
+        let at = match Self::job_lo(&job) {
+            Some(lo) => {
+                let mut i = self.jobs.len();
+                while i > 0 && Self::job_lo(&self.jobs[i - 1]).is_some_and(|l| l > lo) {
+                    i -= 1;
+                }
+                i
+            }
+            None => self.jobs.len(),
+        };
+        self.jobs.insert(at, job);
         Ok(())
     }
 
@@ -689,6 +709,32 @@ impl<S: SyncStore> Session<S> {
             }
         }
         r
+    }
+
+    fn job_lo(job: &Job) -> Option<Key> {
+        match job {
+            Job::Range { lo, .. } | Job::Keys { lo, .. } => Some(*lo),
+            Job::Live(_) | Job::Done => None,
+        }
+    }
+
+    /// Nodes below this key can be sent now: every range below it is resolved and its
+    /// jobs are queued (in key order). Nodes then reach the peer after the nodes they link
+    /// (links have lower heights, so lower keys) — a receiver that lacks a node's links
+    /// must buffer it, and that buffer is bounded ([`SessionOptions::max_pending`]).
+    /// Without this, a later turn resolving a low range would queue its nodes behind the
+    /// whole upper part of a large log, which the receiver cannot hold.
+    fn send_bound(&self) -> Key {
+        if self.phase != Phase::Reconcile || !self.awaiting_reply {
+            return Key::END;
+        }
+        if self.turn_open {
+            // The peer's turn, read up to `in_lo`: it can still open ranges above it, and
+            // our answer so far has opened ranges from `resp_open`.
+            let answered = self.resp_open.unwrap_or(Key::END).min(self.in_lo);
+            return answered.max(self.prev_open);
+        }
+        self.prev_open
     }
 
     fn turn(&mut self, dir: Dir) {
@@ -872,9 +918,21 @@ impl<S: SyncStore> Session<S> {
             return Ok(());
         }
         self.awaiting_reply = true;
+        self.resp_open = None;
+        // The follower knows nothing resolved until the leader's first turn.
+        self.prev_open = Key::MIN;
         let leader = (self.my.count, self.my.fingerprint) > (h_count, fp);
         if leader {
             let items = self.initial_items()?;
+            let mut lo = Key::MIN;
+            self.prev_open = Key::END;
+            for it in &items {
+                if it.kind.is_open() {
+                    self.prev_open = lo;
+                    break;
+                }
+                lo = it.upper;
+            }
             self.send_ranges(Key::MIN, &items, false);
         }
         Ok(())
@@ -1005,7 +1063,11 @@ impl<S: SyncStore> Session<S> {
         out
     }
 
-    fn push_item(&mut self, upper: Key, kind: ItemKind) {
+    /// Adds the item for `[lo, upper)` to our answer being built.
+    fn push_item(&mut self, lo: Key, upper: Key, kind: ItemKind) {
+        if self.resp_open.is_none() && kind.is_open() {
+            self.resp_open = Some(lo);
+        }
         if kind == ItemKind::Skip
             && let Some(last) = self.resp.last_mut()
             && last.kind == ItemKind::Skip
@@ -1040,11 +1102,11 @@ impl<S: SyncStore> Session<S> {
                 return Err(WireError::BadBound.into());
             }
             match it.kind {
-                ItemKind::Skip => self.push_item(hi, ItemKind::Skip),
+                ItemKind::Skip => self.push_item(lo, hi, ItemKind::Skip),
                 ItemKind::Fp { count, fp } => {
                     let mine = self.agg(&lo, &hi)?;
                     if mine.count == count && fp16(&mine) == fp {
-                        self.push_item(hi, ItemKind::Skip);
+                        self.push_item(lo, hi, ItemKind::Skip);
                     } else if count == 0 {
                         if self.can_send {
                             self.push_job(Job::Range {
@@ -1053,17 +1115,17 @@ impl<S: SyncStore> Session<S> {
                                 except: HashSet::new(),
                             })?;
                         }
-                        self.push_item(hi, ItemKind::Skip);
+                        self.push_item(lo, hi, ItemKind::Skip);
                     } else if mine.count <= self.opts.ids_threshold as u64 {
                         let ids = self.ids(&lo, &hi)?;
                         self.sent_ids.push_back(ids.clone());
-                        self.push_item(hi, ItemKind::Ids(ids));
+                        self.push_item(lo, hi, ItemKind::Ids(ids));
                     } else {
                         let bounds = self.split_bounds(&lo, &hi);
                         if bounds.len() < 2 {
                             let ids = self.ids(&lo, &hi)?;
                             self.sent_ids.push_back(ids.clone());
-                            self.push_item(hi, ItemKind::Ids(ids));
+                            self.push_item(lo, hi, ItemKind::Ids(ids));
                         } else {
                             let mut a = lo;
                             for b in bounds {
@@ -1077,7 +1139,7 @@ impl<S: SyncStore> Session<S> {
                                         fp: fp16(&sub),
                                     }
                                 };
-                                self.push_item(b, kind);
+                                self.push_item(a, b, kind);
                                 a = b;
                             }
                         }
@@ -1105,7 +1167,7 @@ impl<S: SyncStore> Session<S> {
                             except: theirs.into_iter().collect(),
                         })?;
                     }
-                    self.push_item(hi, ItemKind::Want(want));
+                    self.push_item(lo, hi, ItemKind::Want(want));
                 }
                 ItemKind::Want(bits) => {
                     let ids = self
@@ -1126,9 +1188,9 @@ impl<S: SyncStore> Session<S> {
                                 "WANT from a peer we do not send to",
                             ));
                         }
-                        self.push_job(Job::Keys(keys))?;
+                        self.push_job(Job::Keys { lo, keys })?;
                     }
-                    self.push_item(hi, ItemKind::Skip);
+                    self.push_item(lo, hi, ItemKind::Skip);
                 }
             }
             lo = hi;
@@ -1152,6 +1214,7 @@ impl<S: SyncStore> Session<S> {
         }
         let items = std::mem::take(&mut self.resp);
         self.resp_bytes = 0;
+        self.prev_open = self.resp_open.take().unwrap_or(Key::END);
         if self.resp_any {
             self.send_ranges(self.resp_lo, &items, false);
         } else {
@@ -1421,9 +1484,20 @@ impl<S: SyncStore> Session<S> {
             if !self.mux.can_send(LOG_CHANNEL) {
                 return Ok(false);
             }
+            let bound = self.send_bound();
             let Some(job) = self.jobs.front_mut() else {
                 return Ok(false);
             };
+            // A range or key job waits until every range below it is resolved (its nodes
+            // then follow those they link). Resolved ranges never straddle the bound.
+            let waits = match job {
+                Job::Range { hi, .. } => *hi > bound,
+                Job::Keys { lo, .. } => *lo >= bound,
+                Job::Live(_) | Job::Done => false,
+            };
+            if waits {
+                return Ok(false);
+            }
             let mut nodes: Vec<Node> = Vec::new();
             let mut size = 0usize;
             let mut finished = false;
@@ -1468,7 +1542,7 @@ impl<S: SyncStore> Session<S> {
                         }
                     }
                 }
-                Job::Keys(q) => {
+                Job::Keys { keys: q, .. } => {
                     while size < NODES_MESSAGE_BYTES && nodes.len() < MAX_NODES_PER_MESSAGE {
                         let Some(h) = q.pop_front() else {
                             break;
@@ -1496,7 +1570,7 @@ impl<S: SyncStore> Session<S> {
             if finished && let Some(job) = self.jobs.pop_front() {
                 self.job_bytes = self.job_bytes.saturating_sub(match &job {
                     Job::Range { except, .. } => 128 + 48 * except.len(),
-                    Job::Keys(_) => 64,
+                    Job::Keys { .. } => 64,
                     Job::Live(_) | Job::Done => 0,
                 });
             }

@@ -159,6 +159,18 @@ pub enum ItemKind {
     Want(Vec<bool>),
 }
 
+impl ItemKind {
+    /// Whether the receiver's answer can make new send work for the item's sender: a
+    /// fingerprint to compare, or a non-empty id list (answered with WANT).
+    pub fn is_open(&self) -> bool {
+        match self {
+            ItemKind::Fp { .. } => true,
+            ItemKind::Ids(ids) => !ids.is_empty(),
+            ItemKind::Skip | ItemKind::Want(_) => false,
+        }
+    }
+}
+
 /// One range of a RANGES message: from the previous item's upper bound to `upper`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Item {

@@ -507,3 +507,43 @@ fn sessions_end_without_a_half_close() {
     assert!(ra.bytes_sent <= 64 && rb.bytes_sent <= 64, "{ra:?}");
     eprintln!("equal re-sync over the driver: {}", ra.to_json());
 }
+
+/// A receiver that holds part of the lowest heights and none of the rest: the upper ranges
+/// are resolved in the first turns, the lowest one only after several. The sender must still
+/// send nodes after the nodes they link (key order), or the receiver has to buffer whole
+/// upper heights waiting for their links — more than its bounded buffer holds (a new browser
+/// receiving a large wiki failed so, "more than 65536 received nodes are waiting").
+#[test]
+fn nodes_arrive_after_their_links_when_low_ranges_resolve_last() {
+    let mut all = Vec::new();
+    for c in 0..400u32 {
+        let mut seed = [9u8; 32];
+        seed[..4].copy_from_slice(&c.to_le_bytes());
+        all.extend(chain(&Keypair::from_seed(seed), 10, None, c as u8));
+    }
+    // Half of the roots (every chain's first node), chosen at random.
+    let mut rng = Rng(17);
+    let held: Vec<Node> = all
+        .iter()
+        .step_by(10)
+        .filter(|_| rng.chance(50))
+        .cloned()
+        .collect();
+    for (ma, mb) in [(Mode::Sync, Mode::Sync), (Mode::Push, Mode::Pull)] {
+        let small = SessionOptions {
+            max_pending: 100,
+            ..opts(mb)
+        };
+        let mut a = Session::new(mem_with(&all), opts(ma)).unwrap();
+        let mut b = Session::new(mem_with(&held), small).unwrap();
+        let out = pump(&mut a, &mut b, None, None);
+        out.a.unwrap();
+        out.b.unwrap();
+        assert!(a.is_complete() && b.is_complete());
+        assert!(
+            a.stats().round_trips > 2,
+            "the lowest range took several turns"
+        );
+        assert_eq!(b.into_store().len(), 4000);
+    }
+}
