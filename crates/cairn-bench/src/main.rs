@@ -8,6 +8,10 @@
 //! `cairn serve` under a connection flood, a push of 4 MiB nodes, and clones killed with
 //! SIGKILL (see the `hostile` module and scripts/bench-hostile.sh).
 //!
+//! `cairn-bench wiki --dir DATA [--pages P] [--n EDITS]`: writes a wiki of P pages and EDITS
+//! edits (the shape of the browser's wiki bench) into the `cairn` store DATA, signed with its
+//! key, for `cairn serve --data DATA` to serve (see the `wikigen` module).
+//!
 //! `cairn-bench serve --sessions N [--cairn PATH] [--dir DIR]`: N concurrent replication
 //! sessions against one real `cairn serve` process (the `cairn` binary beside this one, or
 //! PATH), clients in this process, half over TCP and half over WebSocket, each with its own
@@ -15,6 +19,7 @@
 //! `cairn_cli::swarm`). Prints each round's time and the server's peak RSS, and one JSON line.
 
 mod hostile;
+mod wikigen;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -40,6 +45,7 @@ struct Args {
     sources: usize,
     big: usize,
     phases: String,
+    pages: u64,
 }
 
 fn parse() -> Result<Args> {
@@ -58,6 +64,7 @@ fn parse() -> Result<Args> {
         sources: 100,
         big: 200,
         phases: "all".into(),
+        pages: 1000,
     };
     let mut it = std::env::args().skip(1);
     a.mode = match it.next().as_deref() {
@@ -67,8 +74,9 @@ fn parse() -> Result<Args> {
         Some("verify") => Mode::Verify,
         Some("serve") => Mode::Serve,
         Some("hostile") => Mode::Hostile,
+        Some("wiki") => Mode::Wiki,
         other => bail!(
-            "usage: cairn-bench log|recovery|verify|serve|hostile [--attempts N] [--sources N] [--big N] [--phases flood,big,kill] --n N] [--dir DIR] [--concurrent N] [--sequential N] [--quick-repair on|off] [--cache-mb MB] [--sessions N] [--writes N] [--cairn PATH] (got {other:?})"
+            "usage: cairn-bench log|recovery|verify|serve|hostile|wiki [--pages P] [--attempts N] [--sources N] [--big N] [--phases flood,big,kill] --n N] [--dir DIR] [--concurrent N] [--sequential N] [--quick-repair on|off] [--cache-mb MB] [--sessions N] [--writes N] [--cairn PATH] (got {other:?})"
         ),
     };
     while let Some(flag) = it.next() {
@@ -87,6 +95,7 @@ fn parse() -> Result<Args> {
             "--sources" => a.sources = v.parse()?,
             "--big" => a.big = v.parse()?,
             "--phases" => a.phases = v,
+            "--pages" => a.pages = v.parse()?,
             _ => bail!("unknown flag {flag}"),
         }
     }
@@ -176,6 +185,7 @@ enum Mode {
     Verify,
     Serve,
     Hostile,
+    Wiki,
 }
 
 /// Batch-appends `n` nodes of 32 bytes (1000 per batch, each linking the previous batch's).
@@ -377,6 +387,7 @@ fn main() -> Result<()> {
             };
             return hostile::run(&h);
         }
+        Mode::Wiki => return wikigen::run(&a.dir, a.pages, a.n.max(a.pages)),
         Mode::Log => {}
     }
     let _ = std::fs::remove_dir_all(&a.dir);

@@ -162,3 +162,51 @@ export async function startServe(cairn, data, args, lines = 2) {
   const exited = new Promise((r) => child.on('exit', r));
   return { child, lines: out, exited, stderr: () => err };
 }
+
+// The wiki benches' words: 2,000 of them (cairn-bench's `wiki` writes the same).
+export const benchVocab = () => Array.from({ length: 2000 }, (_, i) => `w${(i * 7919) % 100003}x${i % 26}`);
+
+// Opens `count` random pages of a bench wiki ("Page i", text starting "marker{i}end") as a
+// user does — a hash change — and times each until its text is rendered. Milliseconds.
+export async function timeOpenPages(page, pages, count, rnd) {
+  const out = [];
+  for (let k = 0; k < count; k++) {
+    const i = rnd(pages);
+    out.push(await page.evaluate(async (i) => {
+      const t = performance.now();
+      location.hash = `#/page/Page%20${i}`;
+      for (;;) {
+        const c = document.querySelector('article .content');
+        if (c && c.textContent.startsWith(`marker${i}end`)) return performance.now() - t;
+        await new Promise((r) => requestAnimationFrame(r));
+      }
+    }, i));
+  }
+  return out;
+}
+
+// Searches `count` times from the page list as a user does: the query typed in the
+// searchbox (labelled "Search"), then Enter, timed in the page from Enter until the results
+// are rendered. Milliseconds.
+export async function timeSearches(page, vocab, count, rnd) {
+  const out = [];
+  for (let k = 0; k < count; k++) {
+    const q = k % 2 ? vocab[rnd(vocab.length)] : `${vocab[rnd(vocab.length)]} ${vocab[rnd(vocab.length)].slice(0, 3)}`;
+    await page.evaluate(() => { location.hash = '#/pages'; });
+    await page.waitForSelector('ul.pages');
+    const box = page.getByRole('searchbox', { name: 'Search' });
+    await box.fill(q);
+    out.push(await page.evaluate(async (q) => {
+      const input = document.querySelector('input[type=search]');
+      const t = performance.now();
+      input.form.requestSubmit();
+      for (;;) {
+        const h = document.querySelector('main h1')?.textContent || '';
+        const meta = document.querySelector('main p.meta')?.textContent || '';
+        if (h === `Search: ${q}` && /page\(s\) found/.test(meta)) return performance.now() - t;
+        await new Promise((r) => requestAnimationFrame(r));
+      }
+    }, q));
+  }
+  return out;
+}

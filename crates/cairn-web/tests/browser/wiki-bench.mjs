@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { serve, launch, startServe, until } from './lib.mjs';
+import { serve, launch, startServe, until, timeOpenPages, timeSearches, benchVocab } from './lib.mjs';
 
 const www = path.resolve(process.argv[2]);
 const pages = Number(process.argv[3] || 1000);
@@ -34,7 +34,7 @@ await page.waitForSelector('main h1');
 const firstPageMs = await page.evaluate(() => performance.now());
 
 // A wiki of `pages` pages: ~60 words each from a 2,000-word vocabulary, 3 links each.
-const vocab = Array.from({ length: 2000 }, (_, i) => `w${(i * 7919) % 100003}x${i % 26}`);
+const vocab = benchVocab();
 let seed = 1;
 const rnd = (n) => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
 const t0 = Date.now();
@@ -65,34 +65,9 @@ await page.evaluate(async ([n, extra, vocab]) => {
 }, [pages, edits - pages, vocab]);
 const editS = (Date.now() - t1) / 1000;
 
-// Open pages as a user: hash change → the page's text rendered.
-const open = [];
-for (let k = 0; k < 30; k++) {
-  const i = rnd(pages);
-  const ms = await page.evaluate(async (i) => {
-    const t = performance.now();
-    location.hash = `#/page/Page%20${i}`;
-    for (;;) {
-      const c = document.querySelector('article .content');
-      if (c && c.textContent.startsWith(`marker${i}end`)) return performance.now() - t;
-      await new Promise((r) => requestAnimationFrame(r));
-    }
-  }, i);
-  open.push(ms);
-}
-// Search as a user: the searchbox, Enter → results shown.
-const search = [];
-for (let k = 0; k < 20; k++) {
-  const q = k % 2 ? vocab[rnd(vocab.length)] : `${vocab[rnd(vocab.length)]} ${vocab[rnd(vocab.length)].slice(0, 3)}`;
-  await page.evaluate(() => { location.hash = '#/pages'; });
-  await page.waitForSelector('ul.pages');
-  const box = page.getByRole('searchbox', { name: 'Search' });
-  await box.fill(q);
-  const start = await page.evaluate(() => performance.now());
-  await box.press('Enter');
-  await page.waitForFunction(() => /page\(s\) found/.test(document.querySelector('main p.meta')?.textContent || ''));
-  search.push(await page.evaluate(() => performance.now()) - start);
-}
+// Open pages and search as a user does.
+const open = await timeOpenPages(page, pages, 30, rnd);
+const search = await timeSearches(page, vocab, 20, rnd);
 // The worker's requests alone (postMessage round trip included).
 const ops = await page.evaluate(async ([n, vocab]) => {
   const time = async (op, f) => { const t = performance.now(); const a = await window.cairn.call(op, f); if (a.error) throw new Error(a.error.message); return performance.now() - t; };

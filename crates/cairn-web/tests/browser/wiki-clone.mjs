@@ -1,0 +1,67 @@
+// A new browser receives a large wiki from `cairn serve`, as a user gets it: the wiki is
+// written natively into a server store (`cairn-bench wiki`, the nodes the browser's saves
+// make), `cairn serve --http … --web WWW` serves it with the app, and a fresh browser profile
+// opens a page of it. Timed: until the browser holds every node (its store, durable), until
+// the opened page shows its text (the wiki views caught up), and the session's state; then, in
+// that browser, opening pages and searching through the UI (as wiki-bench.mjs does). Prints
+// one JSON object.
+//
+//   CAIRN=target/release/cairn CAIRN_BENCH=target/release/cairn-bench \
+//     node crates/cairn-web/tests/browser/wiki-clone.mjs WWW_DIR [PAGES=10000] [EDITS=100000]
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { launch, startServe, until, timeOpenPages, timeSearches, benchVocab } from './lib.mjs';
+
+const www = path.resolve(process.argv[2]);
+const pages = Number(process.argv[3] || 10000);
+const edits = Math.max(pages, Number(process.argv[4] || 100000));
+const cairn = path.resolve(process.env.CAIRN || 'target/release/cairn');
+const bench = path.resolve(process.env.CAIRN_BENCH || 'target/release/cairn-bench');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-wiki-clone-'));
+const data = path.join(tmp, 'server');
+const round = (x) => Math.round(x * 10) / 10;
+
+const gen = JSON.parse(execFileSync(bench, ['wiki', '--dir', data, '--pages', String(pages), '--n', String(edits)], { encoding: 'utf8' }));
+const srv = await startServe(cairn, data, ['--listen', '127.0.0.1:0', '--http', '127.0.0.1:0', '--web', www]);
+const base = srv.lines[1];
+const b = await launch(path.join(tmp, 'profile'));
+const page = b.page;
+const ask = (op, f = {}) => page.evaluate(([o, x]) => window.cairn.call(o, x), [op, f]).then((r) => {
+  if (r.error) throw new Error(`${op}: ${r.error.message}`);
+  return r.ok;
+});
+const i = Math.floor(pages / 2);
+const t0 = Date.now();
+await page.goto(`${base}#/page/Page%20${i}`);
+await page.waitForFunction(() => window.cairn);
+let peers = [];
+await until('the new browser holds the wiki', async () => {
+  peers = await ask('peers');
+  return (await ask('len')) >= gen.nodes;
+}, 1800000, 100);
+const receivedS = (Date.now() - t0) / 1000;
+await page.waitForFunction((i) => document.querySelector('article .content')?.textContent.startsWith(`marker${i}end`), i, { timeout: 1800000 });
+const shownS = (Date.now() - t0) / 1000;
+let seed = 3;
+const rnd = (n) => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
+const open = await timeOpenPages(page, pages, 30, rnd);
+const search = await timeSearches(page, benchVocab(), 20, rnd);
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
+const p90 = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length * 0.9)]; };
+console.log(JSON.stringify({
+  pages,
+  edits,
+  nodes: gen.nodes,
+  server_write_s: gen.write_s,
+  received_all_s: round(receivedS),
+  page_shown_s: round(shownS),
+  open_page_ui_ms: { median: round(median(open)), p90: round(p90(open)) },
+  search_ui_ms: { median: round(median(search)), p90: round(p90(search)) },
+  session: peers.map((p) => ({ state: p.state, last_error: p.last_error })),
+}));
+await b.close();
+srv.child.kill('SIGTERM');
+await srv.exited;
+fs.rmSync(tmp, { recursive: true, force: true });
