@@ -116,7 +116,7 @@ pub use error::{
 };
 pub use kv::{Kv, List, Updates};
 pub use types::{BatchOp, Head, HistoryEntry, ListOptions, Row, Update, Values, WriteOptions};
-pub use view::{KvView, KvViewError};
+pub use view::{KvHeadsAt, KvView, KvViewError};
 
 pub use cairn_log;
 pub use cairn_view;

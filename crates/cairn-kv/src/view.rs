@@ -2,7 +2,7 @@
 
 use cairn_log::Entry;
 use cairn_view::View;
-use redb::{TableDefinition, WriteTransaction};
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
 use crate::doc::check_doc;
 use crate::types::Head;
@@ -76,6 +76,60 @@ impl KvView {
     }
 }
 
+/// The kv view of a store, as committed in the database of a write transaction: how far it
+/// has applied the log, and its current heads. Another view applying a batch in the same
+/// database can use it to skip work for nodes that the kv view has already seen superseded
+/// (the wiki's view does: [`KvHeadsAt::superseded`]).
+pub struct KvHeadsAt<'t> {
+    applied: u64,
+    heads: redb::Table<'t, (&'static str, &'static [u8; 32]), &'static [u8]>,
+}
+
+impl std::fmt::Debug for KvHeadsAt<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KvHeadsAt")
+            .field("applied", &self.applied)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'t> KvHeadsAt<'t> {
+    /// The kv store `name`'s view in `txn`, if it has applied anything at its current
+    /// version (`None` otherwise: nothing can be concluded from it).
+    pub fn open(txn: &'t WriteTransaction, name: &str) -> Result<Option<Self>, redb::Error> {
+        let applied = {
+            let progress = txn.open_table(cairn_view::PROGRESS)?;
+            match progress.get(name)? {
+                Some(v) if v.value().0 == KV_VIEW_VERSION => v.value().1,
+                _ => return Ok(None),
+            }
+        };
+        let tables = Tables::new(name);
+        let heads = txn.open_table(tables.heads())?;
+        Ok(Some(KvHeadsAt { applied, heads }))
+    }
+
+    /// The last change number the kv view has applied.
+    pub fn applied(&self) -> u64 {
+        self.applied
+    }
+
+    /// Whether the node `e` is a kv node of `key` that a later kv node of the same key, among
+    /// those the kv view has applied, links (so it is not a current head there and never will
+    /// be again). `false` when it cannot tell (the view has not reached `e`).
+    pub fn superseded(&self, e: &Entry, key: &str) -> Result<bool, redb::Error> {
+        if e.change > self.applied || check_doc(e.node.value()).is_none_or(|d| d.key != key) {
+            return Ok(false);
+        }
+        // Applied, and a kv node of `key`: it was inserted as a head, and only a later node
+        // of the key linking it removes it.
+        Ok(self.heads.get((key, &e.node.key().0))?.is_none())
+    }
+}
+
+/// The kv view's version (its table layout and rules).
+const KV_VIEW_VERSION: u64 = 3;
+
 /// The kv view failed to write its tables.
 #[derive(Debug, thiserror::Error)]
 #[error("kv view storage: {0}")]
@@ -93,7 +147,7 @@ impl View for KvView {
     }
 
     fn version(&self) -> u64 {
-        3
+        KV_VIEW_VERSION
     }
 
     fn apply(&mut self, txn: &WriteTransaction, entries: &[Entry]) -> Result<(), KvViewError> {

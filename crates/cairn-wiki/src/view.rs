@@ -18,6 +18,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
+use cairn_kv::KvHeadsAt;
 use cairn_log::Entry;
 use cairn_log::core::Hash;
 use cairn_view::View;
@@ -29,6 +30,8 @@ use crate::title::wiki_links;
 
 /// The view's name (tables `view.wiki.*`).
 pub const VIEW_NAME: &str = "wiki";
+/// The name of the kv store whose keys the pages are (tables `view.kv.*`, same database).
+pub(crate) const KV_NAME: &str = "kv";
 
 /// `(title, head)` → [`HeadRec`] as JSON.
 pub(crate) const HEADS: TableDefinition<(&str, &[u8; 32]), &[u8]> =
@@ -219,6 +222,15 @@ impl View for WikiView {
                 }
             }
         }
+        // Versions that the kv view (the pages' kv store, in this database) has already seen
+        // superseded by a later version of the page: like those superseded within the batch,
+        // they get no head, backlink or search rows, and the later version that supersedes
+        // them finds nothing to remove. A new peer catching up with a long history then
+        // indexes each page's current text once instead of every version of it (Wiki
+        // catches the kv view up first). The tables still end as a function of the set of
+        // nodes; in between, a version superseded in the kv view's part of the log ahead of
+        // this view is missing here until this view reaches the superseding version.
+        let kv = KvHeadsAt::open(txn, KV_NAME).map_err(se)?;
         // Pages whose heads changed: their page-list entry is recounted once, at the end.
         let mut touched: BTreeSet<String> = BTreeSet::new();
         let mut rows = Rows::default();
@@ -260,7 +272,12 @@ impl View for WikiView {
                     }
                     touched.insert(title.to_owned());
                     let author = e.node.author().map(|a| a.to_hex());
-                    if !superseded.contains(&hash) {
+                    let gone = superseded.contains(&hash)
+                        || match &kv {
+                            Some(kv) => kv.superseded(e, &p.title.key()).map_err(se)?,
+                            None => false,
+                        };
+                    if !gone {
                         let (targets, words): (Vec<String>, Vec<(String, u32)>) = match &p.body {
                             Body::Text(t) => (
                                 wiki_links(head_of(t, MAX_INDEXED_BYTES), MAX_LINKS)

@@ -274,7 +274,7 @@ impl Wiki {
 
     /// Opens the wiki over `log`; `opts` apply to the wiki view's indexer and the kv store's.
     pub fn open_with(log: &Log, opts: IndexerOptions) -> Result<Wiki, OpenError> {
-        let kv = Kv::open_with(log, "kv", opts.clone())?;
+        let kv = Kv::open_with(log, crate::view::KV_NAME, opts.clone())?;
         let index = Indexer::open(log, WikiView, opts)?;
         Ok(Wiki {
             inner: Arc::new(Inner {
@@ -303,7 +303,15 @@ impl Wiki {
 
     /// Brings the view up to the log (unless paused).
     fn current(&self) -> Result<(), ReadError> {
-        if self.inner.index.applied() < self.inner.log.len() {
+        let len = self.inner.log.len();
+        if self.inner.index.applied() < len {
+            // The kv view first (two B-tree writes per node): the wiki view then skips the
+            // rows of every version it shows superseded. Only a speed-up: if the kv view
+            // cannot catch up, its own reads report why, and the wiki view indexes as before.
+            let kv = self.inner.kv.indexer();
+            if kv.applied() < len && !kv.is_paused() {
+                let _ = kv.catch_up();
+            }
             self.inner.index.catch_up()?;
         }
         Ok(())
