@@ -242,7 +242,7 @@ impl Peer {
             backend,
             LogOptions::default()
                 .signer(signer.clone())
-                .cache_bytes(32 << 20),
+                .cache_bytes(96 << 20),
         )?;
         identity::load_or_store(log.database(), &signer)?;
         // The wiki opens the kv store (`kv`) it keeps its pages in; the peer's kv ops use that

@@ -59,7 +59,7 @@ console.log(JSON.stringify({
   page_shown_s: round(shownS),
   open_page_ui_ms: { median: round(median(open)), p90: round(p90(open)) },
   search_ui_ms: { median: round(median(search)), p90: round(p90(search)) },
-  session: peers.map((p) => ({ state: p.state, last_error: p.last_error })),
+  sessions_when_all_held: peers.map((p) => ({ state: p.state, last_error: p.last_error })),
 }));
 await b.close();
 srv.child.kill('SIGTERM');

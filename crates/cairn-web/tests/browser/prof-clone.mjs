@@ -1,0 +1,70 @@
+// Diagnostic (not a test): wiki-clone.mjs with the worker's CPU profile, summarized by self
+// time per function. CAIRN, CAIRN_BENCH as there; PHASE=receive|catchup.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { launch, startServe, until } from './lib.mjs';
+
+const www = path.resolve(process.argv[2]);
+const pages = Number(process.argv[3] || 10000);
+const edits = Number(process.argv[4] || 100000);
+const cairn = path.resolve(process.env.CAIRN);
+const bench = path.resolve(process.env.CAIRN_BENCH);
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-prof-'));
+const data = path.join(tmp, 'server');
+const gen = JSON.parse(execFileSync(bench, ['wiki', '--dir', data, '--pages', String(pages), '--n', String(edits)], { encoding: 'utf8' }));
+const srv = await startServe(cairn, data, ['--listen', '127.0.0.1:0', '--http', '127.0.0.1:0', '--web', www]);
+const base = srv.lines[1];
+const b = await launch(path.join(tmp, 'profile'));
+const page = b.page;
+const ask = (op, f = {}) => page.evaluate(([o, x]) => window.cairn.call(o, x), [op, f]).then((r) => r.ok);
+const bs = await b.browser.newBrowserCDPSession();
+let nextId = 1;
+const waiting = new Map();
+let sid = null;
+bs.on('Target.receivedMessageFromTarget', (e) => {
+  const m = JSON.parse(e.message);
+  if (m.id && waiting.has(m.id)) { waiting.get(m.id)(m); waiting.delete(m.id); }
+});
+const wsend = (method, params = {}) => new Promise((r) => {
+  const id = nextId++;
+  waiting.set(id, r);
+  bs.send('Target.sendMessageToTarget', { sessionId: sid, message: JSON.stringify({ id, method, params }) });
+});
+await page.goto(`${base}peer.html`);
+await page.waitForFunction(() => window.cairn);
+await ask('len');
+const { targetInfos } = await bs.send('Target.getTargets');
+const w = targetInfos.find((t) => t.type === 'worker');
+({ sessionId: sid } = await bs.send('Target.attachToTarget', { targetId: w.targetId, flatten: false }));
+await wsend('Profiler.enable');
+await wsend('Profiler.setSamplingInterval', { interval: 200 });
+const phase = process.env.PHASE || 'receive';
+if (phase === 'receive') await wsend('Profiler.start');
+const t0 = Date.now();
+await ask('connect', { url: base.replace('http', 'ws') + 'sync' });
+await until('all', async () => (await ask('len')) >= gen.nodes, 1800000, 200);
+const recv = (Date.now() - t0) / 1000;
+if (phase === 'catchup') await wsend('Profiler.start');
+const t1 = Date.now();
+if (phase === 'catchup') await ask('wiki_page', { title: 'Page 5' });
+const cu = (Date.now() - t1) / 1000;
+const { result } = await wsend('Profiler.stop');
+const prof = result.profile;
+const self = new Map();
+const dt = prof.timeDeltas;
+const byId = new Map(prof.nodes.map((n) => [n.id, n]));
+let total = 0;
+prof.samples.forEach((id, i) => {
+  const n = byId.get(id);
+  const name = n.callFrame.functionName || `(${n.callFrame.url.split('/').pop()})`;
+  self.set(name, (self.get(name) || 0) + (dt[i] || 0));
+  total += dt[i] || 0;
+});
+console.log(JSON.stringify({ recv, catchup: cu, total_ms: total / 1000 }));
+for (const [k, v] of [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 40)) console.log((v / 1000).toFixed(0).padStart(7), k.slice(0, 140));
+await b.close();
+srv.child.kill('SIGTERM');
+await srv.exited;
+fs.rmSync(tmp, { recursive: true, force: true });
