@@ -670,6 +670,14 @@ impl SyncStore for LogStore {
                 .log
                 .check(nodes)
                 .and_then(|c| self.log.insert_checked_counted(c));
+            // No background thread keeps the sync index here: apply the new nodes now, from
+            // memory. Left to `summary`'s catch-up, the index would read every received node
+            // back from the store at the end of a clone (a new browser's last second of 100k).
+            if let Ok(ins) = &outcome
+                && let Err(e) = self.index.apply_next(&ins.entries)
+            {
+                return Err(InsertError::Storage(LogStoreError::Index(Arc::new(e))));
+            }
             self.collect(before, outcome)?;
             Ok(std::mem::take(&mut self.new_nodes))
         }

@@ -255,9 +255,19 @@ impl<V: View> Shared<V> {
             // Nothing readable yet (cannot happen with a committed length): do not spin.
             return Ok(false);
         }
-        match self.commit_batch(&mut a, &entries) {
+        self.apply_batch(&mut a, &entries)
+    }
+
+    /// Applies `entries` (the next ones: consecutive from the applied change on) in one
+    /// batch, or node by node to find the one a view refuses.
+    fn apply_batch(
+        &self,
+        a: &mut Applier<V>,
+        entries: &[Entry],
+    ) -> Result<bool, Arc<IndexError<V::Error>>> {
+        match self.commit_batch(a, entries) {
             Ok(()) => Ok(true),
-            Err(BatchFailure::Moved(stored)) => self.moved(&mut a, stored),
+            Err(BatchFailure::Moved(stored)) => self.moved(a, stored),
             Err(BatchFailure::Storage(e)) => Err(self.fail(IndexError::Storage(e))),
             Err(BatchFailure::Panicked(message)) if entries.len() == 1 => {
                 Err(self.fail(IndexError::Panicked {
@@ -272,9 +282,9 @@ impl<V: View> Shared<V> {
             Err(BatchFailure::View(_) | BatchFailure::Panicked(_)) => {
                 // Find the failing node: apply the batch one node at a time.
                 for entry in entries.chunks(1) {
-                    match self.commit_batch(&mut a, entry) {
+                    match self.commit_batch(a, entry) {
                         Ok(()) => {}
-                        Err(BatchFailure::Moved(stored)) => return self.moved(&mut a, stored),
+                        Err(BatchFailure::Moved(stored)) => return self.moved(a, stored),
                         Err(BatchFailure::Storage(e)) => {
                             return Err(self.fail(IndexError::Storage(e)));
                         }
@@ -514,6 +524,41 @@ impl<V: View> Indexer<V> {
     /// (unless paused: then it returns at once). Returns the change number applied up to.
     pub fn catch_up(&self) -> Result<u64, CatchUpError<V::Error>> {
         self.shared().catch_up_to(self.shared().log.len())
+    }
+
+    /// Applies `entries` — nodes just stored, in hand — without reading them back from the
+    /// log, if they are the next ones for the view: those above its applied change must be
+    /// consecutive from it (entries at or below it are skipped). Otherwise, or while the view
+    /// is paused, it does nothing and returns `Ok(false)`; a later catch-up applies them from
+    /// the log. For a writer with no background indexer (the browser's bulk inserts), so that
+    /// the view keeps up without a second read of every node.
+    pub fn apply_next(&self, entries: &[Entry]) -> Result<bool, CatchUpError<V::Error>> {
+        let s = self.shared();
+        let mut a = lock(&s.applier);
+        {
+            let c = lock(&s.control);
+            if let Some(e) = &c.failed {
+                return Err(CatchUpError::Stopped(e.clone()));
+            }
+            if c.paused {
+                return Ok(false);
+            }
+        }
+        let from = s.applied.load(Ordering::Acquire);
+        let mut next: Vec<Entry> = entries
+            .iter()
+            .filter(|e| e.change > from)
+            .cloned()
+            .collect();
+        next.sort_by_key(|e| e.change);
+        let consecutive = next
+            .iter()
+            .enumerate()
+            .all(|(i, e)| e.change == from + 1 + i as u64);
+        if next.is_empty() || !consecutive || next.last().is_some_and(|e| e.change > s.log.len()) {
+            return Ok(false);
+        }
+        s.apply_batch(&mut a, &next).map_err(CatchUpError::Stopped)
     }
 
     /// Applies at most one batch in the caller's thread; `Ok(true)` if it applied anything.

@@ -133,6 +133,31 @@ fn catch_up_applies_everything_once_and_resumes() {
 }
 
 #[test]
+fn apply_next_takes_entries_in_hand_only_when_they_are_the_next_ones() {
+    let log = Log::memory(LogOptions::default()).unwrap();
+    let ix = Indexer::open(&log, Count::new("a"), manual()).unwrap();
+    let first = log
+        .append_all((0..5).map(|i| format!("v{i}").into_bytes()).collect())
+        .unwrap();
+    assert!(ix.apply_next(&first).unwrap());
+    assert_eq!(ix.applied(), 5);
+    // Entries already applied are skipped; the rest must follow on.
+    let second = log
+        .append_all(vec![b"v1".to_vec(), b"v2".to_vec()])
+        .unwrap();
+    let mixed: Vec<Entry> = first[3..].iter().chain(&second).cloned().collect();
+    assert!(ix.apply_next(&mixed).unwrap());
+    assert_eq!(ix.applied(), 7);
+    // A gap (change 8 was never handed over): nothing applied; a catch-up reads both.
+    let third = log.append_all(vec![b"a".to_vec(), b"b".to_vec()]).unwrap();
+    assert!(!ix.apply_next(&third[1..]).unwrap());
+    assert_eq!(ix.applied(), 7);
+    assert!(!ix.apply_next(&first).unwrap(), "all applied already");
+    assert_eq!(ix.catch_up().unwrap(), 9);
+    assert_eq!(dump(&log, &Count::new("a")), expected(&log));
+}
+
+#[test]
 fn a_new_version_rebuilds_and_rebuild_on_demand() {
     let log = Log::memory(LogOptions::default()).unwrap();
     fill(&log, 30);

@@ -456,6 +456,8 @@ impl Conn {
             "nodes_received": self.received.get() + self.cur_received.get(),
             "sessions": self.sessions.get(),
             "last_error": self.last_error.borrow().clone(),
+            // When the current session's first sync completed (ms since the epoch), if it has.
+            "live_since": (self.live_since.get() > 0.0).then(|| self.live_since.get()),
         })
     }
 
