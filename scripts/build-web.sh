@@ -5,14 +5,15 @@
 #   /worker.js, /cairn.js      the worker script and the page side of its message API
 #   /swarm.js                  the page's half of the WebRTC swarm (peer connections)
 #   /pkg/…                     the browser peer (crates/cairn-web, wasm32) and its bindings
-# Both wasm modules are release builds with wasm-bindgen's JS bindings (--target web, ES
+# Both wasm modules are built with the `wasm` profile (release with LTO, one codegen unit, no
+# debug info; Cargo.toml) with wasm-bindgen's JS bindings (--target web, ES
 # modules); the peer's bindings also stay in crates/cairn-web/www/pkg as before. With --opt,
 # wasm-opt (npm binaryen, installed by scripts/setup-browser.sh) runs over both modules.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
-wasm="$target/wasm32-unknown-unknown/release"
-cargo build --release --target wasm32-unknown-unknown -p cairn-web -p cairn-wiki-app --locked
+wasm="$target/wasm32-unknown-unknown/wasm"
+cargo build --profile wasm --target wasm32-unknown-unknown -p cairn-web -p cairn-wiki-app --locked
 wasm-bindgen --target web --out-dir crates/cairn-web/www/pkg "$wasm/cairn_web.wasm"
 
 www="$target/www"

@@ -22,7 +22,7 @@ echo "== clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy --target wasm32-unknown-unknown "${WASM_CRATES[@]}" --locked -- -D warnings
 
-# The browser tests below build the browser's wasm modules (release) and run them; without
+# The browser tests below build the browser's wasm modules (`wasm` profile) and run them; without
 # them, build every wasm crate here so that a link error still shows.
 if [ "${BROWSER_TESTS:-1}" = 0 ]; then
   echo "== wasm32 build"
