@@ -271,6 +271,24 @@ await test('readable at phone width (360 px): no horizontal scrolling', async ()
   await page.setViewportSize({ width: 1100, height: 800 });
 });
 
+await test('a large wiki lists its first 500 pages until asked for all', async () => {
+  const have = (await call('wiki_list')).length;
+  await page.evaluate(async (n) => {
+    for (let i = 0; i < n; i++) {
+      const a = await window.cairn.call('wiki_save', { title: `Stone ${String(i).padStart(3, '0')}`, text: `stone ${i}`, time: Date.now() });
+      if (a.error) throw new Error(a.error.message);
+    }
+  }, 501 - have);
+  await go('#/pages');
+  await heading('All pages').waitFor();
+  await page.locator('main p.meta', { hasText: '501 page(s).' }).waitFor();
+  assert.equal(await page.locator('ul.pages li').count(), 500);
+  await page.screenshot({ path: path.join(out, 'wiki-pages-large.png') });
+  await page.getByRole('button', { name: 'Show all 501' }).click();
+  await page.locator('ul.pages li').nth(500).waitFor();
+  assert.equal(await page.locator('ul.pages li').count(), 501);
+});
+
 await test('no page errors', async () => {
   assert.deepEqual(problems, []);
 });
