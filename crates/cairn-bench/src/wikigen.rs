@@ -30,14 +30,17 @@ pub(crate) fn run(data: &Path, pages: u64, edits: u64) -> Result<()> {
         .map(|i| format!("w{}x{}", (i * 7919) % 100_003, i % 26))
         .collect();
     let mut r = Lcg(7);
+    let words = |r: &mut Lcg| {
+        (0..60)
+            .map(|_| vocab[r.below(2000) as usize].as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     let started = Instant::now();
     let mut batch = Vec::new();
     for e in 0..edits {
         let (i, text) = if e < pages {
-            let words = (0..60)
-                .map(|_| vocab[r.below(2000) as usize].as_str())
-                .collect::<Vec<_>>()
-                .join(" ");
+            let words = words(&mut r);
             let links = (0..3)
                 .map(|_| format!("[[Page {}]]", r.below(pages)))
                 .collect::<Vec<_>>()
@@ -45,10 +48,7 @@ pub(crate) fn run(data: &Path, pages: u64, edits: u64) -> Result<()> {
             (e, format!("marker{e}end {words}\n\nSee {links}."))
         } else {
             let i = r.below(pages);
-            let words = (0..60)
-                .map(|_| vocab[r.below(2000) as usize].as_str())
-                .collect::<Vec<_>>()
-                .join(" ");
+            let words = words(&mut r);
             let k = e - pages;
             let text = format!(
                 "marker{i}end edit {k} {words}\n\nSee [[Page {}]].",

@@ -109,21 +109,17 @@ impl<'t> KvHeadsAt<'t> {
         Ok(Some(KvHeadsAt { applied, heads }))
     }
 
-    /// The last change number the kv view has applied.
-    pub fn applied(&self) -> u64 {
-        self.applied
-    }
-
     /// Whether the node `e` is a kv node of `key` that a later kv node of the same key, among
     /// those the kv view has applied, links (so it is not a current head there and never will
     /// be again). `false` when it cannot tell (the view has not reached `e`).
     pub fn superseded(&self, e: &Entry, key: &str) -> Result<bool, redb::Error> {
-        if e.change > self.applied || check_doc(e.node.value()).is_none_or(|d| d.key != key) {
+        if e.change > self.applied || self.heads.get((key, &e.node.key().0))?.is_some() {
             return Ok(false);
         }
-        // Applied, and a kv node of `key`: it was inserted as a head, and only a later node
-        // of the key linking it removes it.
-        Ok(self.heads.get((key, &e.node.key().0))?.is_none())
+        // Applied and not a head: if it is a kv node of `key` (checked only now: a current
+        // version, the usual case outside a catch-up, costs one lookup), it was inserted as
+        // a head, and only a later node of the key linking it removed it.
+        Ok(check_doc(e.node.value()).is_some_and(|d| d.key == key))
     }
 }
 

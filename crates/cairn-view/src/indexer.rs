@@ -218,14 +218,8 @@ impl<V: View> Shared<V> {
     /// Applies one batch towards `target`. `Ok(true)` if it applied something.
     fn step(&self, target: u64) -> Result<bool, Arc<IndexError<V::Error>>> {
         let mut a = lock(&self.applier);
-        {
-            let c = lock(&self.control);
-            if let Some(e) = &c.failed {
-                return Err(e.clone());
-            }
-            if c.paused {
-                return Ok(false);
-            }
+        if self.paused_or_stopped()? {
+            return Ok(false);
         }
         let from = self.applied.load(Ordering::Acquire);
         if from >= target {
@@ -256,6 +250,15 @@ impl<V: View> Shared<V> {
             return Ok(false);
         }
         self.apply_batch(&mut a, &entries)
+    }
+
+    /// Whether the view is paused; its error if it stopped.
+    fn paused_or_stopped(&self) -> Result<bool, Arc<IndexError<V::Error>>> {
+        let c = lock(&self.control);
+        match &c.failed {
+            Some(e) => Err(e.clone()),
+            None => Ok(c.paused),
+        }
     }
 
     /// Applies `entries` (the next ones: consecutive from the applied change on) in one
@@ -535,27 +538,31 @@ impl<V: View> Indexer<V> {
     pub fn apply_next(&self, entries: &[Entry]) -> Result<bool, CatchUpError<V::Error>> {
         let s = self.shared();
         let mut a = lock(&s.applier);
-        {
-            let c = lock(&s.control);
-            if let Some(e) = &c.failed {
-                return Err(CatchUpError::Stopped(e.clone()));
-            }
-            if c.paused {
-                return Ok(false);
-            }
+        if s.paused_or_stopped().map_err(CatchUpError::Stopped)? {
+            return Ok(false);
         }
         let from = s.applied.load(Ordering::Acquire);
+        let follows = |es: &[Entry]| {
+            !es.is_empty()
+                && es.last().is_some_and(|e| e.change <= s.log.len())
+                && es
+                    .iter()
+                    .enumerate()
+                    .all(|(i, e)| e.change == from + 1 + i as u64)
+        };
+        // Usually exactly the next ones, in order (a batch of new nodes): applied as given.
+        if follows(entries) {
+            return s
+                .apply_batch(&mut a, entries)
+                .map_err(CatchUpError::Stopped);
+        }
         let mut next: Vec<Entry> = entries
             .iter()
             .filter(|e| e.change > from)
             .cloned()
             .collect();
         next.sort_by_key(|e| e.change);
-        let consecutive = next
-            .iter()
-            .enumerate()
-            .all(|(i, e)| e.change == from + 1 + i as u64);
-        if next.is_empty() || !consecutive || next.last().is_some_and(|e| e.change > s.log.len()) {
+        if !follows(&next) {
             return Ok(false);
         }
         s.apply_batch(&mut a, &next).map_err(CatchUpError::Stopped)

@@ -3,8 +3,9 @@
 // by playwright-core over CDP with a profile directory that outlives the browser.
 import http from 'node:http';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
@@ -209,4 +210,20 @@ export async function timeSearches(page, vocab, count, rnd) {
     }, q));
   }
   return out;
+}
+
+// A bench wiki of `pages` pages and `edits` edits written natively (`cairn-bench wiki`) into a
+// new server store, served by `cairn serve --http … --web WWW`. Returns the generator's
+// figures, the server and its base URL, a scratch directory and a `close()`.
+export async function serveBenchWiki(cairn, bench, www, pages, edits) {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-bench-wiki-'));
+  const data = path.join(tmp, 'server');
+  const gen = JSON.parse(execFileSync(bench, ['wiki', '--dir', data, '--pages', String(pages), '--n', String(edits)], { encoding: 'utf8' }));
+  const srv = await startServe(cairn, data, ['--listen', '127.0.0.1:0', '--http', '127.0.0.1:0', '--web', www]);
+  const close = async () => {
+    srv.child.kill('SIGTERM');
+    await srv.exited;
+    fs.rmSync(tmp, { recursive: true, force: true });
+  };
+  return { gen, base: srv.lines[1], tmp, close };
 }

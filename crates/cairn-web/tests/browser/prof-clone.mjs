@@ -1,24 +1,17 @@
 // Diagnostic (not a test): wiki-clone.mjs with the worker's CPU profile, summarized by self
 // time per function. CAIRN, CAIRN_BENCH as there; PHASE=receive|catchup.
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
-import { launch, startServe, until } from './lib.mjs';
+import { launch, until, call, serveBenchWiki } from './lib.mjs';
 
 const www = path.resolve(process.argv[2]);
 const pages = Number(process.argv[3] || 10000);
 const edits = Number(process.argv[4] || 100000);
 const cairn = path.resolve(process.env.CAIRN);
 const bench = path.resolve(process.env.CAIRN_BENCH);
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-prof-'));
-const data = path.join(tmp, 'server');
-const gen = JSON.parse(execFileSync(bench, ['wiki', '--dir', data, '--pages', String(pages), '--n', String(edits)], { encoding: 'utf8' }));
-const srv = await startServe(cairn, data, ['--listen', '127.0.0.1:0', '--http', '127.0.0.1:0', '--web', www]);
-const base = srv.lines[1];
+const { gen, base, tmp, close } = await serveBenchWiki(cairn, bench, www, pages, edits);
 const b = await launch(path.join(tmp, 'profile'));
 const page = b.page;
-const ask = (op, f = {}) => page.evaluate(([o, x]) => window.cairn.call(o, x), [op, f]).then((r) => r.ok);
+const ask = (op, f = {}) => call(page, op, f);
 const bs = await b.browser.newBrowserCDPSession();
 let nextId = 1;
 const waiting = new Map();
@@ -71,6 +64,4 @@ prof.samples.forEach((id, i) => {
 console.log(JSON.stringify({ recv, catchup: cu, kv_catchup: kvS, total_ms: total / 1000 }));
 for (const [k, v] of [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 40)) console.log((v / 1000).toFixed(0).padStart(7), k.slice(0, 140));
 await b.close();
-srv.child.kill('SIGTERM');
-await srv.exited;
-fs.rmSync(tmp, { recursive: true, force: true });
+await close();

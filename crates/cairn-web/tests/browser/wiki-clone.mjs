@@ -9,34 +9,22 @@
 //
 //   CAIRN=target/release/cairn CAIRN_BENCH=target/release/cairn-bench \
 //     node crates/cairn-web/tests/browser/wiki-clone.mjs WWW_DIR [PAGES=10000] [EDITS=100000]
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
-import { launch, startServe, until, timeOpenPages, timeSearches, benchVocab } from './lib.mjs';
+import { launch, until, timeOpenPages, timeSearches, benchVocab, call, serveBenchWiki } from './lib.mjs';
 
 const www = path.resolve(process.argv[2]);
 const pages = Number(process.argv[3] || 10000);
 const edits = Math.max(pages, Number(process.argv[4] || 100000));
 const cairn = path.resolve(process.env.CAIRN || 'target/release/cairn');
 const bench = path.resolve(process.env.CAIRN_BENCH || 'target/release/cairn-bench');
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-wiki-clone-'));
-const data = path.join(tmp, 'server');
+const { gen, base, tmp, close } = await serveBenchWiki(cairn, bench, www, pages, edits);
 const round = (x) => Math.round(x * 10) / 10;
-
-const gen = JSON.parse(execFileSync(bench, ['wiki', '--dir', data, '--pages', String(pages), '--n', String(edits)], { encoding: 'utf8' }));
-const srv = await startServe(cairn, data, ['--listen', '127.0.0.1:0', '--http', '127.0.0.1:0', '--web', www]);
-const base = srv.lines[1];
 const b = await launch(path.join(tmp, 'profile'));
 const page = b.page;
-const ask = (op, f = {}) => page.evaluate(([o, x]) => window.cairn.call(o, x), [op, f]).then((r) => {
-  if (r.error) throw new Error(`${op}: ${r.error.message}`);
-  return r.ok;
-});
+const ask = (op, f = {}) => call(page, op, f);
 const i = Math.floor(pages / 2);
+// Navigation, on the clock the worker's `live_since` uses too (ms since the epoch).
 const t0 = Date.now();
-// The clock of the page and the worker (ms since the epoch) at navigation.
-const t0Epoch = t0;
 await page.goto(`${base}#/page/Page%20${i}`);
 await page.waitForFunction(() => window.cairn);
 let peers = [];
@@ -53,7 +41,7 @@ const heldS = (Date.now() - t0) / 1000;
 // checked (SYNCED both ways). The first poll that sees them all can come later: the app's
 // screen reloads then, and the worker answers between batches of its view catch-up.
 await until('the first sync complete', async () => (peers = await ask('peers')).some((p) => p.live_since), 1800000, 100);
-const receivedS = (Math.min(...peers.filter((p) => p.live_since).map((p) => p.live_since)) - t0Epoch) / 1000;
+const receivedS = (Math.min(...peers.filter((p) => p.live_since).map((p) => p.live_since)) - t0) / 1000;
 await page.waitForFunction((i) => document.querySelector('article .content')?.textContent.startsWith(`marker${i}end`), i, { timeout: 1800000 });
 const shownS = (Date.now() - t0) / 1000;
 let seed = 3;
@@ -75,6 +63,4 @@ console.log(JSON.stringify({
   sessions_when_all_held: peers.map((p) => ({ state: p.state, last_error: p.last_error })),
 }));
 await b.close();
-srv.child.kill('SIGTERM');
-await srv.exited;
-fs.rmSync(tmp, { recursive: true, force: true });
+await close();
