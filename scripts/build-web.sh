@@ -3,6 +3,7 @@
 #   /index.html, /wiki/…       the wiki app (crates/cairn-wiki-app: Leptos, wasm32)
 #   /peer.html, /app.js        the browser peer's harness page (crates/cairn-web/www/index.html)
 #   /worker.js, /cairn.js      the worker script and the page side of its message API
+#   /socket.js                 the worker's WebSocket, on a thread of its own
 #   /swarm.js                  the page's half of the WebRTC swarm (peer connections)
 #   /pkg/…                     the browser peer (crates/cairn-web, wasm32) and its bindings
 # Both wasm modules are built with the `wasm` profile (release with LTO, one codegen unit, no
@@ -22,7 +23,7 @@ mkdir -p "$www/wiki"
 wasm-bindgen --target web --out-dir "$www/wiki" "$wasm/cairn_wiki_app.wasm"
 cp -r crates/cairn-web/www/pkg "$www/pkg"
 cp crates/cairn-web/www/worker.js crates/cairn-web/www/cairn.js crates/cairn-web/www/app.js \
-  crates/cairn-web/www/swarm.js "$www/"
+  crates/cairn-web/www/swarm.js crates/cairn-web/www/socket.js "$www/"
 cp crates/cairn-web/www/index.html "$www/peer.html"
 cp crates/cairn-wiki-app/www/index.html "$www/index.html"
 

@@ -60,7 +60,7 @@
 //! - Hard limits everywhere: frames ([`SessionOptions::max_frame`]: 1 MiB plus one maximal
 //!   node, checked on the length prefix before allocating), ids, items, nodes per message,
 //!   metadata, buffered nodes waiting for links; every count is checked before it sizes an
-//!   allocation. Buffers of nodes are bounded by bytes ([`READY_BYTES`],
+//!   allocation. Buffers of nodes are bounded by bytes ([`SessionOptions::ready_bytes`],
 //!   [`SessionOptions::max_pending_bytes`], [`LIVE_QUEUE_BYTES`], [`MAX_JOB_BYTES`]); a
 //!   peer that grants no credit for long is failed ([`SyncError::Stalled`], by a driver
 //!   with a timer).

@@ -186,6 +186,11 @@ impl Mux {
             .is_some_and(|c| c.send_credit > 0)
     }
 
+    /// The window `channel` was opened with (0 if it is not open).
+    pub fn window(&self, channel: u64) -> u64 {
+        self.channels.get(&channel).map_or(0, |c| c.window)
+    }
+
     /// Credit left on `channel`.
     pub fn credit(&self, channel: u64) -> i64 {
         self.channels.get(&channel).map_or(0, |c| c.send_credit)
@@ -294,6 +299,18 @@ impl Mux {
                 other => return Err(WireError::UnknownFrameKind(other).into()),
             }
         }
+    }
+
+    /// Lets the peer send `n` more DATA bytes on `channel` than the window (a CREDIT frame
+    /// now): a receiver's larger window, granted once.
+    pub fn grant(&mut self, channel: u64, n: u64) {
+        let Some(c) = self.channels.get_mut(&channel) else {
+            return;
+        };
+        c.recv_allowed += n;
+        let mut body = Vec::with_capacity(10);
+        varint::encode(n, &mut body);
+        self.push_frame(KIND_CREDIT, channel, &body);
     }
 
     /// Records that `n` DATA bytes of `channel` were processed; grants credit back once half
@@ -473,6 +490,34 @@ mod tests {
         pump(&mut b, &mut a);
         assert!(a.can_send(1));
         assert_eq!(a.credit(1), INITIAL_CREDIT as i64);
+    }
+
+    #[test]
+    fn a_receiver_may_grant_a_larger_window_and_still_bounds_it() {
+        let (mut a, mut b) = pair();
+        b.grant(1, 3 << 20);
+        pump(&mut b, &mut a);
+        let chunk = vec![0u8; 64 << 10];
+        let mut sent = 0u64;
+        while a.can_send(1) {
+            a.send(1, &chunk);
+            sent += chunk.len() as u64;
+        }
+        assert_eq!(sent, INITIAL_CREDIT + (3 << 20));
+        assert_eq!(pump(&mut a, &mut b).len(), 64);
+        // Past the larger window by more than one frame (1 MiB) is still an overdraw.
+        for _ in 0..17 {
+            a.send(1, &chunk);
+        }
+        b.handle_input(&a.poll_transmit().unwrap());
+        let mut result = Ok(None);
+        for _ in 0..17 {
+            result = b.poll_event();
+            if result.is_err() {
+                break;
+            }
+        }
+        assert!(matches!(result, Err(SyncError::FlowControl(1))));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::Duration;
 use cairn_core::{Hash, Limits, Node, varint};
 
 use crate::error::{SyncError, WireError};
-use crate::mux::{Mux, MuxEvent, Reader};
+use crate::mux::{INITIAL_CREDIT, Mux, MuxEvent, Reader};
 use crate::store::{Agg, Key, SyncStore};
 use crate::wire::{
     self, Hello, Item, ItemKind, MAX_IDS, MAX_NODES_PER_MESSAGE, Message, Mode, NodeDecoder,
@@ -50,8 +50,7 @@ const OUT_TARGET: usize = 256 << 10;
 const NODES_MESSAGE_BYTES: usize = 64 << 10;
 /// Above this much queued output the session asks the driver to stop reading.
 const OUT_HIGH_WATER: usize = 4 << 20;
-/// Received nodes are handed to the store once this many bytes of them are ready (or
-/// `insert_batch` nodes), so a batch's memory follows bytes, not node count.
+/// Default of [`SessionOptions::ready_bytes`].
 pub const READY_BYTES: usize = 4 << 20;
 /// Most nodes one store read returns while streaming (fewer when nodes are big: a read
 /// aims at one NODES message of bytes).
@@ -88,8 +87,18 @@ pub struct SessionOptions {
     pub max_pending: usize,
     /// Most bytes of such nodes.
     pub max_pending_bytes: usize,
-    /// Nodes per [`SyncStore::insert`] call.
+    /// Most nodes per [`SyncStore::insert`] call.
     pub insert_batch: usize,
+    /// Received nodes are handed to the store once this many bytes of them are ready (or
+    /// [`SessionOptions::insert_batch`] nodes), so a batch's memory follows bytes. Default
+    /// [`READY_BYTES`]. Larger batches mean fewer commits: a commit rewrites the pages of the
+    /// log's random-keyed index that its nodes touch, about all of them once the log is large.
+    pub ready_bytes: usize,
+    /// Bytes of log messages the peer may send ahead of what this side has processed (its
+    /// flow-control window on the log channel; at least the implicit [`INITIAL_CREDIT`](crate::mux::INITIAL_CREDIT)).
+    /// Larger keeps a sender busy while this side commits a batch: the browser worker, which
+    /// receives and commits on one thread, uses 8 MiB.
+    pub recv_window: u64,
     /// A range holding at most this many nodes is reconciled by listing its hashes.
     pub ids_threshold: usize,
     /// Live sessions, after the initial sync: a driver with a timer
@@ -116,6 +125,8 @@ impl Default for SessionOptions {
             max_pending: 65_536,
             max_pending_bytes: 16 << 20,
             insert_batch: 8192,
+            ready_bytes: READY_BYTES,
+            recv_window: INITIAL_CREDIT,
             ids_threshold: 16,
             keep_alive: Duration::from_secs(15),
             live_timeout: Duration::from_secs(45),
@@ -370,6 +381,12 @@ impl<S: SyncStore> Session<S> {
         };
         let mut mux = Mux::new(opts.max_frame());
         mux.open(LOG_CHANNEL);
+        // A larger receive window is this side's own choice: the peer starts with the
+        // implicit window and learns of the rest from this first CREDIT frame.
+        let window = mux.window(LOG_CHANNEL);
+        if opts.recv_window > window {
+            mux.grant(LOG_CHANNEL, opts.recv_window - window);
+        }
         let mut body = Vec::new();
         my.encode(&mut body);
         mux.send(LOG_CHANNEL, &body);
@@ -1408,7 +1425,9 @@ impl<S: SyncStore> Session<S> {
                     }
                 }
             }
-            if self.ready.len() >= self.opts.insert_batch || self.ready_bytes >= READY_BYTES {
+            if self.ready.len() >= self.opts.insert_batch
+                || self.ready_bytes >= self.opts.ready_bytes
+            {
                 self.flush()?;
             }
         }

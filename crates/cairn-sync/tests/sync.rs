@@ -547,3 +547,70 @@ fn nodes_arrive_after_their_links_when_low_ranges_resolve_last() {
         assert_eq!(b.into_store().len(), 4000);
     }
 }
+
+/// `recv_window`: the receiver's larger window lets the sender stream that much before any
+/// credit comes back (the browser worker receives while it commits); `ready_bytes`: received
+/// nodes reach the store in batches of that many bytes. The clone completes either way.
+#[test]
+fn a_larger_receive_window_lets_the_sender_run_ahead() {
+    let key = Keypair::from_seed([7; 32]);
+    let l = Limits::default();
+    let mut nodes: Vec<Node> = Vec::new();
+    for i in 0..2500u32 {
+        let mut value = vec![(i % 251) as u8; 2048];
+        value[..4].copy_from_slice(&i.to_le_bytes());
+        nodes.push(Node::signed(nodes.last().map(|n| n.key()), value, &key, &l).unwrap());
+    }
+    let mut ahead = Vec::new();
+    for window in [1u64 << 20, 4 << 20] {
+        let mut sa = Session::new(mem_with(&nodes), opts(Mode::Sync)).unwrap();
+        let recv = SessionOptions {
+            recv_window: window,
+            ready_bytes: 2 << 20,
+            ..opts(Mode::Sync)
+        };
+        let mut sb = Session::new(mem_with(&[]), recv).unwrap();
+        // Both ways until the sender streams nodes; then nothing comes back to it (no
+        // credit): what it sends meanwhile is what the window lets it run ahead.
+        let mut credit_back = true;
+        let mut held = Vec::new();
+        for _ in 0..10_000 {
+            let mut quiet = true;
+            while let Some(x) = sa.poll_transmit() {
+                sb.handle_input(&x).unwrap();
+                quiet = false;
+            }
+            if sa.stats().nodes_sent > 0 {
+                credit_back = false;
+            }
+            while let Some(x) = sb.poll_transmit() {
+                if credit_back {
+                    sa.handle_input(&x).unwrap();
+                    quiet = false;
+                } else {
+                    held.extend_from_slice(&x);
+                }
+            }
+            if quiet {
+                break;
+            }
+        }
+        assert!(
+            sa.blocked_on_credit(),
+            "window {window}: the sender waits for credit"
+        );
+        ahead.push(sa.stats().node_bytes_sent);
+        // Then everything: the clone completes.
+        sa.handle_input(&held).unwrap();
+        let out = common::pump(&mut sa, &mut sb, None, None);
+        out.a.unwrap();
+        out.b.unwrap();
+        assert_eq!(sb.stats().nodes_stored, 2500);
+    }
+    let frame = (1u64 << 20) + 64 * 1024;
+    assert!(ahead[0] <= (1 << 20) + frame, "{ahead:?}");
+    assert!(
+        ahead[1] >= 4 << 20 && ahead[1] <= (4 << 20) + frame,
+        "{ahead:?}"
+    );
+}

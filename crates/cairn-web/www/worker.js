@@ -64,6 +64,46 @@ self.postMessage = (m, transfer) => {
 const event = (obj) => toPage(JSON.stringify(obj));
 
 // The page's request as {op, id} (null when it is not a JSON request).
+// A WebSocket whose socket lives on a thread of its own (socket.js says why), with the
+// WebSocket interface net.rs uses: readyState, binaryType, bufferedAmount, send, close and the
+// four handlers. net.rs dials through `self.cairnSocket` when it exists.
+class RelaySocket {
+  constructor(url) {
+    this.readyState = 0;
+    this.binaryType = 'arraybuffer';
+    this.onopen = this.onmessage = this.onerror = this.onclose = null;
+    this.posted = 0; // bytes handed to the socket thread, not yet sent by it
+    this.wsBuffered = 0; // the socket's own bufferedAmount, as last reported
+    this.w = new Worker(new URL('./socket.js', import.meta.url), { type: 'module' });
+    this.w.onmessage = (e) => this.event(e.data);
+    this.w.onerror = () => { this.event({ t: 'error' }); this.event({ t: 'close', code: 1006 }); };
+    this.w.postMessage({ t: 'open', url });
+  }
+  get bufferedAmount() { return this.posted + this.wsBuffered; }
+  event(m) {
+    if (this.readyState === 3) return;
+    if (m.t === 'msg') this.onmessage?.({ data: m.data });
+    else if (m.t === 'sent') { this.posted -= m.n; this.wsBuffered = m.buffered; }
+    else if (m.t === 'open') { this.readyState = 1; this.onopen?.({}); }
+    else if (m.t === 'error') this.onerror?.({});
+    else if (m.t === 'close') { this.readyState = 3; this.w.terminate(); this.onclose?.({ code: m.code }); }
+  }
+  send(bytes) {
+    if (this.readyState !== 1) throw new Error('the socket is not open');
+    const data = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes.buffer : bytes.slice().buffer;
+    this.posted += data.byteLength;
+    this.w.postMessage({ t: 'send', data }, [data]);
+  }
+  close() {
+    if (this.readyState === 3) return;
+    this.readyState = 2;
+    this.w.postMessage({ t: 'close' });
+    // The socket thread ends with the socket's close event; at the latest, now and then.
+    setTimeout(() => this.event({ t: 'close', code: 1006 }), 5000);
+  }
+}
+self.cairnSocket = (url) => new RelaySocket(url);
+
 function describe(data) {
   const text = typeof data === 'string' ? data : data && typeof data === 'object' ? data.json : null;
   if (typeof text !== 'string') return { op: null, id: null };

@@ -25,18 +25,20 @@ const wsend = (method, params = {}) => new Promise((r) => {
   waiting.set(id, r);
   bs.send('Target.sendMessageToTarget', { sessionId: sid, message: JSON.stringify({ id, method, params }) });
 });
-await page.goto(`${base}peer.html`);
-await page.waitForFunction(() => window.cairn);
-await ask('len');
-const { targetInfos } = await bs.send('Target.getTargets');
-const w = targetInfos.find((t) => t.type === 'worker');
+const phase = process.env.PHASE || 'receive';
+// The app, as a user opens it: it connects to the server by itself.
+const t0 = Date.now();
+await page.goto(`${base}#/page/Page%205`);
+let w;
+await until('the worker', async () => {
+  const { targetInfos } = await bs.send('Target.getTargets');
+  return (w = targetInfos.find((t) => t.type === 'worker'));
+}, 60000, 20);
 ({ sessionId: sid } = await bs.send('Target.attachToTarget', { targetId: w.targetId, flatten: false }));
 await wsend('Profiler.enable');
 await wsend('Profiler.setSamplingInterval', { interval: 200 });
-const phase = process.env.PHASE || 'receive';
 if (phase === 'receive') await wsend('Profiler.start');
-const t0 = Date.now();
-await ask('connect', { url: base.replace('http', 'ws') + 'sync' });
+await page.waitForFunction(() => window.cairn);
 await until('all', async () => (await ask('len')) >= gen.nodes, 1800000, 200);
 const recv = (Date.now() - t0) / 1000;
 if (phase === 'catchup') await wsend('Profiler.start');
@@ -51,6 +53,7 @@ if (phase === 'catchup') {
 const cu = (Date.now() - t1) / 1000;
 const { result } = await wsend('Profiler.stop');
 const prof = result.profile;
+if (process.env.PROF_OUT) (await import('node:fs')).writeFileSync(process.env.PROF_OUT, JSON.stringify(prof));
 const self = new Map();
 const dt = prof.timeDeltas;
 const byId = new Map(prof.nodes.map((n) => [n.id, n]));

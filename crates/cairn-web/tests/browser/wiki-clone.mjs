@@ -9,6 +9,7 @@
 //
 //   CAIRN=target/release/cairn CAIRN_BENCH=target/release/cairn-bench \
 //     node crates/cairn-web/tests/browser/wiki-clone.mjs WWW_DIR [PAGES=10000] [EDITS=100000]
+// RECEIVE_ONLY=1 stops after the first figure.
 import path from 'node:path';
 import { launch, until, timeOpenPages, timeSearches, benchVocab, call, serveBenchWiki } from './lib.mjs';
 
@@ -42,6 +43,13 @@ const heldS = (Date.now() - t0) / 1000;
 // screen reloads then, and the worker answers between batches of its view catch-up.
 await until('the first sync complete', async () => (peers = await ask('peers')).some((p) => p.live_since), 1800000, 100);
 const receivedS = (Math.min(...peers.filter((p) => p.live_since).map((p) => p.live_since)) - t0) / 1000;
+if (process.env.RECEIVE_ONLY) {
+  // Only the first figure (for comparing changes to the receive path quickly).
+  console.log(JSON.stringify({ received_all_s: round(receivedS), all_seen_by_poll_s: round(heldS) }));
+  await b.close();
+  await close();
+  process.exit(0);
+}
 await page.waitForFunction((i) => document.querySelector('article .content')?.textContent.startsWith(`marker${i}end`), i, { timeout: 1800000 });
 const shownS = (Date.now() - t0) / 1000;
 let seed = 3;
