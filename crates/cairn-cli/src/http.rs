@@ -37,6 +37,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
+use crate::compress::{self, Coding, Compressed};
 use crate::net::{Server, Slot};
 
 /// Largest request head (request line and headers) hyper buffers (its minimum).
@@ -68,6 +69,8 @@ pub(crate) struct Http {
     web: Option<PathBuf>,
     /// The signalling hub at `/hub`.
     hub: Arc<crate::hub::Hub>,
+    /// Compressed copies of the web directory's files.
+    compressed: Option<Arc<Compressed>>,
 }
 
 impl Http {
@@ -87,6 +90,7 @@ impl Http {
             anyhow::bail!("--web {}: not a directory", dir.display());
         }
         Ok(Http {
+            compressed: web.as_deref().map(Compressed::start),
             web,
             hub: crate::hub::Hub::new(o.hub),
         })
@@ -181,7 +185,14 @@ async fn handle(
                 return text(StatusCode::NOT_FOUND, "not found\n");
             };
             let path = path.to_owned();
-            static_file(http.web.as_deref(), &path, get).await
+            let codings = req
+                .headers()
+                .get(header::ACCEPT_ENCODING)
+                .and_then(|v| v.to_str().ok())
+                .map(compress::accepted)
+                .unwrap_or_default();
+            let web = http.web.as_deref().map(|w| (w, http.compressed.as_ref()));
+            static_file(web, &path, get, &codings).await
         }
     }
 }
@@ -352,9 +363,16 @@ pub(crate) fn relative_path(path: &str) -> Option<PathBuf> {
     Some(rel)
 }
 
-/// Answers `path` from the web directory `web` (the built-in page without one).
-async fn static_file(web: Option<&Path>, path: &str, get: bool) -> Response<Body> {
-    let Some(web) = web else {
+/// Answers `path` from the web directory `web` (the built-in page without one), with a
+/// compressed copy of the file when the client accepts one of its `codings` and the copy is
+/// made (`compress.rs`).
+async fn static_file(
+    web: Option<(&Path, Option<&Arc<Compressed>>)>,
+    path: &str,
+    get: bool,
+    codings: &[Coding],
+) -> Response<Body> {
+    let Some((web, compressed)) = web else {
         return if path == "/" || path == "/index.html" {
             respond(
                 full(NO_APP),
@@ -384,17 +402,39 @@ async fn static_file(web: Option<&Path>, path: &str, get: bool) -> Response<Body
         }
         None => None,
     };
-    let Some(((f, len), file)) = found else {
+    let Some((opened, file)) = found else {
         return text(StatusCode::NOT_FOUND, "not found\n");
     };
-    let body = if get {
-        let stream = tokio_util::io::ReaderStream::with_capacity(f, 64 << 10);
-        use futures_util::TryStreamExt as _;
-        BodyExt::boxed(StreamBody::new(stream.map_ok(Frame::data)))
-    } else {
-        full(Bytes::new())
+    let ctype = content_type(&file);
+    let copy = compressed.and_then(|c| c.get(&opened.real, &opened.meta, codings));
+    let mut r = match copy {
+        Some((coding, bytes)) => {
+            let len = bytes.len() as u64;
+            let body = if get { full(bytes) } else { full(Bytes::new()) };
+            let mut r = respond(body, ctype, len);
+            r.headers_mut().insert(
+                header::CONTENT_ENCODING,
+                HeaderValue::from_static(coding.token()),
+            );
+            r
+        }
+        None => {
+            let len = opened.meta.len();
+            let body = if get {
+                let stream = tokio_util::io::ReaderStream::with_capacity(opened.file, 64 << 10);
+                use futures_util::TryStreamExt as _;
+                BodyExt::boxed(StreamBody::new(stream.map_ok(Frame::data)))
+            } else {
+                full(Bytes::new())
+            };
+            respond(body, ctype, len)
+        }
     };
-    respond(body, content_type(&file), len)
+    if compressed.is_some() && compress::compressible(&file) {
+        r.headers_mut()
+            .insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
+    r
 }
 
 /// Bytes of a blob's body read ahead of a slow client, in chunks of this size (four of them).
@@ -473,16 +513,28 @@ async fn blob(
     r
 }
 
+/// A file opened by [`open_inside`].
+struct Opened {
+    file: tokio::fs::File,
+    meta: std::fs::Metadata,
+    /// Its real path (symbolic links resolved).
+    real: PathBuf,
+}
+
 /// Opens `file` if it is a regular file whose real path (symbolic links resolved) is inside
-/// `web` (already canonical); its length too.
-async fn open_inside(web: &Path, file: &Path) -> Option<(tokio::fs::File, u64)> {
+/// `web` (already canonical).
+async fn open_inside(web: &Path, file: &Path) -> Option<Opened> {
     let real = tokio::fs::canonicalize(file).await.ok()?;
     if !real.starts_with(web) {
         return None;
     }
     let f = tokio::fs::File::open(&real).await.ok()?;
     let meta = f.metadata().await.ok()?;
-    meta.is_file().then_some((f, meta.len()))
+    meta.is_file().then_some(Opened {
+        file: f,
+        meta,
+        real,
+    })
 }
 
 /// A 200 answer with `body` (hyper sends no body for HEAD).

@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 pub mod blob;
+pub mod compress;
 pub mod control;
 pub mod http;
 pub mod hub;

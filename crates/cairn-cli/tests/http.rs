@@ -612,3 +612,117 @@ async fn caps_on_clients_topics_and_members() {
     let mut d = Client::connect(addr, 4).await;
     assert_eq!(d.join(t2).await, vec![a.me()]);
 }
+
+/// The web directory's files are served compressed (brotli, else gzip) to clients that
+/// accept it, as they are to others, and each copy decodes to the file.
+#[test]
+fn static_files_are_served_compressed_to_clients_that_accept_it() {
+    use std::io::Read as _;
+    let b = base("compressed");
+    let web = b.join("www");
+    std::fs::create_dir_all(web.join("pkg")).unwrap();
+    let js: String = (0..30_000)
+        .map(|i| format!("const v{i} = {};\n", i % 13))
+        .collect();
+    std::fs::write(web.join("pkg/app.js"), &js).unwrap();
+    std::fs::write(web.join("index.html"), "<h1>the app</h1>").unwrap();
+    std::fs::write(web.join("photo.png"), b"\x89PNG\r\n\x1a\n").unwrap();
+    let server = serve(&b, &["--web", web.to_str().unwrap()]);
+    let a = server.http.as_str();
+    // One request; the response head's lines and the body.
+    let fetch = |target: &str, extra: &str, method: &str| -> (String, Vec<u8>) {
+        let mut s = std::net::TcpStream::connect(a).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            s,
+            "{method} {target} HTTP/1.1\r\nHost: {a}\r\n{extra}Connection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut resp = Vec::new();
+        let _ = s.read_to_end(&mut resp);
+        let split = resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        (
+            String::from_utf8_lossy(&resp[..split]).to_ascii_lowercase(),
+            resp[split + 4..].to_vec(),
+        )
+    };
+    // The copies are made in the background at start: wait for brotli's.
+    let mut head = String::new();
+    let mut body = Vec::new();
+    for _ in 0..200 {
+        (head, body) = fetch(
+            "/pkg/app.js",
+            "Accept-Encoding: gzip, deflate, br\r\n",
+            "GET",
+        );
+        if head.contains("content-encoding: br") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(head.contains("content-encoding: br"), "{head}");
+    assert!(head.contains("vary: accept-encoding"), "{head}");
+    assert!(
+        head.contains(&format!("content-length: {}", body.len())),
+        "{head}"
+    );
+    assert!(body.len() * 10 < js.len(), "{} of {}", body.len(), js.len());
+    let mut out = Vec::new();
+    brotli::Decompressor::new(&body[..], 4096)
+        .read_to_end(&mut out)
+        .unwrap();
+    assert_eq!(out, js.as_bytes());
+    // gzip to a client without brotli; HEAD says the same length and sends no body.
+    let (head, body) = fetch("/pkg/app.js", "Accept-Encoding: gzip\r\n", "GET");
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(&body[..])
+        .read_to_end(&mut out)
+        .unwrap();
+    assert_eq!(out, js.as_bytes());
+    let (h, b2) = fetch("/pkg/app.js", "Accept-Encoding: gzip\r\n", "HEAD");
+    assert!(
+        h.contains(&format!("content-length: {}", body.len())),
+        "{h}"
+    );
+    assert!(b2.is_empty());
+    // As it is: no Accept-Encoding, a refused coding, an image.
+    for extra in [
+        "",
+        "Accept-Encoding: identity\r\n",
+        "Accept-Encoding: br;q=0, gzip;q=0\r\n",
+    ] {
+        let (head, body) = fetch("/pkg/app.js", extra, "GET");
+        assert!(!head.contains("content-encoding"), "{extra}: {head}");
+        assert_eq!(body, js.as_bytes());
+    }
+    let (head, body) = fetch("/photo.png", "Accept-Encoding: br, gzip\r\n", "GET");
+    assert!(
+        !head.contains("content-encoding") && !head.contains("vary"),
+        "{head}"
+    );
+    assert_eq!(body, b"\x89PNG\r\n\x1a\n");
+    // The app's page for an app path, compressed too once made.
+    let (head, _) = fetch("/wiki/Home", "Accept-Encoding: gzip\r\n", "GET");
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    // A rebuilt file: served as it is now, never the old copy.
+    let js2 = format!("{js}// rebuilt\n");
+    std::fs::write(web.join("pkg/app.js"), &js2).unwrap();
+    let (head, body) = fetch("/pkg/app.js", "Accept-Encoding: br, gzip\r\n", "GET");
+    let decoded = if head.contains("content-encoding: br") {
+        let mut out = Vec::new();
+        brotli::Decompressor::new(&body[..], 4096)
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    } else if head.contains("content-encoding: gzip") {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&body[..])
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    } else {
+        body
+    };
+    assert_eq!(decoded, js2.as_bytes());
+}

@@ -212,14 +212,28 @@ export async function timeSearches(page, vocab, count, rnd) {
   return out;
 }
 
+// Waits until `cairn serve` at `base` serves both wasm modules brotli-compressed: it makes
+// the compressed copies in the background at start (seconds of CPU), which a bench should not
+// measure as part of what follows, as on a server that has been up for a while.
+export async function untilCompressed(base) {
+  const coding = async (file) => {
+    const r = await fetch(base + file, { method: 'HEAD', headers: { 'accept-encoding': 'br, gzip' } });
+    return r.headers.get('content-encoding');
+  };
+  await until('the compressed copies', async () => (await coding('pkg/cairn_web_bg.wasm')) === 'br'
+    && (await coding('wiki/cairn_wiki_app_bg.wasm')) === 'br', 120000, 100);
+}
+
 // A bench wiki of `pages` pages and `edits` edits written natively (`cairn-bench wiki`) into a
-// new server store, served by `cairn serve --http … --web WWW`. Returns the generator's
-// figures, the server and its base URL, a scratch directory and a `close()`.
+// new server store, served by `cairn serve --http … --web WWW` (its files compressed).
+// Returns the generator's figures, the server and its base URL, a scratch directory and a
+// `close()`.
 export async function serveBenchWiki(cairn, bench, www, pages, edits) {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cairn-bench-wiki-'));
   const data = path.join(tmp, 'server');
   const gen = JSON.parse(execFileSync(bench, ['wiki', '--dir', data, '--pages', String(pages), '--n', String(edits)], { encoding: 'utf8' }));
   const srv = await startServe(cairn, data, ['--listen', '127.0.0.1:0', '--http', '127.0.0.1:0', '--web', www]);
+  await untilCompressed(srv.lines[1]);
   const close = async () => {
     srv.child.kill('SIGTERM');
     await srv.exited;
