@@ -74,6 +74,7 @@ class RelaySocket {
     this.onopen = this.onmessage = this.onerror = this.onclose = null;
     this.posted = 0; // bytes handed to the socket thread, not yet sent by it
     this.wsBuffered = 0; // the socket's own bufferedAmount, as last reported
+    this.took = 0; // bytes of messages handed to onmessage, not yet reported to the socket thread
     this.w = new Worker(new URL('./socket.js', import.meta.url), { type: 'module' });
     this.w.onmessage = (e) => this.event(e.data);
     this.w.onerror = () => { this.event({ t: 'error' }); this.event({ t: 'close', code: 1006 }); };
@@ -82,7 +83,15 @@ class RelaySocket {
   get bufferedAmount() { return this.posted + this.wsBuffered; }
   event(m) {
     if (this.readyState === 3) return;
-    if (m.t === 'msg') this.onmessage?.({ data: m.data });
+    if (m.t === 'msg') {
+      const n = m.data.byteLength || 0;
+      this.onmessage?.({ data: m.data });
+      this.took += n;
+      if (this.took >= 1 << 20) {
+        this.w.postMessage({ t: 'took', n: this.took });
+        this.took = 0;
+      }
+    }
     else if (m.t === 'sent') { this.posted -= m.n; this.wsBuffered = m.buffered; }
     else if (m.t === 'open') { this.readyState = 1; this.onopen?.({}); }
     else if (m.t === 'error') this.onerror?.({});
