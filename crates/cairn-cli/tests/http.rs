@@ -45,13 +45,13 @@ fn serve(dir: &std::path::Path, args: &[&str]) -> Served {
     }
 }
 
-/// One raw HTTP/1.1 request; the status code, the content type and the body.
-fn get(addr: &str, request_target: &str, extra: &str) -> (u16, String, Vec<u8>) {
+/// One raw HTTP/1.1 request; the response head and the body.
+fn request(addr: &str, method: &str, request_target: &str, extra: &str) -> (String, Vec<u8>) {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(
         s,
-        "GET {request_target} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n"
+        "{method} {request_target} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n"
     )
     .unwrap();
     let mut resp = Vec::new();
@@ -61,6 +61,12 @@ fn get(addr: &str, request_target: &str, extra: &str) -> (u16, String, Vec<u8>) 
         .position(|w| w == b"\r\n\r\n")
         .unwrap_or_else(|| panic!("no response head: {:?}", String::from_utf8_lossy(&resp)));
     let head = String::from_utf8_lossy(&resp[..split]).to_string();
+    (head, resp[split + 4..].to_vec())
+}
+
+/// A GET; the status code, the content type and the body.
+fn get(addr: &str, request_target: &str, extra: &str) -> (u16, String, Vec<u8>) {
+    let (head, body) = request(addr, "GET", request_target, extra);
     let status = head[9..12].parse().unwrap();
     let ctype = head
         .lines()
@@ -70,7 +76,7 @@ fn get(addr: &str, request_target: &str, extra: &str) -> (u16, String, Vec<u8>) 
                 .then(|| v.trim().to_string())
         })
         .unwrap_or_default();
-    (status, ctype, resp[split + 4..].to_vec())
+    (status, ctype, body)
 }
 
 #[test]
@@ -629,22 +635,10 @@ fn static_files_are_served_compressed_to_clients_that_accept_it() {
     std::fs::write(web.join("photo.png"), b"\x89PNG\r\n\x1a\n").unwrap();
     let server = serve(&b, &["--web", web.to_str().unwrap()]);
     let a = server.http.as_str();
-    // One request; the response head's lines and the body.
+    // The response head (lower case) and the body.
     let fetch = |target: &str, extra: &str, method: &str| -> (String, Vec<u8>) {
-        let mut s = std::net::TcpStream::connect(a).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        write!(
-            s,
-            "{method} {target} HTTP/1.1\r\nHost: {a}\r\n{extra}Connection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut resp = Vec::new();
-        let _ = s.read_to_end(&mut resp);
-        let split = resp.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-        (
-            String::from_utf8_lossy(&resp[..split]).to_ascii_lowercase(),
-            resp[split + 4..].to_vec(),
-        )
+        let (head, body) = request(a, method, target, extra);
+        (head.to_ascii_lowercase(), body)
     };
     // The copies are made in the background at start: wait for brotli's.
     let mut head = String::new();

@@ -793,7 +793,7 @@ impl Net {
         // of the commits (each rewrites the pages of the log's random-keyed index it touches),
         // and an 8 MiB window lets the peer send the next half batch meanwhile (the socket is
         // read on its own thread, `www/socket.js`). A 10k-page wiki of 100k edits cloned in
-        // 12.1 s with the defaults, 8.8 s with these (README).
+        // 12.1 s with the defaults, 8.5 s with these (README).
         let opts = SessionOptions {
             mode: Mode::Sync,
             live: true,
