@@ -76,8 +76,14 @@ class RelaySocket {
     this.wsBuffered = 0; // the socket's own bufferedAmount, as last reported
     this.took = 0; // bytes of messages handed to onmessage, not yet reported to the socket thread
     this.w = new Worker(new URL('./socket.js', import.meta.url), { type: 'module' });
-    this.w.onmessage = (e) => this.event(e.data);
-    this.w.onerror = () => { this.event({ t: 'error' }); this.event({ t: 'close', code: 1006 }); };
+    this.w.onmessage = (e) => { this.started = true; this.event(e.data); };
+    this.w.onerror = () => {
+      // The socket thread did not start (socket.js missing or refused): later sockets are
+      // plain ones on this thread.
+      if (!this.started) relayBroken = true;
+      this.event({ t: 'error' });
+      this.event({ t: 'close', code: 1006 });
+    };
     this.w.postMessage({ t: 'open', url });
   }
   get bufferedAmount() { return this.posted + this.wsBuffered; }
@@ -111,7 +117,17 @@ class RelaySocket {
     setTimeout(() => this.event({ t: 'close', code: 1006 }), 5000);
   }
 }
-self.cairnSocket = (url) => new RelaySocket(url);
+let relayBroken = false;
+self.cairnSocket = (url) => {
+  if (!relayBroken) {
+    try {
+      return new RelaySocket(url);
+    } catch {
+      relayBroken = true;
+    }
+  }
+  return new WebSocket(url);
+};
 
 function describe(data) {
   const text = typeof data === 'string' ? data : data && typeof data === 'object' ? data.json : null;
