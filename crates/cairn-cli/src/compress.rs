@@ -77,7 +77,7 @@ pub fn accepted(header: &str) -> Vec<Coding> {
     if br && !refused.iter().any(|r| r == "br") {
         out.push(Coding::Brotli);
     }
-    if gzip && !refused.iter().any(|r| r == "gzip") {
+    if gzip && !refused.iter().any(|r| r == "gzip" || r == "x-gzip") {
         out.push(Coding::Gzip);
     }
     out
@@ -337,6 +337,62 @@ mod tests {
         assert_eq!(accepted("identity"), vec![]);
         assert_eq!(accepted(""), vec![]);
         assert_eq!(accepted(";;,,q=,br;q=x"), vec![Brotli]);
+    }
+
+    proptest::proptest! {
+        /// Any header text (it comes from the client): no panic, and what is accepted is
+        /// a subset of the codings in the server's order.
+        #[test]
+        fn any_accept_encoding_text_is_read_without_failing(h in "\\PC{0,300}") {
+            let got = accepted(&h);
+            proptest::prop_assert!(
+                got.is_empty()
+                    || got == [Coding::Brotli]
+                    || got == [Coding::Gzip]
+                    || got == [Coding::Brotli, Coding::Gzip]
+            );
+        }
+
+        /// Lists of codings with weights: a coding is accepted when it (or `*`) is listed
+        /// with a weight above zero and it is never listed with weight zero.
+        #[test]
+        fn weights_decide_what_is_accepted(
+            items in proptest::collection::vec(
+                (0usize..7, proptest::option::of(0usize..4), 0usize..3),
+                0..8,
+            )
+        ) {
+            const NAMES: [&str; 7] = ["br", "gzip", "x-gzip", "*", "identity", "zstd", "BR"];
+            const QS: [&str; 4] = ["0", "0.0", "0.5", "1"];
+            let mut header = String::new();
+            let mut listed: Vec<(String, bool)> = Vec::new();
+            for (k, (n, q, space)) in items.iter().enumerate() {
+                if k > 0 {
+                    header.push(',');
+                }
+                header.push_str(&" ".repeat(*space));
+                header.push_str(NAMES[*n]);
+                if let Some(q) = q {
+                    header.push_str(";q=");
+                    header.push_str(QS[*q]);
+                }
+                let name = NAMES[*n].to_ascii_lowercase();
+                let name = if name == "x-gzip" { "gzip".to_string() } else { name };
+                listed.push((name, q.is_none_or(|q| q >= 2)));
+            }
+            let ok = |name: &str| {
+                !listed.iter().any(|(n, pos)| n == name && !pos)
+                    && listed.iter().any(|(n, pos)| (n == name || n == "*") && *pos)
+            };
+            let mut want = Vec::new();
+            if ok("br") {
+                want.push(Coding::Brotli);
+            }
+            if ok("gzip") {
+                want.push(Coding::Gzip);
+            }
+            proptest::prop_assert_eq!(accepted(&header), want, "{}", header);
+        }
     }
 
     #[test]
